@@ -1,0 +1,145 @@
+"""Self-describing checkpoints: one file carries the weights and everything needed to run them."""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import ModelConfig, SDFLModel
+from .schemas import Schema, get_schema
+
+log = logging.getLogger(__name__)
+
+FORMAT = "sdfl-checkpoint"
+VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(ValueError):
+    """A file that is not, or not a compatible, sdfl checkpoint."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What inference needs besides the weights. Inference never re-declares these constants."""
+
+    config: ModelConfig
+    schema: str
+    k: int
+    mask: np.ndarray
+    mean_shape: np.ndarray
+    norm_mean: tuple[float, float, float] = IMAGENET_MEAN
+    norm_std: tuple[float, float, float] = IMAGENET_STD
+    crop_scale: float = 1.4
+    """Crop side = crop_scale x the larger side of the landmark box."""
+    detector_box: dict = field(default_factory=lambda: {"dx": 0.0, "dy": 0.0, "scale": 1.0})
+    """Maps a face-detector box to the landmark box the model was trained on (centre shift in box
+    widths/heights, size ratio); calibrated on training images."""
+    train_config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def schema_obj(self) -> Schema:
+        return get_schema(self.schema)
+
+    def to_payload(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "schema": self.schema,
+            "k": int(self.k),
+            "mask": torch.as_tensor(np.asarray(self.mask, bool)),
+            "mean_shape": torch.as_tensor(np.asarray(self.mean_shape, np.float32)),
+            "normalization": {"mean": list(self.norm_mean), "std": list(self.norm_std)},
+            "crop": {"scale": float(self.crop_scale), "detector_box": dict(self.detector_box)},
+            "train_config": self.train_config,
+            "metrics": self.metrics,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "ModelInfo":
+        try:
+            config = ModelConfig(**payload["config"])
+            info = cls(
+                config=config,
+                schema=str(payload["schema"]),
+                k=int(payload["k"]),
+                mask=payload["mask"].numpy().astype(bool),
+                mean_shape=payload["mean_shape"].numpy().astype(np.float32),
+                norm_mean=tuple(payload["normalization"]["mean"]),
+                norm_std=tuple(payload["normalization"]["std"]),
+                crop_scale=float(payload["crop"]["scale"]),
+                detector_box=dict(payload["crop"].get("detector_box", {"dx": 0.0, "dy": 0.0, "scale": 1.0})),
+                train_config=dict(payload.get("train_config", {})),
+                metrics=dict(payload.get("metrics", {})),
+                name=str(payload.get("name", "")),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint metadata is incomplete or malformed ({exc!r})") from exc
+        schema = info.schema_obj
+        if schema.num_points != config.num_points:
+            raise CheckpointError(f"checkpoint schema {schema.name} has {schema.num_points} points but the model has {config.num_points}")
+        return info
+
+
+def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: dict | None = None,
+                    half: bool = False) -> None:
+    """Write atomically (temp file + rename) so an interrupted save never destroys the previous file.
+
+    ``half`` stores floating weights as float16 (for shipping; they are cast back on load).
+    """
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "version": VERSION, "info": info.to_payload(), "state_dict": state}
+    if extra:
+        payload["extra"] = extra
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw payload, loaded with ``weights_only=True``; clear errors for missing/corrupt/foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or not a torch file): {str(exc).splitlines()[0]}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an sdfl checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}, this sdfl reads version {VERSION}")
+    return payload
+
+
+def load_checkpoint(path: str | Path, expect_points: int | None = None) -> tuple[SDFLModel, ModelInfo]:
+    """Rebuild the model from a checkpoint, in eval mode on the CPU."""
+    payload = read_checkpoint(path)
+    info = ModelInfo.from_payload(payload["info"])
+    if expect_points is not None and info.config.num_points != expect_points:
+        raise CheckpointError(f"{path} predicts {info.config.num_points} points ({info.schema}) but {expect_points} are needed")
+    model = SDFLModel(info.config, info.mask, info.mean_shape)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match the model they describe: {str(exc).splitlines()[0]}") from exc
+    model.eval()
+    return model, info

@@ -1,0 +1,129 @@
+"""The `sdfl` command line. Argument definitions live here (cheap); each command's work is imported lazily."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# Quieten TensorFlow-Lite / absl start-up chatter from MediaPipe before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+COMMANDS = {
+    "track": ("sdfl_core.track_cli", "video / image / folder / camera -> landmarks CSV and annotated video"),
+    "eval": ("sdfl_core.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
+    "train": ("training.cli", "train a model from a YAML config"),
+    "export": ("sdfl_core.onnx_export", "export a checkpoint to ONNX"),
+    "graph": ("sdfl_core.graph_cli", "mine the top-k landmark graph of a dataset"),
+    "occlusion": ("sdfl_core.occlusion_cli", "occlusion robustness: NME on visible / occluded points"),
+    "gui": ("app.main", "open the desktop application"),
+}
+
+FORMATS = ("300w", "wflw", "cofw", "csv", "coco")
+
+
+def _add_track(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip)")
+    p.add_argument("--csv", help="write landmarks CSV here")
+    p.add_argument("--video", help="write the annotated video here (.mp4, mp4v)")
+    p.add_argument("--no-smooth", action="store_true", help="disable Kalman smoothing")
+    p.add_argument("--smoothing", type=float, default=0.5, help="smoothing strength in [0, 1] (default 0.5)")
+    p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-faces", type=int, default=5, help="at most this many faces per frame")
+    p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
+    p.add_argument("--min-confidence", type=float, default=0.5, help="detector score threshold")
+    p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
+    p.add_argument("--no-raw", action="store_true", help="omit the raw (unsmoothed) point columns from the CSV")
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", help="checkpoint or ONNX model; default: the shipped SDFL model")
+    p.add_argument("--data", required=True, help="dataset path (folder, list file, .mat, .csv or .json)")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", required=True, help="report JSON path")
+    p.add_argument("--plot", help="CED plot PNG path")
+    p.add_argument("--boxes", default="gt", choices=("gt", "detector"), help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML config (see training/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01")
+    p.add_argument("--resume", help="continue from a run's last.pt")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", help="checkpoint to export; default: the shipped SDFL model")
+    p.add_argument("--out", required=True, help="ONNX output path")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs torch comparison")
+
+
+def _add_graph(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--out", required=True, help="graph .npz path")
+    p.add_argument("--plot", help="PNG of the mean shape with its edges")
+
+
+def _add_occlusion(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", action="append", default=[], help="model to compare (repeatable); default: shipped SDFL and FC twin")
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--levels", default="0,10,20,30,40,50", help="occluded percent of the face box")
+    p.add_argument("--parts", action="store_true", help="also run part-targeted occlusion (eyes, mouth, halves)")
+    p.add_argument("--no-dlib", action="store_true", help="skip the dlib baseline even when installed")
+    p.add_argument("--limit", type=int, default=0, help="use at most this many faces")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def _add_gui(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="open this video / image / folder / camera:N / demo at start")
+    p.add_argument("--weights", help="checkpoint or ONNX model; default: the shipped SDFL model")
+    p.add_argument("--frames", type=int, default=0, help="smoke mode: play this many frames, then exit")
+    p.add_argument("--screenshot", help="smoke mode: save the window to this PNG before exiting")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+ADDERS = {"track": _add_track, "eval": _add_eval, "train": _add_train, "export": _add_export,
+          "graph": _add_graph, "occlusion": _add_occlusion, "gui": _add_gui}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdfl", description="Real-time face landmark tracking with SDFL.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        ADDERS[name](sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .checkpoint import CheckpointError
+
+    try:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("sdfl: interrupted", file=sys.stderr)
+        return 130
+    except (CheckpointError, ValueError, FileNotFoundError, OSError) as exc:
+        if args.verbose:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sdfl {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Square face crops by affine warp, and the maps between image pixels and crop units.
+
+Crop units: (0, 0) is the crop's top-left corner and (1, 1) its bottom-right (pixel centres of an
+S-px crop sit at (i + 0.5) / S). Image pixels have their centres on integers.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def landmark_box(points: np.ndarray) -> np.ndarray:
+    """(x, y, w, h) bounding box of (N, 2) points."""
+    points = np.asarray(points, np.float32)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
+
+
+def square_from_box(box: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """Centre and side of the square of ``scale`` x the box's larger side, centred on the box."""
+    x, y, w, h = np.asarray(box, np.float64)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box must have positive size, got {[x, y, w, h]}")
+    return np.array([x + w / 2, y + h / 2]), float(scale * max(w, h))
+
+
+def crop_affine(center: np.ndarray, side: float, out_size: int, angle_deg: float = 0.0) -> np.ndarray:
+    """2x3 matrix mapping image pixels to crop pixels for a square of ``side`` around ``center``.
+
+    A positive angle rotates the face counter-clockwise in the crop (OpenCV's convention).
+    """
+    if side <= 0:
+        raise ValueError(f"crop side must be positive, got {side}")
+    s = out_size / side
+    m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle_deg), s)
+    # Move the square's centre to the crop's centre (pixel-centre convention: (S - 1) / 2).
+    m[:, 2] += (out_size - 1) / 2 - np.asarray(center, np.float64)
+    return m
+
+
+def warp(image: np.ndarray, affine: np.ndarray, out_size: int, border_value=(0, 0, 0)) -> np.ndarray:
+    return cv2.warpAffine(image, affine, (out_size, out_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+
+
+def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    return (points @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
+
+
+def invert(affine: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(affine, np.float64))
+
+
+def image_to_units(points: np.ndarray, affine: np.ndarray, out_size: int) -> np.ndarray:
+    """Image pixels -> crop units."""
+    return (transform_points(points, affine) + 0.5) / out_size
+
+
+def units_to_image(units: np.ndarray, affine: np.ndarray, out_size: int) -> np.ndarray:
+    """Crop units -> image pixels (inverse of :func:`image_to_units`); works on (..., N, 2)."""
+    inv = invert(affine)
+    px = np.asarray(units, np.float64) * out_size - 0.5
+    return (px @ inv[:, :2].T + inv[:, 2]).astype(np.float32)

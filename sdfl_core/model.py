@@ -1,0 +1,177 @@
+"""The SDFL landmark regressor (paper III-A..C) and its FC-head twin, on any timm backbone.
+
+Coordinates are regressed in crop units: (0, 0) is the crop's top-left pixel centre's corner and
+(1, 1) its bottom-right, so the same weights work at any crop resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import timm
+import torch
+from torch import nn
+
+HEADS = ("graph", "fc")
+EDGE_MODES = ("dynamic", "static", "binary")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "mobilenetv2_100"
+    num_points: int = 68
+    input_size: int = 128
+    head: str = "graph"
+    edge_mode: str = "dynamic"
+    expansion: int = 4
+    hidden: int = 128
+    num_blocks: int = 4
+    fc_hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.edge_mode not in EDGE_MODES:
+            raise ValueError(f"edge_mode must be one of {EDGE_MODES}, got {self.edge_mode!r}")
+        if self.num_points < 2:
+            raise ValueError(f"num_points must be at least 2, got {self.num_points}")
+        if self.input_size < 32:
+            raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
+        if not timm.is_model(self.backbone):
+            raise ValueError(f"unknown timm backbone {self.backbone!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Row softmax over the edges of ``mask`` only; non-edges are exactly 0."""
+    filled = logits.masked_fill(~mask, float("-inf"))
+    return torch.softmax(filled, dim=-1)
+
+
+class GraphConv(nn.Module):
+    """H' = psi(sigma(A) H W), psi = BN-ReLU (or identity for the output layer)."""
+
+    def __init__(self, in_dim: int, out_dim: int, activate: bool = True) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim, bias=not activate)
+        self.bn = nn.BatchNorm1d(out_dim) if activate else None
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        out = adj @ self.linear(h)
+        if self.bn is None:
+            return out
+        return torch.relu(self.bn(out.transpose(1, 2)).transpose(1, 2))
+
+
+class GraphBlock(nn.Module):
+    """Residual graph block (Eq. 5)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv1 = GraphConv(dim, dim)
+        self.conv2 = GraphConv(dim, dim)
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(h, adj), adj) + h
+
+
+class SDFLModel(nn.Module):
+    """Backbone -> (graph head | FC head) -> (B, N, 2) coordinates in crop units, plus edge weights.
+
+    ``forward`` returns ``(coords, edge_weights)``; edge weights are (B, N, N) for the graph head and
+    (B, N, 0) for the FC head, so callers never branch on the head type.
+    """
+
+    def __init__(self, config: ModelConfig, mask: np.ndarray, mean_shape: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.config = config
+        n = config.num_points
+        mask_t = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+        if mask_t.shape != (n, n):
+            raise ValueError(f"adjacency mask must be ({n}, {n}) for {n} points, got {tuple(mask_t.shape)}")
+        if not bool(mask_t.diagonal().all()):
+            raise ValueError("adjacency mask must include self-loops (the diagonal)")
+        self.register_buffer("mask", mask_t)
+        if mean_shape is None:
+            mean_shape = np.full((n, 2), 0.5, np.float32)
+        mean_t = torch.as_tensor(np.asarray(mean_shape), dtype=torch.float32)
+        if mean_t.shape != (n, 2):
+            raise ValueError(f"mean shape must be ({n}, 2), got {tuple(mean_t.shape)}")
+        # Predictions are offsets from the training mean shape: training from scratch converges faster.
+        self.register_buffer("mean_shape", mean_t)
+
+        self.backbone = timm.create_model(config.backbone, pretrained=False, features_only=True, out_indices=(-1,))
+        channels = self.backbone.feature_info.channels()[-1]
+        reduction = self.backbone.feature_info.reduction()[-1]
+        side = max(1, -(-config.input_size // reduction))
+        self.feature_side = side
+
+        if config.head == "graph":
+            nn_ch = n * config.expansion
+            # Map-to-node (III-A): 1x1 conv to N*n channels, then a 3x3 conv grouped per landmark so each
+            # node's channels gather spatial context without mixing landmarks.
+            self.embed = nn.Sequential(
+                nn.Conv2d(channels, nn_ch, 1, bias=False), nn.BatchNorm2d(nn_ch), nn.ReLU(inplace=True),
+                nn.Conv2d(nn_ch, nn_ch, 3, padding=1, groups=n, bias=False), nn.BatchNorm2d(nn_ch), nn.ReLU(inplace=True),
+            )
+            node_dim = config.expansion * side * side
+            nnz = int(mask_t.sum())
+            if config.edge_mode == "dynamic":
+                self.edge_fc = nn.Sequential(nn.Linear(nn_ch, config.hidden), nn.ReLU(inplace=True), nn.Linear(config.hidden, nnz))
+            elif config.edge_mode == "static":
+                self.edge_logits = nn.Parameter(torch.zeros(nnz))
+            else:
+                self.register_buffer("edge_zeros", torch.zeros(nnz), persistent=False)
+            slots = torch.zeros(n * n, dtype=torch.long)
+            slots[mask_t.flatten()] = torch.arange(1, nnz + 1)
+            self.register_buffer("edge_slots", slots, persistent=False)
+            self.gc_in = GraphConv(node_dim, config.hidden)
+            self.blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.num_blocks))
+            self.gc_out = GraphConv(config.hidden, 2, activate=False)
+        else:
+            self.fc = nn.Sequential(
+                nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden), nn.ReLU(inplace=True),
+                nn.Linear(config.fc_hidden, 2 * n),
+            )
+
+    def edge_weights(self, feats: torch.Tensor) -> torch.Tensor:
+        """sigma(A): (B, N, N) row-softmax over the edges of M, from the node feature maps."""
+        pooled = feats.mean(dim=(2, 3))
+        base = pooled[:, :1] * 0  # (B, 1): keeps the batch size symbolic for ONNX export
+        if self.config.edge_mode == "dynamic":
+            values = self.edge_fc(pooled)
+        elif self.config.edge_mode == "static":
+            values = base + self.edge_logits
+        else:
+            values = base + self.edge_zeros  # all edges equal -> uniform over neighbours
+        # Scatter the E edge values into an N x N grid: slot 0 holds 0 for the non-edges.
+        padded = torch.cat([base, values], dim=1)
+        n = self.config.num_points
+        logits = padded[:, self.edge_slots].unflatten(1, (n, n))
+        return masked_softmax(logits, self.mask)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
+        feats = self.backbone(x)[-1]
+        n = self.config.num_points
+        if self.config.head == "fc":
+            coords = self.fc(feats).unflatten(1, (n, 2))
+            return coords + self.mean_shape, coords[..., :0]
+        h = self.embed(feats)
+        adj = self.edge_weights(h)
+        nodes = h.unflatten(1, (n, self.config.expansion)).flatten(2)
+        nodes = self.gc_in(nodes, adj)
+        for block in self.blocks:
+            nodes = block(nodes, adj)
+        return self.gc_out(nodes, adj) + self.mean_shape, adj
+
+    def head_parameters(self) -> int:
+        backbone = sum(p.numel() for p in self.backbone.parameters())
+        return sum(p.numel() for p in self.parameters()) - backbone
+
+
+def build_model(config: ModelConfig, mask: np.ndarray, mean_shape: np.ndarray | None = None) -> SDFLModel:
+    return SDFLModel(config, mask, mean_shape)

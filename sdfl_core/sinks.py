@@ -1,0 +1,173 @@
+"""Result sinks: a CSV writer that flushes every frame and an MP4 writer, both context managers."""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sdfl_core.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+_META_COLUMNS = ["frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
+
+
+def csv_columns(num_points: int, include_raw: bool = True) -> list[str]:
+    """Header of the landmark CSV: metadata, smoothed x then y per point, then (optionally) the raw ones."""
+    if num_points < 0:
+        raise ValueError(f"num_points must be >= 0, got {num_points}")
+    cols = _META_COLUMNS + [f"x_{i}" for i in range(num_points)] + [f"y_{i}" for i in range(num_points)]
+    if include_raw:
+        cols += [f"raw_x_{i}" for i in range(num_points)] + [f"raw_y_{i}" for i in range(num_points)]
+    return cols
+
+
+def _px(values: np.ndarray) -> list[str]:
+    return [f"{v:.2f}" for v in np.asarray(values, np.float64).ravel()]
+
+
+class CsvSink:
+    """One CSV row per tracked face per frame, flushed after every frame.
+
+    Flushing per frame means an interrupted run (Ctrl-C, crash) leaves a valid CSV of every frame
+    written so far. Use as ``with CsvSink(path, 68) as sink: sink.write(result)``.
+    """
+
+    def __init__(self, path: str | Path, num_points: int, include_raw: bool = True) -> None:
+        if num_points < 0:
+            raise ValueError(f"num_points must be >= 0, got {num_points}")
+        self.path = Path(path)
+        self.num_points = int(num_points)
+        self.include_raw = include_raw
+        self.columns = csv_columns(self.num_points, include_raw)
+        self._file = None
+        self._writer = None
+        self.rows_written = 0
+
+    def open(self) -> CsvSink:
+        if self._file is not None:
+            return self
+        try:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise OSError(f"cannot write CSV to {self.path}: {exc.strerror or exc}") from exc
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.columns)
+        self._file.flush()
+        log.info("writing landmarks CSV to %s", self.path)
+        return self
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._writer = None
+
+    def __enter__(self) -> CsvSink:
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
+    def write(self, result: FrameResult) -> None:
+        """Append one row per track of ``result``; a frame with no face writes nothing."""
+        if self._writer is None:
+            raise ValueError(f"CsvSink for {self.path} is not open (use it as a context manager)")
+        rows = []
+        for track in result.tracks:
+            if track.raw.num_points != self.num_points:
+                raise ValueError(
+                    f"CsvSink for {self.path} expects {self.num_points} points, "
+                    f"track {track.track_id} in frame {result.index} has {track.raw.num_points}"
+                )
+            box = track.detection.box
+            row = [str(result.index), f"{result.timestamp_ms:.3f}", str(track.track_id), f"{track.detection.score:.4f}"]
+            row += _px(box)
+            row += _px(track.smoothed[:, 0]) + _px(track.smoothed[:, 1])
+            if self.include_raw:
+                row += _px(track.raw.points[:, 0]) + _px(track.raw.points[:, 1])
+            rows.append(row)
+        self._writer.writerows(rows)
+        self._file.flush()
+        self.rows_written += len(rows)
+
+
+class VideoSink:
+    """MP4 writer (fourcc ``mp4v``; avc1/H.264 is not available in this OpenCV build).
+
+    ``frame_size`` is (width, height); frames of another size are resized to it.
+    """
+
+    FOURCC = "mp4v"
+
+    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        if not np.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if len(frame_size) != 2 or min(int(frame_size[0]), int(frame_size[1])) <= 0:
+            raise ValueError(f"frame_size must be a positive (width, height), got {tuple(frame_size)}")
+        self.fps = float(fps)
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self._writer: cv2.VideoWriter | None = None
+        self.frames_written = 0
+        self._warned_resize = False
+
+    def open(self) -> VideoSink:
+        if self._writer is not None:
+            return self
+        if not self.path.parent.is_dir():
+            raise OSError(f"cannot write video to {self.path}: directory {self.path.parent} does not exist")
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.FOURCC), self.fps, self.frame_size)
+        if not writer.isOpened():
+            writer.release()
+            w, h = self.frame_size
+            raise OSError(
+                f"cannot write video to {self.path}: OpenCV could not open a {self.FOURCC} writer "
+                f"({w}x{h} @ {self.fps:g} fps)"
+            )
+        self._writer = writer
+        log.info("writing video to %s", self.path)
+        return self
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> VideoSink:
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    def write(self, frame_bgr: np.ndarray) -> None:
+        """Append a BGR uint8 (H, W, 3) frame; grey (H, W) and BGRA frames are converted."""
+        if self._writer is None:
+            raise ValueError(f"VideoSink for {self.path} is not open (use it as a context manager)")
+        frame = np.asarray(frame_bgr)
+        if frame.dtype != np.uint8:
+            raise ValueError(f"video frames must be uint8, got {frame.dtype}")
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        elif frame.ndim == 3 and frame.shape[2] == 4:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+        elif frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"video frames must be (H, W, 3) BGR, got shape {frame.shape}")
+        if (frame.shape[1], frame.shape[0]) != self.frame_size:
+            if not self._warned_resize:
+                log.warning("resizing %dx%d frames to the video's %dx%d", frame.shape[1], frame.shape[0], *self.frame_size)
+                self._warned_resize = True
+            frame = cv2.resize(frame, self.frame_size, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(frame))
+        self.frames_written += 1

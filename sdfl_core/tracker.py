@@ -1,0 +1,318 @@
+"""Multi-face tracker: IoU association (Hungarian), stable ids, and a Kalman smoother per face.
+
+Pure numpy/scipy/filterpy, norfair-style: no drawing here (see ``sdfl_core.draw``), and the per-track
+filter is pluggable through ``TrackerOptions.filter_factory``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+from scipy.optimize import linear_sum_assignment
+
+from sdfl_core.types import Detection, Landmarks, Track
+
+log = logging.getLogger(__name__)
+
+MEASUREMENT_STD = 0.01
+"""Assumed landmark noise as a fraction of face size; only the noise *ratio* sets the smoothing, this
+fixes the units so that the filter's covariances scale with the face."""
+
+INITIAL_VELOCITY_STD = 0.1
+"""Prior uncertainty of a new track's velocity, as a fraction of face size per frame."""
+
+
+def _tracking_index(smoothing: float) -> float:
+    """Process-to-measurement noise ratio for a ``smoothing`` knob in [0, 1].
+
+    Log-linear from 10 (the filter almost follows the measurement) to 1e-3 (heavy smoothing); 0.5 gives
+    0.1, which cuts the frame-to-frame jitter of a static point about fourfold.
+    """
+    return float(10.0 ** (1.0 - 4.0 * smoothing))
+
+
+def _check_smoothing(smoothing: float) -> float:
+    smoothing = float(smoothing)
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
+    return smoothing
+
+
+class PointFilter(Protocol):
+    """What ``TrackerOptions.filter_factory`` must build: a smoother for one face's (N, 2) points."""
+
+    smoothing: float
+
+    def update(self, points: np.ndarray, scale: float) -> np.ndarray: ...
+
+    def predict(self) -> np.ndarray: ...
+
+
+class KalmanSmoother:
+    """Constant-velocity Kalman smoother over the N points of one face.
+
+    All points share the same motion model, noise and update schedule, so their covariances and Kalman
+    gains are identical: one filterpy ``KalmanFilter`` with a 4-state model (x, y, vx, vy) carries the
+    N points as the N columns of its state matrix (4, N). That is exactly N independent filters, at the
+    cost of one 4x4 filter plus a (4, N) matrix product per frame, instead of a dense 4N x 4N filter
+    (272 x 272 for 68 points) whose covariance would be block-diagonal anyway.
+
+    Noise is expressed in units of ``scale`` (the face size in pixels), so a given ``smoothing`` behaves
+    the same at any resolution or distance from the camera.
+    """
+
+    def __init__(self, smoothing: float = 0.5) -> None:
+        self._smoothing = _check_smoothing(smoothing)
+        self._kf = KalmanFilter(dim_x=4, dim_z=2)
+        self._kf.F = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], np.float64)
+        self._kf.H = np.eye(2, 4)
+        self._scale = 0.0
+        self._num_points = -1
+        self._predicted = False
+
+    @property
+    def smoothing(self) -> float:
+        return self._smoothing
+
+    @smoothing.setter
+    def smoothing(self, value: float) -> None:
+        self._smoothing = _check_smoothing(value)
+        if self._scale > 0:
+            self._set_noise(self._scale)
+
+    @property
+    def num_points(self) -> int:
+        """Points the filter is tracking, -1 before the first update."""
+        return self._num_points
+
+    def _set_noise(self, scale: float) -> None:
+        if self._scale > 0 and scale != self._scale:
+            # Keep the covariance in the same face-relative units, so the gain does not jump when the
+            # face box changes size.
+            self._kf.P = self._kf.P * (scale / self._scale) ** 2
+        self._scale = scale
+        sigma = MEASUREMENT_STD * scale
+        self._kf.R = np.eye(2) * sigma**2
+        q = (_tracking_index(self._smoothing) * sigma) ** 2
+        self._kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=q, block_size=2, order_by_dim=False)
+
+    def _start(self, points: np.ndarray, scale: float) -> None:
+        self._num_points = points.shape[0]
+        self._scale = 0.0
+        self._set_noise(scale)
+        self._kf.x = np.vstack([points.T, np.zeros_like(points.T)])
+        pos_var = (MEASUREMENT_STD * scale) ** 2
+        vel_var = (INITIAL_VELOCITY_STD * scale) ** 2
+        self._kf.P = np.diag([pos_var, pos_var, vel_var, vel_var])
+        self._predicted = False
+
+    def predict(self) -> np.ndarray:
+        """Advance the filter one frame and return the predicted (N, 2) points."""
+        if self._num_points < 0:
+            raise ValueError("KalmanSmoother.predict() called before the first update()")
+        self._kf.predict()
+        self._predicted = True
+        return self._kf.x[:2].T.astype(np.float32)
+
+    def update(self, points: np.ndarray, scale: float) -> np.ndarray:
+        """Correct the filter with this frame's (N, 2) measurement and return the smoothed points.
+
+        Runs the predict step itself unless ``predict()`` was already called for this frame. The first
+        update (or one with a different point count) (re)starts the filter at the measurement.
+        """
+        points = np.asarray(points, np.float64)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"points must have shape (N, 2), got {points.shape}")
+        scale = float(scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive face size in pixels, got {scale}")
+        if not np.isfinite(points).all():
+            raise ValueError("points contain NaN or infinite coordinates")
+        if points.shape[0] != self._num_points:
+            self._start(points, scale)
+            return points.astype(np.float32)
+        self._set_noise(scale)
+        if not self._predicted:
+            self._kf.predict()
+        self._predicted = False
+        # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
+        # instead of reshaping it into a single column vector.
+        self._kf.update(points.T, H=self._kf.H)
+        if self._smoothing == 0.0:
+            return points.astype(np.float32)
+        return self._kf.x[:2].T.astype(np.float32)
+
+
+def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(boxes, np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 4))
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (K, 4), got {arr.shape}")
+    return arr
+
+
+def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (A, 4) with every box in ``b`` (B, 4): (A, B)."""
+    a, b = _as_boxes(a_xyxy, "a_xyxy"), _as_boxes(b_xyxy, "b_xyxy")
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(br - tl, 0, None).prod(axis=2)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    iou_threshold: float = 0.3
+    """Least IoU between a track's predicted box and a detection for them to be associated."""
+    max_misses: int = 5
+    """Consecutive frames a track may go undetected and still be picked up again; one more and it dies."""
+    min_hits: int = 1
+    """Detections a new track needs before it gets an id and is reported."""
+    smoothing: float = 0.5
+    """0 = output the measurement, 1 = heavy smoothing; changeable later through ``Tracker.smoothing``."""
+    filter_factory: Callable[[float], PointFilter] | None = None
+    """Builds a track's smoother from the smoothing value; ``None`` means ``KalmanSmoother``."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in [0, 1], got {self.iou_threshold}")
+        if self.max_misses < 0:
+            raise ValueError(f"max_misses must be >= 0, got {self.max_misses}")
+        if self.min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {self.min_hits}")
+        _check_smoothing(self.smoothing)
+
+
+class _TrackState:
+    """Mutable bookkeeping of one live track (the public ``Track`` is a frozen per-frame snapshot)."""
+
+    def __init__(self, detection: Detection, landmarks: Landmarks, smoother: PointFilter) -> None:
+        self.track_id: int | None = None
+        self.smoother = smoother
+        self.detection = detection
+        self.landmarks = landmarks
+        self.smoothed = np.asarray(smoother.update(landmarks.points, _face_scale(detection)), np.float32)
+        self.predicted_xyxy = detection.xyxy
+        self.age = 1
+        self.hits = 1
+        self.misses = 0
+
+    def predict(self) -> None:
+        shift = np.zeros(2, np.float32)
+        if self.landmarks.num_points:
+            predicted = np.asarray(self.smoother.predict(), np.float32)
+            shift = predicted.mean(axis=0) - self.smoothed.mean(axis=0)
+        # The box follows the landmarks' predicted motion, so a face that moves while it is missed is
+        # still looked for where it should be.
+        self.predicted_xyxy = self.predicted_xyxy + np.concatenate([shift, shift])
+
+    def update(self, detection: Detection, landmarks: Landmarks) -> None:
+        self.detection = detection
+        self.landmarks = landmarks
+        self.smoothed = np.asarray(self.smoother.update(landmarks.points, _face_scale(detection)), np.float32)
+        self.predicted_xyxy = detection.xyxy
+        self.hits += 1
+        self.misses = 0
+
+
+def _face_scale(detection: Detection) -> float:
+    return float(np.sqrt(detection.box[2] * detection.box[3]))
+
+
+class Tracker:
+    """Associates each frame's faces with the previous ones and smooths their landmarks.
+
+    ``update`` returns one ``Track`` per detection of the frame whose track is confirmed (``min_hits``),
+    ordered by track id. Ids are consecutive integers from 0 in order of confirmation and never reused.
+    """
+
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        self.options = options or TrackerOptions()
+        self._smoothing = self.options.smoothing
+        self._factory: Callable[[float], PointFilter] = self.options.filter_factory or KalmanSmoother
+        self._tracks: list[_TrackState] = []
+        self._next_id = 0
+
+    @property
+    def smoothing(self) -> float:
+        return self._smoothing
+
+    @smoothing.setter
+    def smoothing(self, value: float) -> None:
+        self._smoothing = _check_smoothing(value)
+        for track in self._tracks:
+            track.smoother.smoothing = self._smoothing
+
+    @property
+    def num_live_tracks(self) -> int:
+        """Tracks kept alive, including tentative and currently missed ones."""
+        return len(self._tracks)
+
+    def reset(self) -> None:
+        """Forget every track; ids start again from 0."""
+        self._tracks = []
+        self._next_id = 0
+
+    def update(self, detections: list[Detection], landmarks: list[Landmarks]) -> list[Track]:
+        detections, landmarks = list(detections), list(landmarks)
+        if len(detections) != len(landmarks):
+            raise ValueError(f"got {len(detections)} detections but {len(landmarks)} landmark sets")
+
+        for track in self._tracks:
+            track.predict()
+            track.age += 1
+
+        matches, unmatched_tracks, unmatched_dets = self._associate(detections)
+        for t, d in matches:
+            track = self._tracks[t]
+            if track.landmarks.num_points != landmarks[d].num_points:
+                track.smoother = self._factory(self._smoothing)
+            track.update(detections[d], landmarks[d])
+
+        for t in unmatched_tracks:
+            self._tracks[t].misses += 1
+        survivors = [t for t in self._tracks if t.misses <= self.options.max_misses]
+        if len(survivors) != len(self._tracks):
+            log.debug("tracker dropped %d track(s)", len(self._tracks) - len(survivors))
+
+        seen = {id(self._tracks[t]) for t, _ in matches}
+        for d in unmatched_dets:
+            born = _TrackState(detections[d], landmarks[d], self._factory(self._smoothing))
+            survivors.append(born)
+            seen.add(id(born))
+        self._tracks = survivors
+
+        for track in self._tracks:
+            if track.track_id is None and track.hits >= self.options.min_hits:
+                track.track_id = self._next_id
+                self._next_id += 1
+
+        reported = [t for t in self._tracks if id(t) in seen and t.track_id is not None]
+        reported.sort(key=lambda t: t.track_id)
+        return [
+            Track(track_id=t.track_id, detection=t.detection, raw=t.landmarks, smoothed=t.smoothed, age=t.age, hits=t.hits)
+            for t in reported
+        ]
+
+    def _associate(self, detections: list[Detection]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        if not self._tracks or not detections:
+            return [], list(range(len(self._tracks))), list(range(len(detections)))
+        iou = iou_matrix(np.stack([t.predicted_xyxy for t in self._tracks]), np.stack([d.xyxy for d in detections]))
+        rows, cols = linear_sum_assignment(-iou)
+        matches = [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= self.options.iou_threshold and iou[r, c] > 0]
+        matched_t = {r for r, _ in matches}
+        matched_d = {c for _, c in matches}
+        return (
+            matches,
+            [t for t in range(len(self._tracks)) if t not in matched_t],
+            [d for d in range(len(detections)) if d not in matched_d],
+        )

@@ -1,0 +1,119 @@
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdfl_core.sinks import CsvSink, VideoSink, csv_columns
+from sdfl_core.types import Detection, FrameResult, Landmarks, Track
+
+
+def make_track(track_id: int, n: int, offset: float = 0.0) -> Track:
+    raw = np.stack([np.arange(n) * 1.5 + offset, np.arange(n) * 2.25 + 7.0], axis=1)
+    lm = Landmarks(points=raw, edge_weights=np.zeros((n, 0)))
+    det = Detection(box=[10.5 + offset, 20.25, 100.0, 120.0], score=0.875)
+    return Track(track_id=track_id, detection=det, raw=lm, smoothed=raw + 0.123, age=3, hits=2)
+
+
+def test_csv_columns_exact():
+    assert csv_columns(2) == [
+        "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h",
+        "x_0", "x_1", "y_0", "y_1", "raw_x_0", "raw_x_1", "raw_y_0", "raw_y_1",
+    ]
+    assert csv_columns(2, include_raw=False)[-4:] == ["x_0", "x_1", "y_0", "y_1"]
+    assert len(csv_columns(68)) == 8 + 4 * 68
+
+
+def test_csv_round_trip_and_flush_per_frame(tmp_path):
+    path = tmp_path / "out.csv"
+    n = 3
+    with CsvSink(path, n) as sink:
+        header = pd.read_csv(path)
+        assert list(header.columns) == csv_columns(n) and len(header) == 0
+        sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, n), make_track(1, n, 50.0))))
+        # Readable while the sink is still open: rows are flushed after every frame.
+        assert len(pd.read_csv(path)) == 2
+        sink.write(FrameResult(index=1, timestamp_ms=33.333, tracks=()))
+        sink.write(FrameResult(index=2, timestamp_ms=66.667, tracks=(make_track(1, n, 50.0),)))
+        assert len(pd.read_csv(path)) == 3
+        assert sink.rows_written == 3
+
+    df = pd.read_csv(path)
+    assert df["frame"].tolist() == [0, 0, 2]
+    assert df["face_id"].tolist() == [0, 1, 1]
+    assert df["time_ms"].tolist() == pytest.approx([0.0, 0.0, 66.667])
+    t = make_track(1, n, 50.0)
+    row = df.iloc[2]
+    np.testing.assert_allclose(row[["box_x", "box_y", "box_w", "box_h"]].to_numpy(float), t.detection.box, atol=0.005)
+    assert row["score"] == pytest.approx(0.875)
+    np.testing.assert_allclose(row[[f"x_{i}" for i in range(n)]].to_numpy(float), t.smoothed[:, 0], atol=0.005)
+    np.testing.assert_allclose(row[[f"y_{i}" for i in range(n)]].to_numpy(float), t.smoothed[:, 1], atol=0.005)
+    np.testing.assert_allclose(row[[f"raw_x_{i}" for i in range(n)]].to_numpy(float), t.raw.points[:, 0], atol=0.005)
+    np.testing.assert_allclose(row[[f"raw_y_{i}" for i in range(n)]].to_numpy(float), t.raw.points[:, 1], atol=0.005)
+    assert path.read_text().splitlines()[1].split(",")[8] == "0.12"  # x_0 = 0.123 written with 2 decimals
+
+
+def test_csv_without_raw(tmp_path):
+    path = tmp_path / "out.csv"
+    with CsvSink(path, 2, include_raw=False) as sink:
+        sink.write(FrameResult(index=5, timestamp_ms=1.0, tracks=(make_track(0, 2),)))
+    df = pd.read_csv(path)
+    assert list(df.columns) == csv_columns(2, include_raw=False) and len(df) == 1
+
+
+def test_csv_point_count_mismatch(tmp_path):
+    with CsvSink(tmp_path / "out.csv", 68) as sink:
+        with pytest.raises(ValueError, match="expects 68 points, track 0 in frame 4 has 3"):
+            sink.write(FrameResult(index=4, timestamp_ms=0.0, tracks=(make_track(0, 3),)))
+
+
+def test_csv_unwritable_path():
+    with pytest.raises(OSError, match="cannot write CSV to /nonexistent/dir/x.csv"):
+        with CsvSink("/nonexistent/dir/x.csv", 3):
+            pass
+
+
+def test_csv_write_requires_open(tmp_path):
+    sink = CsvSink(tmp_path / "out.csv", 3)
+    with pytest.raises(ValueError, match="not open"):
+        sink.write(FrameResult(index=0, timestamp_ms=0.0))
+
+
+def test_video_sink_round_trip(tmp_path):
+    path = tmp_path / "out.mp4"
+    w, h = 64, 48
+    with VideoSink(path, fps=10.0, frame_size=(w, h)) as sink:
+        for i in range(7):
+            frame = np.full((h, w, 3), i * 30, np.uint8)
+            sink.write(frame)
+        sink.write(np.zeros((96, 128, 3), np.uint8))  # other size: resized
+        sink.write(np.zeros((h, w), np.uint8))  # grey: converted
+        assert sink.frames_written == 9
+    cap = cv2.VideoCapture(str(path))
+    try:
+        assert cap.isOpened()
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        cap.release()
+    assert len(frames) == 9
+    assert all(f.shape == (h, w, 3) for f in frames)
+    assert abs(float(frames[4].mean()) - 120.0) < 10.0
+
+
+def test_video_sink_errors(tmp_path):
+    with pytest.raises(OSError, match="cannot write video to /nonexistent/dir/x.mp4"):
+        with VideoSink("/nonexistent/dir/x.mp4", 30.0, (64, 48)):
+            pass
+    with pytest.raises(ValueError, match="fps must be positive"):
+        VideoSink(tmp_path / "x.mp4", 0.0, (64, 48))
+    with pytest.raises(ValueError, match="frame_size"):
+        VideoSink(tmp_path / "x.mp4", 30.0, (0, 48))
+    with VideoSink(tmp_path / "x.mp4", 30.0, (64, 48)) as sink:
+        with pytest.raises(ValueError, match="uint8"):
+            sink.write(np.zeros((48, 64, 3), np.float32))
+        with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+            sink.write(np.zeros((48, 64, 2), np.uint8))

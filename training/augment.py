@@ -1,0 +1,117 @@
+"""Training-time augmentation (paper IV-B) on top of the shared crop geometry of ``sdfl_core.crops``.
+
+Geometry (rotation, translation, scale, face-box jitter, flip) is one affine warp, so pixels and points
+always move together; photometric changes and occlusion never touch the points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sdfl_core import crops
+from sdfl_core.schemas import Schema
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation: float = 40.0
+    """Max |angle| in degrees; drawn uniformly with probability ``rotation_prob``, else within +-10."""
+    rotation_prob: float = 0.5
+    translation: float = 0.08
+    """Max centre shift as a fraction of the crop side (the paper's +-30 px of 256 is 0.12 of the image)."""
+    scale: float = 0.1
+    aspect: float = 0.08
+    """Face-box jitter: independent width/height change so detector boxes of other shapes are covered."""
+    flip: float = 0.5
+    occlusion: float = 0.5
+    occlusion_area: float = 0.2
+    color: float = 0.4
+    blur: float = 0.2
+    gray: float = 0.1
+    noise: float = 0.2
+
+
+def sample_crop(points: np.ndarray, crop_scale: float, out_size: int, cfg: AugmentConfig | None,
+                rng: np.random.Generator) -> np.ndarray:
+    """The affine (image -> crop pixels) of a jittered crop around the landmarks; no jitter when cfg is None."""
+    box = crops.landmark_box(points)
+    center, side = crops.square_from_box(box, crop_scale)
+    angle = 0.0
+    if cfg is not None:
+        w, h = box[2], box[3]
+        w *= 1 + rng.uniform(-cfg.aspect, cfg.aspect)
+        h *= 1 + rng.uniform(-cfg.aspect, cfg.aspect)
+        side = crop_scale * max(w, h) * (1 + rng.uniform(-cfg.scale, cfg.scale))
+        center = center + rng.uniform(-cfg.translation, cfg.translation, size=2) * side
+        limit = cfg.rotation if rng.random() < cfg.rotation_prob else min(10.0, cfg.rotation)
+        angle = rng.uniform(-limit, limit)
+    return crops.crop_affine(center, side, out_size, angle)
+
+
+def flip_crop(crop: np.ndarray, units: np.ndarray, schema: Schema) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror a crop and its points (crop units) with the schema's mirror map."""
+    flipped = units[list(schema.mirror)].copy()
+    flipped[:, 0] = 1.0 - flipped[:, 0]
+    return np.ascontiguousarray(crop[:, ::-1]), flipped
+
+
+def occlude(crop: np.ndarray, area: float, rng: np.random.Generator, texture: np.ndarray | None = None) -> np.ndarray:
+    """Paint a rectangle of about ``area`` of the crop with a random colour or a texture patch.
+
+    Returns the (H, W) boolean mask of covered pixels.
+    """
+    size = crop.shape[0]
+    frac = area * rng.uniform(0.5, 1.5)
+    aspect = np.exp(rng.uniform(-0.7, 0.7))
+    rw = int(np.clip(size * np.sqrt(frac * aspect), 4, size))
+    rh = int(np.clip(size * np.sqrt(frac / aspect), 4, size))
+    x0 = int(rng.integers(0, size - rw + 1))
+    y0 = int(rng.integers(0, size - rh + 1))
+    if texture is not None and texture.shape[0] >= rh and texture.shape[1] >= rw:
+        ty = int(rng.integers(0, texture.shape[0] - rh + 1))
+        tx = int(rng.integers(0, texture.shape[1] - rw + 1))
+        crop[y0:y0 + rh, x0:x0 + rw] = texture[ty:ty + rh, tx:tx + rw]
+    else:
+        crop[y0:y0 + rh, x0:x0 + rw] = rng.integers(0, 256, size=3, dtype=np.uint8)
+    mask = np.zeros(crop.shape[:2], bool)
+    mask[y0:y0 + rh, x0:x0 + rw] = True
+    return mask
+
+
+def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    img = crop.astype(np.float32)
+    if rng.random() < cfg.color:
+        alpha = rng.uniform(0.6, 1.4)  # contrast
+        beta = rng.uniform(-40, 40)  # brightness
+        img = (img - img.mean()) * alpha + img.mean() + beta
+        gain = rng.uniform(0.85, 1.15, size=3)  # white balance
+        img = img * gain
+    if rng.random() < cfg.gray:
+        g = img @ np.array([0.114, 0.587, 0.299], np.float32)
+        img = np.repeat(g[..., None], 3, axis=2)
+    if rng.random() < cfg.blur:
+        k = int(rng.choice([3, 5]))
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < cfg.noise:
+        img = img + rng.normal(0, rng.uniform(2, 10), size=img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def augment(image: np.ndarray, points: np.ndarray, schema: Schema, crop_scale: float, out_size: int,
+            cfg: AugmentConfig | None, rng: np.random.Generator, texture: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """One training crop (out_size x out_size BGR uint8) and its points in crop units (N, 2)."""
+    affine = sample_crop(points, crop_scale, out_size, cfg, rng)
+    fill = tuple(int(v) for v in rng.integers(0, 256, size=3)) if cfg is not None else (0, 0, 0)
+    crop = crops.warp(image, affine, out_size, border_value=fill)
+    units = crops.image_to_units(points, affine, out_size)
+    if cfg is None:
+        return crop, units
+    if rng.random() < cfg.flip:
+        crop, units = flip_crop(crop, units, schema)
+    crop = photometric(crop, cfg, rng)
+    if rng.random() < cfg.occlusion:
+        occlude(crop, cfg.occlusion_area, rng, texture)
+    return crop, units

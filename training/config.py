@@ -1,0 +1,128 @@
+"""Training configuration: YAML files over one set of defaults; unknown keys are errors, not surprises."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+DEFAULTS: dict = {
+    "name": "sdfl",
+    "seed": 0,
+    "crop_scale": 1.4,
+    "data": {
+        "schema": "300w",
+        "train": [],
+        "val": [],
+        "val_fraction": 0.1,
+        "test": [],
+        "precrop_size": 256,
+        "limit": 0,
+    },
+    "model": {
+        "backbone": "mobilenetv2_050",
+        "input_size": 128,
+        "head": "graph",
+        "edge_mode": "dynamic",
+        "k": 3,
+        "expansion": 4,
+        "hidden": 128,
+        "num_blocks": 4,
+        "fc_hidden": 256,
+    },
+    "augment": {
+        "rotation": 40.0,
+        "rotation_prob": 0.5,
+        "translation": 0.08,
+        "scale": 0.1,
+        "aspect": 0.08,
+        "flip": 0.5,
+        "occlusion": 0.5,
+        "occlusion_area": 0.2,
+        "color": 0.4,
+        "blur": 0.2,
+        "gray": 0.1,
+        "noise": 0.2,
+    },
+    "loss": {"kind": "softwing", "relative_weight": 1.0},
+    "optim": {
+        "name": "adamw",
+        "lr": 0.002,
+        "momentum": 0.9,
+        "weight_decay": 0.0005,
+        "batch_size": 32,
+        "epochs": 60,
+        "scheduler": "cosine",
+        "warmup_epochs": 1,
+        "step_size": 100,
+        "gamma": 0.2,
+    },
+    "train": {
+        "out_dir": "runs",
+        "max_minutes": 0,
+        "max_steps": 0,
+        "num_threads": 0,
+        "num_workers": 0,
+        "balance": "none",
+        "eval_every": 1,
+        "device": "auto",
+    },
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _merge(base: dict, update: dict, prefix: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown config key {name!r}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {name!r} must be a mapping")
+            out[key] = _merge(base[key], value, name + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_override(config: dict, keys: list[str], value: object) -> None:
+    node = config
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError(f"unknown config key {'.'.join(keys[: i + 1])!r}")
+        if i == len(keys) - 1:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping at the top level")
+        config = _merge(config, data)
+    for text in overrides:
+        apply_override(config, *parse_override(text))
+    for entry in config["data"]["train"] + config["data"]["val"] + config["data"]["test"]:
+        if not isinstance(entry, dict) or set(entry) - {"path", "format"} or "path" not in entry:
+            raise ConfigError(f"data entries must be {{path: ..., format: ...}}, got {entry!r}")
+    return config

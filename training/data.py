@@ -1,0 +1,104 @@
+"""One Dataset over the common Sample type, with images cached as face-centred pre-crops."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sdfl_core import crops
+from sdfl_core.datasets import Sample, load_image
+from sdfl_core.preprocess import to_input
+from sdfl_core.schemas import Schema
+
+from .augment import AugmentConfig, augment
+
+log = logging.getLogger(__name__)
+
+PRECROP_MARGIN = 2.6
+"""Pre-crop side / landmark-box side: leaves room for +-40 deg rotation, scale and shift jitter."""
+
+
+def precrop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A face-centred square of PRECROP_MARGIN x the landmark box, resized to ``size`` (points follow)."""
+    center, side = crops.square_from_box(crops.landmark_box(points), PRECROP_MARGIN)
+    affine = crops.crop_affine(center, side, size)
+    return crops.warp(image, affine, size), crops.transform_points(points, affine)
+
+
+def load_cached(samples: list[Sample], size: int, schema: Schema) -> tuple[list[np.ndarray], list[np.ndarray], list[Sample]]:
+    """Decode and pre-crop every sample once; unreadable images are skipped with a warning naming them."""
+    images, points, kept = [], [], []
+    for sample in samples:
+        if sample.points.shape != (schema.num_points, 2):
+            raise ValueError(f"{sample.image_path}: has {sample.points.shape[0]} points, schema {schema.name} needs {schema.num_points}")
+        try:
+            image = load_image(sample)
+        except ValueError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        img, pts = precrop(image, sample.points, size)
+        images.append(img)
+        points.append(pts)
+        kept.append(sample)
+    if not kept:
+        raise ValueError("no readable training images")
+    return images, points, kept
+
+
+class LandmarkDataset(Dataset):
+    """Yields (input tensor (3, S, S), target (N, 2) in crop units). ``augment=None`` gives plain crops."""
+
+    def __init__(self, images: list[np.ndarray], points: list[np.ndarray], schema: Schema, input_size: int,
+                 crop_scale: float, norm_mean, norm_std, augment_cfg: AugmentConfig | None, seed: int = 0) -> None:
+        self.images, self.points = images, points
+        self.schema, self.input_size, self.crop_scale = schema, input_size, crop_scale
+        self.norm_mean, self.norm_std = norm_mean, norm_std
+        self.augment_cfg = augment_cfg
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        texture = None
+        if self.augment_cfg is not None and len(self.images) > 1:
+            texture = self.images[int(rng.integers(len(self.images)))]
+        return augment(self.images[index], self.points[index], self.schema, self.crop_scale, self.input_size,
+                       self.augment_cfg, rng, texture)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        crop, units = self.crop(index)
+        x = to_input(crop, self.norm_mean, self.norm_std)[0]
+        return torch.from_numpy(x), torch.from_numpy(units.astype(np.float32))
+
+
+def pose_balance_weights(shapes: np.ndarray, bins: int = 9) -> np.ndarray:
+    """Pose-based Data Balancing (Feng et al.; 9 bins in the paper): weights inverse to the population of
+    each bin along the first principal component of the Procrustes-aligned shapes. Sums to 1."""
+    from scipy.linalg import orthogonal_procrustes
+
+    from sdfl_core.graph import normalize_shapes
+
+    shapes = normalize_shapes(shapes)
+    shapes = shapes - shapes.mean(axis=1, keepdims=True)
+    reference = shapes.mean(axis=0)
+    aligned = np.empty_like(shapes)
+    for i, shape in enumerate(shapes):
+        rot, _ = orthogonal_procrustes(shape, reference)
+        aligned[i] = shape @ rot
+    flat = aligned.reshape(len(aligned), -1)
+    flat = flat - flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    proj = flat @ vt[0]
+    edges = np.linspace(proj.min(), proj.max(), bins + 1)
+    which = np.clip(np.digitize(proj, edges[1:-1]), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins).astype(np.float64)
+    weights = 1.0 / counts[which]
+    return weights / weights.sum()

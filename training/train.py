@@ -1,0 +1,226 @@
+"""`sdfl train`: one loop for every backbone, head and dataset; resumable, best-on-validation."""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
+
+from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
+from sdfl_core.datasets import load_samples, split_by_group
+from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
+from sdfl_core.losses import LandmarkLoss
+from sdfl_core.model import ModelConfig, SDFLModel
+from sdfl_core.schemas import get_schema
+
+from .augment import AugmentConfig
+from .data import LandmarkDataset, load_cached, pose_balance_weights
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def gather(entries: list[dict]) -> list:
+    samples = []
+    for entry in entries:
+        samples.extend(load_samples(entry["path"], entry.get("format", "300w")))
+    return samples
+
+
+def make_scheduler(optimizer, optim: dict, steps_per_epoch: int):
+    total = max(1, optim["epochs"] * steps_per_epoch)
+    warmup = int(optim["warmup_epochs"] * steps_per_epoch)
+    kind = optim["scheduler"]
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+        if kind == "step":
+            return optim["gamma"] ** ((step // steps_per_epoch) // optim["step_size"])
+        if kind == "constant":
+            return 1.0
+        raise ValueError(f"unknown scheduler {kind!r} (cosine, step, constant)")
+
+    factor(0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_optimizer(model: torch.nn.Module, optim: dict):
+    if optim["name"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=optim["lr"], momentum=optim["momentum"],
+                               weight_decay=optim["weight_decay"], nesterov=False)
+    if optim["name"] == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+    raise ValueError(f"unknown optimizer {optim['name']!r} (sgd, adamw)")
+
+
+@torch.no_grad()
+def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
+    """Mean inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
+    model.eval()
+    errors = []
+    for x, y in loader:
+        pred, _ = model(x.to(device).contiguous(memory_format=torch.channels_last))
+        pred, y = pred.float().cpu().numpy(), y.numpy()
+        err = np.linalg.norm(pred - y, axis=-1).mean(axis=1) / schema.ocular_distance(y)
+        errors.append(err)
+    model.train()
+    return float(np.concatenate(errors).mean())
+
+
+def train(config: dict, resume: str | None = None) -> Path:
+    """Run (or resume) a training; returns the path of the best checkpoint."""
+    t_start = time.time()
+    tc, optim, data_cfg, mc = config["train"], config["optim"], config["data"], config["model"]
+    out_dir = Path(tc["out_dir"]) / config["name"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    torch.manual_seed(config["seed"])
+    if tc["num_threads"]:
+        torch.set_num_threads(int(tc["num_threads"]))
+    device = resolve_device(tc["device"])
+    schema = get_schema(data_cfg["schema"])
+
+    if not data_cfg["train"]:
+        raise ValueError("config has no training data (data.train is empty)")
+    train_samples = gather(data_cfg["train"])
+    if data_cfg["val"]:
+        val_samples = gather(data_cfg["val"])
+    else:
+        train_samples, val_samples = split_by_group(train_samples, data_cfg["val_fraction"], config["seed"])
+    if data_cfg["limit"]:
+        train_samples, val_samples = train_samples[: data_cfg["limit"]], val_samples[: max(2, data_cfg["limit"] // 4)]
+    if not val_samples:
+        raise ValueError("validation split is empty: add data.val or raise data.val_fraction")
+    log.info("train %d samples, val %d samples", len(train_samples), len(val_samples))
+
+    size = data_cfg["precrop_size"]
+    tr_img, tr_pts, train_samples = load_cached(train_samples, size, schema)
+    va_img, va_pts, val_samples = load_cached(val_samples, size, schema)
+
+    crop_scale = float(config["crop_scale"])
+    plain = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, IMAGENET_MEAN, IMAGENET_STD, None)
+    mean_shape = np.mean([plain.crop(i)[1] for i in range(len(plain))], axis=0).astype(np.float32)
+    mask = mine_adjacency(np.stack(tr_pts), k=mc["k"])
+    plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
+
+    model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
+                                                         "hidden", "num_blocks", "fc_hidden")},
+                            num_points=schema.num_points)
+    model = SDFLModel(model_cfg, mask, mean_shape).to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    info = ModelInfo(config=model_cfg, schema=schema.name, k=mc["k"], mask=mask, mean_shape=mean_shape,
+                     crop_scale=crop_scale, train_config=config, name=config["name"])
+
+    aug = AugmentConfig(**config["augment"])
+    train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, IMAGENET_MEAN, IMAGENET_STD, aug, config["seed"])
+    val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, IMAGENET_MEAN, IMAGENET_STD, None)
+    bs = int(optim["batch_size"])
+    sampler = None
+    if tc["balance"] == "pdb":
+        weights = pose_balance_weights(np.stack(tr_pts))
+        sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(train_set), replacement=True)
+    elif tc["balance"] != "none":
+        raise ValueError(f"train.balance must be none or pdb, got {tc['balance']!r}")
+    train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler, drop_last=len(train_set) > bs,
+                              num_workers=tc["num_workers"], persistent_workers=tc["num_workers"] > 0)
+    val_loader = DataLoader(val_set, batch_size=64, shuffle=False, num_workers=0)
+
+    criterion = LandmarkLoss(uniform_laplacian(mask), config["loss"]["kind"], config["loss"]["relative_weight"]).to(device)
+    optimizer = make_optimizer(model, optim)
+    scheduler = make_scheduler(optimizer, optim, len(train_loader))
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, best, step = 0, float("inf"), 0
+    if resume:
+        payload = read_checkpoint(resume)
+        extra = payload.get("extra") or {}
+        if "optimizer" not in extra:
+            raise ValueError(f"{resume} holds no optimizer state; resume from a run's last.pt")
+        resumed, _ = load_checkpoint(resume, expect_points=schema.num_points)
+        model.load_state_dict(resumed.state_dict())
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        start_epoch, best, step = int(extra["epoch"]) + 1, float(extra["best"]), int(extra["step"])
+        log.info("resumed from %s at epoch %d (best val NME %.4f)", resume, start_epoch, best)
+
+    metrics_path = out_dir / "metrics.csv"
+    new_file = not metrics_path.exists() or not resume
+    with open(metrics_path, "w" if new_file else "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new_file:
+            writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes"])
+        model.train()
+        stop = False
+        for epoch in range(start_epoch, optim["epochs"]):
+            train_set.set_epoch(epoch)
+            losses = []
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{optim['epochs']}", leave=False, dynamic_ncols=True)
+            for x, y in bar:
+                x = x.to(device, non_blocking=True)
+                if device.type == "cpu":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = y.to(device)
+                with torch.autocast(device_type="cuda", enabled=use_amp):
+                    pred, _ = model(x)
+                loss = criterion(pred.float(), y)["total"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower optim.lr")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
+                minutes = (time.time() - t_start) / 60
+                if (tc["max_steps"] and step >= tc["max_steps"]) or (tc["max_minutes"] and minutes >= tc["max_minutes"]):
+                    stop = True
+                    break
+            last_epoch = stop or epoch == optim["epochs"] - 1
+            if (epoch + 1) % tc["eval_every"] == 0 or last_epoch:
+                val = validate(model, val_loader, schema, device)
+                improved = val < best
+                best = min(best, val)
+                writer.writerow([epoch + 1, step, f"{scheduler.get_last_lr()[0]:.6g}", f"{np.mean(losses):.4f}",
+                                 f"{val:.5f}", f"{best:.5f}", f"{(time.time() - t_start) / 60:.1f}"])
+                fh.flush()
+                log.info("epoch %d: loss %.3f val NME %.4f (best %.4f)", epoch + 1, np.mean(losses), val, best)
+                metrics = {"val_nme_io": val, "epoch": epoch + 1, "step": step}
+                if improved:
+                    save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))
+            extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                     "best": best, "step": step}
+            save_checkpoint(out_dir / "last.pt", model, info, extra=extra)
+            if stop:
+                log.info("stopping at the configured budget (step %d)", step)
+                break
+    return out_dir / "best.pt"
+
+
+def _with_metrics(info: ModelInfo, metrics: dict) -> ModelInfo:
+    from dataclasses import replace
+
+    return replace(info, metrics={**info.metrics, **metrics})
