@@ -91,6 +91,12 @@ class ModelInfo:
         return info
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: dict | None = None,
                     half: bool = False) -> None:
     """Write atomically (temp file + rename) so an interrupted save never destroys the previous file.
@@ -107,6 +113,7 @@ def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: 
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; keep what a plain open() would give
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

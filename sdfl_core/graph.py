@@ -21,17 +21,19 @@ def _check_shapes(shapes: np.ndarray) -> np.ndarray:
 
 
 def normalize_shapes(shapes: np.ndarray) -> np.ndarray:
-    """Remove each shape's translation and scale (landmark-box centre and size).
+    """Remove each shape's translation and scale (centroid and RMS distance to it).
 
     Raw dataset coordinates mix in where each face happens to sit in its image, which makes every
     landmark correlate with every other; the paper's shapes come from centred, equally sized crops.
+    The landmark box is not used for this: it pins the extreme points (e.g. the leftmost jaw point's x
+    is always -0.5 whenever the box is wider than tall), which fakes constant landmarks.
     """
     shapes = _check_shapes(shapes)
-    lo, hi = shapes.min(axis=1, keepdims=True), shapes.max(axis=1, keepdims=True)
-    size = (hi - lo).max(axis=2, keepdims=True)
-    if (size <= 0).any():
+    centred = shapes - shapes.mean(axis=1, keepdims=True)
+    size = np.sqrt((centred ** 2).sum(axis=2).mean(axis=1))[:, None, None]
+    if (size <= 1e-12).any():
         raise ValueError("a training shape has all its points at one location")
-    return (shapes - (lo + hi) / 2) / size
+    return centred / size
 
 
 def correlation_matrix(shapes: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ def uniform_laplacian(mask: np.ndarray) -> np.ndarray:
     counts = neighbours.sum(axis=1)
     if (counts == 0).any():
         raise ValueError(f"landmarks {np.where(counts == 0)[0].tolist()} have no neighbour in the mask")
-    lap = -neighbours / counts[:, None].astype(np.float64)
+    lap = -neighbours.astype(np.float64) / counts[:, None]
     np.fill_diagonal(lap, 1.0)
     return lap.astype(np.float32)
 
@@ -97,6 +99,8 @@ def save_graph(path: str | Path, mask: np.ndarray, mean_shape: np.ndarray, k: in
 
 
 def load_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"graph file not found: {path}")
     try:
         with np.load(path) as data:
             return data["mask"].astype(bool), data["mean_shape"].astype(np.float32), int(data["k"])

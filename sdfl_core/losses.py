@@ -62,6 +62,8 @@ class LandmarkLoss(nn.Module):
         absolute = self.fn((pred - target) * scale).sum(dim=(1, 2)).mean()
         out = {"absolute": absolute}
         if self.relative_weight:
+            if self.laplacian.shape[0] != pred.shape[1]:
+                raise ValueError(f"the Laplacian is {tuple(self.laplacian.shape)} but the landmarks have {pred.shape[1]} points")
             lap = self.laplacian.to(pred.dtype)
             relative = self.fn((lap @ pred - lap @ target) * scale).sum(dim=(1, 2)).mean()
             out["relative"] = relative

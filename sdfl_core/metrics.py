@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.integrate import trapezoid  # np.trapezoid needs numpy 2; the project allows 1.26
 
 from .schemas import Schema
 
@@ -63,7 +64,7 @@ def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 10001) -> float
     if errors.size == 0:
         raise ValueError("no errors to compute an AUC from")
     xs, ys = ced(errors, threshold, steps)
-    return float(np.trapezoid(ys, xs) / threshold)
+    return float(trapezoid(ys, xs) / threshold)
 
 
 def summarize(pred: np.ndarray, gt: np.ndarray, schema: Schema, threshold: float = 0.1) -> dict:

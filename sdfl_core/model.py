@@ -153,8 +153,10 @@ class SDFLModel(nn.Module):
         return masked_softmax(logits, self.mask)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
+        size = self.config.input_size
+        # The heads are sized for one feature-map side, so any other resolution cannot run.
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (size, size):
+            raise ValueError(f"expected a (B, 3, {size}, {size}) image batch, got shape {tuple(x.shape)}")
         feats = self.backbone(x)[-1]
         n = self.config.num_points
         if self.config.head == "fc":

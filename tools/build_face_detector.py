@@ -83,6 +83,9 @@ def add_metadata(model_bytes: bytes, model_name: str) -> bytes:
     writer.add_feature_output(name="regressors", description="Box and keypoint offsets per anchor")
     writer.add_feature_output(name="classificators", description="Face score logits per anchor")
     model_with_metadata, _json = writer.populate()
+    # Something in mediapipe's import keeps this frame alive; drop the writer now so that its __del__
+    # (which cleans a temp folder) does not run during interpreter shutdown and fail there.
+    del writer
     return bytes(model_with_metadata)
 
 

@@ -43,12 +43,13 @@ def gather(entries: list[dict]) -> list:
     return samples
 
 
-def make_scheduler(optimizer, optim: dict, steps_per_epoch: int):
-    total = max(1, optim["epochs"] * steps_per_epoch)
+def make_scheduler(optimizer, optim: dict, steps_per_epoch: int, plan: dict):
+    """LR schedule over ``plan['epochs']`` epochs; the plan may shrink once the speed is known."""
     warmup = int(optim["warmup_epochs"] * steps_per_epoch)
     kind = optim["scheduler"]
 
     def factor(step: int) -> float:
+        total = max(1, plan["epochs"] * steps_per_epoch)
         if step < warmup:
             return (step + 1) / warmup
         if kind == "cosine":
@@ -148,7 +149,8 @@ def train(config: dict, resume: str | None = None) -> Path:
 
     criterion = LandmarkLoss(uniform_laplacian(mask), config["loss"]["kind"], config["loss"]["relative_weight"]).to(device)
     optimizer = make_optimizer(model, optim)
-    scheduler = make_scheduler(optimizer, optim, len(train_loader))
+    plan = {"epochs": int(optim["epochs"])}
+    scheduler = make_scheduler(optimizer, optim, len(train_loader), plan)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -163,6 +165,7 @@ def train(config: dict, resume: str | None = None) -> Path:
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         start_epoch, best, step = int(extra["epoch"]) + 1, float(extra["best"]), int(extra["step"])
+        plan["epochs"] = int(extra.get("planned_epochs", plan["epochs"]))
         log.info("resumed from %s at epoch %d (best val NME %.4f)", resume, start_epoch, best)
 
     metrics_path = out_dir / "metrics.csv"
@@ -173,10 +176,12 @@ def train(config: dict, resume: str | None = None) -> Path:
             writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes"])
         model.train()
         stop = False
-        for epoch in range(start_epoch, optim["epochs"]):
+        epoch = start_epoch
+        while epoch < plan["epochs"]:
+            epoch_start = time.time()
             train_set.set_epoch(epoch)
             losses = []
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{optim['epochs']}", leave=False, dynamic_ncols=True)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{plan['epochs']}", leave=False, dynamic_ncols=True)
             for x, y in bar:
                 x = x.to(device, non_blocking=True)
                 if device.type == "cpu":
@@ -199,7 +204,14 @@ def train(config: dict, resume: str | None = None) -> Path:
                 if (tc["max_steps"] and step >= tc["max_steps"]) or (tc["max_minutes"] and minutes >= tc["max_minutes"]):
                     stop = True
                     break
-            last_epoch = stop or epoch == optim["epochs"] - 1
+            if tc["max_minutes"] and epoch == start_epoch and not stop:
+                # Fit the schedule into the time budget so the LR anneals before the budget ends.
+                left = tc["max_minutes"] * 60 - (time.time() - t_start)
+                fit = epoch + 1 + int(left // max(1.0, time.time() - epoch_start))
+                if fit < plan["epochs"]:
+                    log.info("time budget fits %d epochs, not %d: shortening the schedule", fit, plan["epochs"])
+                    plan["epochs"] = max(epoch + 1, fit)
+            last_epoch = stop or epoch == plan["epochs"] - 1
             if (epoch + 1) % tc["eval_every"] == 0 or last_epoch:
                 val = validate(model, val_loader, schema, device)
                 improved = val < best
@@ -212,11 +224,12 @@ def train(config: dict, resume: str | None = None) -> Path:
                 if improved:
                     save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))
             extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-                     "best": best, "step": step}
+                     "best": best, "step": step, "planned_epochs": plan["epochs"]}
             save_checkpoint(out_dir / "last.pt", model, info, extra=extra)
             if stop:
                 log.info("stopping at the configured budget (step %d)", step)
                 break
+            epoch += 1
     return out_dir / "best.pt"
 
 

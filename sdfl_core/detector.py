@@ -1,0 +1,216 @@
+"""Face detection with MediaPipe's BlazeFace models through the mediapipe Tasks ``FaceDetector``.
+
+Two bundled models (``assets/mediapipe/``, built by ``tools/build_face_detector.py``):
+
+- ``"short"``: 128x128 input, made for faces within about 2 m of the camera (webcam, selfie, a face
+  that fills much of the frame). In large group photos it misses faces and gives loose boxes.
+- ``"full"``: 192x192 input, made for faces up to about 5 m away. On the six 1920-px group photos in
+  ``shared/data/images`` it found 22 faces where short range found 14, with tighter boxes and higher
+  scores (all 22 visible faces); on a portrait both find the one face. Prefer it for group photos and
+  distant cameras; it costs about 7 ms against 5 ms per 1920-px frame on one CPU core.
+
+Boxes and keypoints are in the sdfl convention: 0-based pixels with pixel centres on integers, so the
+whole image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]. Boxes are clipped to that span; keypoints are not
+(an ear outside the frame stays outside). The six keypoints are MediaPipe's, in its order: right eye,
+left eye, nose tip, mouth centre, right ear tragion, left ear tragion ("right" is the subject's right).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import mediapipe as mp
+import mediapipe.tasks.c  # noqa: F401  (see the note below)
+import numpy as np
+from mediapipe.tasks.python.core.base_options import BaseOptions
+from mediapipe.tasks.python.vision import face_detector as mp_face_detector
+from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+
+from .assets import asset_path
+from .types import Detection
+
+log = logging.getLogger(__name__)
+
+MODEL_FILES = {
+    "short": "face_detection_short_range.tflite",
+    "full": "face_detection_full_range.tflite",
+}
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
+RUNNING_MODES = ("image", "video")
+
+# Note: mediapipe imports ``mediapipe.tasks.c`` on first use, and that import keeps the calling frames
+# alive for ever; importing it here keeps them from pinning the first FaceDetector (and its graph).
+
+_LIVE_DETECTORS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_live_detectors() -> None:
+    for detector in list(_LIVE_DETECTORS):
+        detector.close()
+
+
+# MediaPipe runs each native call on a concurrent.futures worker, which refuses work once interpreter
+# shutdown begins, before atexit handlers run; a detector left open then fails noisily in MediaPipe's
+# __del__. threading's exit hooks run before that, last registered first, so close open detectors there.
+if hasattr(threading, "_register_atexit"):
+    threading._register_atexit(_close_live_detectors)
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Options of :class:`FaceDetector`.
+
+    ``model`` is ``"short"`` or ``"full"`` (the bundled models) or a path to a .tflite with MediaPipe
+    Tasks metadata; a relative path that does not exist as given is looked up under ``assets/``.
+    ``max_faces`` keeps the highest-scoring faces (MediaPipe's FaceDetector has no such option).
+    """
+
+    model: str | Path = "short"
+    min_confidence: float = 0.5
+    min_suppression: float = 0.3
+    running_mode: str = "image"
+    max_faces: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, (str, Path)) or not str(self.model):
+            raise ValueError(f"model must be 'short', 'full' or a path to a .tflite, got {self.model!r}")
+        for name in ("min_confidence", "min_suppression"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if self.running_mode not in RUNNING_MODES:
+            raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}")
+        if self.max_faces is not None and (
+            isinstance(self.max_faces, bool) or not isinstance(self.max_faces, (int, np.integer)) or self.max_faces < 1
+        ):
+            raise ValueError(f"max_faces must be a positive int or None, got {self.max_faces!r}")
+
+    def model_path(self) -> Path:
+        """The .tflite file these options name; raises FileNotFoundError when it does not exist."""
+        if isinstance(self.model, str) and self.model in MODEL_FILES:
+            return asset_path("mediapipe", MODEL_FILES[self.model])
+        path = Path(self.model).expanduser()
+        if path.is_file():
+            return path
+        if not path.is_absolute():
+            try:
+                return asset_path(path)
+            except FileNotFoundError:
+                pass
+        raise FileNotFoundError(f"face detector model not found: {self.model} (nor under the assets folder)")
+
+
+def to_rgb_uint8(frame: np.ndarray) -> np.ndarray:
+    """A contiguous uint8 RGB copy of a BGR / BGRA / grayscale frame (uint8 or uint16)."""
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"frame dtype must be uint8 or uint16, got {frame.dtype}")
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"frame must be (H, W) gray, (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA, got shape {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"frame is empty, shape {frame.shape}")
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype == np.uint16:
+        # Full 16-bit range to 8 bits (65535 -> 255), rounded.
+        frame = cv2.convertScaleAbs(frame, alpha=255.0 / 65535.0)
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class FaceDetector:
+    """MediaPipe Tasks face detector; use as a context manager (it holds a native graph).
+
+    ``detect`` returns the faces of one frame, highest score first, ``[]`` when there is none. In
+    ``"video"`` mode every call needs a ``timestamp_ms`` larger than the previous one (MediaPipe rejects
+    equal or decreasing timestamps); in ``"image"`` mode ``timestamp_ms`` is ignored.
+    """
+
+    def __init__(self, options: DetectorOptions | None = None) -> None:
+        self.options = options or DetectorOptions()
+        self.model_path = self.options.model_path()
+        mode = VisionTaskRunningMode.VIDEO if self.options.running_mode == "video" else VisionTaskRunningMode.IMAGE
+        mp_options = mp_face_detector.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(self.model_path)),
+            running_mode=mode,
+            min_detection_confidence=float(self.options.min_confidence),
+            min_suppression_threshold=float(self.options.min_suppression),
+        )
+        try:
+            self._detector = mp_face_detector.FaceDetector.create_from_options(mp_options)
+        except (RuntimeError, ValueError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"mediapipe cannot load face detector model {self.model_path}: {first_line}") from exc
+        # Closes the native graph when this object is collected or at exit, if the user did not.
+        self._finalizer = weakref.finalize(self, self._detector.close)
+        _LIVE_DETECTORS.add(self)
+        self._last_timestamp_ms: int | None = None
+        log.debug("face detector %s (%s mode) loaded", self.model_path.name, self.options.running_mode)
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def detect(self, frame_bgr: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
+        """Faces in a BGR (or gray / BGRA, uint8 or uint16) frame, best first; ``[]`` when none."""
+        if self.closed:
+            raise ValueError("FaceDetector is closed; create a new one")
+        rgb = to_rgb_uint8(frame_bgr)
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+        if self.options.running_mode == "video":
+            timestamp_ms = self._check_timestamp(timestamp_ms)
+            result = self._detector.detect_for_video(image, timestamp_ms)
+            self._last_timestamp_ms = timestamp_ms
+        else:
+            result = self._detector.detect(image)
+        height, width = rgb.shape[:2]
+        detections = [d for d in (_to_detection(r, width, height) for r in result.detections) if d is not None]
+        detections.sort(key=lambda d: d.score, reverse=True)
+        if self.options.max_faces is not None:
+            detections = detections[: self.options.max_faces]
+        return detections
+
+    def _check_timestamp(self, timestamp_ms) -> int:
+        if timestamp_ms is None:
+            raise ValueError("video mode needs timestamp_ms for every frame")
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
+            raise ValueError(f"timestamp_ms must be an int (milliseconds), got {timestamp_ms!r}")
+        timestamp_ms = int(timestamp_ms)
+        if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
+            raise ValueError(
+                f"timestamp_ms must increase from frame to frame: got {timestamp_ms} after {self._last_timestamp_ms}"
+            )
+        return timestamp_ms
+
+
+def _to_detection(mp_detection, width: int, height: int) -> Detection | None:
+    """A MediaPipe detection in sdfl pixel coordinates, its box clipped to the image; None if it falls outside."""
+    bb = mp_detection.bounding_box
+    # MediaPipe pixels have their edges on integers; sdfl's have their centres on integers.
+    x0 = np.clip(bb.origin_x - 0.5, -0.5, width - 0.5)
+    y0 = np.clip(bb.origin_y - 0.5, -0.5, height - 0.5)
+    x1 = np.clip(bb.origin_x + bb.width - 0.5, -0.5, width - 0.5)
+    y1 = np.clip(bb.origin_y + bb.height - 0.5, -0.5, height - 0.5)
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        return None
+    score = mp_detection.categories[0].score if mp_detection.categories else 0.0
+    keypoints = np.array(
+        [(kp.x * width - 0.5, kp.y * height - 0.5) for kp in (mp_detection.keypoints or [])], np.float32
+    ).reshape(-1, 2)
+    return Detection(box=np.array([x0, y0, x1 - x0, y1 - y0]), score=score, keypoints=keypoints)

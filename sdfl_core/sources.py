@@ -1,0 +1,231 @@
+"""Frame sources: video file, image, folder of images, camera, and a built-in synthetic demo clip.
+
+Every source is an iterable context manager of :class:`Frame`; opening a bad source raises a clear
+``FileNotFoundError`` / ``ValueError`` before the first frame.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    timestamp_ms: float
+    image: np.ndarray
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Any 8/16-bit gray, BGR or BGRA image as it is stored (the pipeline converts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    image = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot read image {path} (corrupt or not an image)")
+    return image
+
+
+class Source:
+    """Base: a context manager yielding frames. ``fps`` is the nominal rate (0 when unknown)."""
+
+    fps: float = 0.0
+    num_frames: int = 0
+    name: str = ""
+    seekable: bool = False
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def seek(self, index: int) -> None:
+        raise ValueError(f"{self.name} cannot seek")
+
+
+class VideoSource(Source):
+    seekable = True
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"video not found: {path}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"video file is empty (0 bytes): {path}")
+        self.cap = cv2.VideoCapture(str(path))
+        if not self.cap.isOpened():
+            raise ValueError(f"cannot open {path} as a video (unsupported or corrupt file)")
+        ok, first = self.cap.read()
+        if not ok or first is None:
+            self.cap.release()
+            raise ValueError(f"{path} has no readable video frames (truncated, corrupt or not a video)")
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 25.0
+        self.num_frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.name = str(path)
+        self._next = 0
+
+    def seek(self, index: int) -> None:
+        index = int(np.clip(index, 0, max(0, self.num_frames - 1)))
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self._next = index
+
+    def __iter__(self) -> Iterator[Frame]:
+        failures = 0
+        while True:
+            ok, image = self.cap.read()
+            if not ok or image is None:
+                # A frame that does not decode mid-file is skipped; the end (or a truncated tail) stops.
+                if self.num_frames and self._next < self.num_frames - 1 and failures < 25:
+                    failures += 1
+                    log.warning("%s: frame %d unreadable, skipped", self.name, self._next)
+                    self._next += 1
+                    continue
+                return
+            failures = 0
+            yield Frame(self._next, self._next * 1000.0 / self.fps, image)
+            self._next += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageSource(Source):
+    def __init__(self, path: str | Path) -> None:
+        self.image = read_image(path)
+        self.name = str(path)
+        self.num_frames = 1
+
+    def __iter__(self) -> Iterator[Frame]:
+        yield Frame(0, 0.0, self.image)
+
+
+class FolderSource(Source):
+    seekable = True
+
+    def __init__(self, path: str | Path, fps: float = 10.0) -> None:
+        path = Path(path)
+        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {path}")
+        self.name, self.fps, self.num_frames = str(path), fps, len(self.files)
+        self._next = 0
+
+    def seek(self, index: int) -> None:
+        self._next = int(np.clip(index, 0, self.num_frames - 1))
+
+    def __iter__(self) -> Iterator[Frame]:
+        while self._next < len(self.files):
+            i = self._next
+            self._next += 1
+            try:
+                image = read_image(self.files[i])
+            except ValueError as exc:
+                log.warning("skipping %s", exc)
+                continue
+            yield Frame(i, i * 1000.0 / self.fps, image)
+
+
+class CameraSource(Source):
+    def __init__(self, index: int) -> None:
+        self.cap = cv2.VideoCapture(int(index))
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise ValueError(f"camera {index} is not available (no such device, or it is in use)")
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.name = f"camera:{index}"
+
+    def __iter__(self) -> Iterator[Frame]:
+        import time
+
+        start, i = time.monotonic(), 0
+        while True:
+            ok, image = self.cap.read()
+            if not ok or image is None:
+                raise ValueError(f"{self.name} stopped delivering frames (unplugged?)")
+            yield Frame(i, (time.monotonic() - start) * 1000.0, image)
+            i += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class DemoSource(Source):
+    """A clip made from a public-domain portrait (scikit-image's astronaut, shipped in assets/demo):
+    the face drifts, turns and zooms while a grey occluder sweeps across it. Needs no download."""
+
+    seekable = True
+
+    def __init__(self, num_frames: int = 240, size: tuple[int, int] = (640, 480), fps: float = 30.0,
+                 occluder: bool = True) -> None:
+        from .assets import asset_path
+
+        self.portrait = read_image(asset_path("demo", "astronaut.jpg"))
+        self.num_frames, self.fps, self.size, self.occluder = num_frames, fps, size, occluder
+        self.name = "demo"
+        self._next = 0
+
+    def seek(self, index: int) -> None:
+        self._next = int(np.clip(index, 0, self.num_frames - 1))
+
+    def render(self, i: int) -> np.ndarray:
+        w, h = self.size
+        t = i / self.fps
+        ph, pw = self.portrait.shape[:2]
+        scale = 0.75 * h / ph * (1 + 0.12 * np.sin(2 * np.pi * t / 6))
+        angle = 12 * np.sin(2 * np.pi * t / 5)
+        cx = w / 2 + 0.15 * w * np.sin(2 * np.pi * t / 7)
+        cy = h / 2 + 0.05 * h * np.sin(2 * np.pi * t / 4)
+        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, scale)
+        m[:, 2] += (cx - pw / 2, cy - ph / 2)
+        frame = cv2.warpAffine(self.portrait, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        if self.occluder:
+            # The occluder enters from the right every 4 s and crosses the face, covering up to ~40 %.
+            phase = (t % 4) / 4
+            ox = int(w * (1.1 - 1.4 * phase))
+            cv2.rectangle(frame, (ox, int(h * 0.3)), (ox + int(w * 0.12), int(h * 0.75)), (90, 90, 90), -1)
+        return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        while self._next < self.num_frames:
+            i = self._next
+            self._next += 1
+            yield Frame(i, i * 1000.0 / self.fps, self.render(i))
+
+
+def open_source(spec: str | Path) -> Source:
+    """'demo', 'camera:N', a video file, an image file or a folder of images."""
+    text = str(spec)
+    if text == "demo":
+        return DemoSource()
+    if text.startswith("camera:"):
+        try:
+            index = int(text.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"camera source must be camera:N with an integer N, got {text!r}") from None
+        return CameraSource(index)
+    path = Path(text)
+    if path.is_dir():
+        return FolderSource(path)
+    if not path.exists():
+        raise FileNotFoundError(f"source not found: {path}")
+    if path.suffix.lower() in IMAGE_EXTS:
+        return ImageSource(path)
+    return VideoSource(path)

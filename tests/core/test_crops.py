@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from sdfl_core.crops import (crop_affine, image_to_units, invert, landmark_box, square_from_box, transform_points,
+                             units_to_image, warp)
+
+
+def test_landmark_box_and_square():
+    pts = np.array([[10, 20], [50, 30], [30, 80]], np.float32)
+    np.testing.assert_allclose(landmark_box(pts), [10, 20, 40, 60])
+    centre, side = square_from_box(landmark_box(pts), 1.5)
+    np.testing.assert_allclose(centre, [30, 50])
+    assert side == pytest.approx(90)
+    with pytest.raises(ValueError, match="positive size"):
+        square_from_box(np.array([0, 0, 0, 10]), 1.0)
+    with pytest.raises(ValueError, match="side must be positive"):
+        crop_affine(np.array([0, 0]), 0.0, 64)
+
+
+@pytest.mark.parametrize("angle", [0.0, 17.0, -90.0])
+def test_units_round_trip(angle):
+    m = crop_affine(np.array([120.3, 80.7]), 95.0, 64, angle)
+    pts = np.random.default_rng(0).uniform(50, 200, size=(3, 10, 2)).astype(np.float32)
+    units = image_to_units(pts.reshape(-1, 2), m, 64).reshape(3, 10, 2)
+    np.testing.assert_allclose(units_to_image(units, m, 64), pts, atol=1e-3)
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+def test_box_centre_maps_to_crop_centre(angle):
+    centre = np.array([200.25, 141.5])
+    m = crop_affine(centre, 77.0, 128, angle)
+    np.testing.assert_allclose(image_to_units(centre[None], m, 128), [[0.5, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(transform_points(centre[None], m), [[63.5, 63.5]], atol=1e-6)
+
+
+def test_square_edges_map_to_crop_edges():
+    centre, side, size = np.array([100.0, 100.0]), 50.0, 64
+    m = crop_affine(centre, side, size)
+    corners = np.array([[75, 75], [125, 125]], np.float64)  # continuous edges of the square
+    np.testing.assert_allclose(image_to_units(corners, m, size), [[0, 0], [1, 1]], atol=1e-6)
+
+
+def test_positive_angle_rotates_counter_clockwise():
+    m = crop_affine(np.array([100.0, 100.0]), 100.0, 100)
+    r = crop_affine(np.array([100.0, 100.0]), 100.0, 100, 90.0)
+    right_of_centre = np.array([[120.0, 100.0]])
+    np.testing.assert_allclose(transform_points(right_of_centre, m), [[69.5, 49.5]], atol=1e-5)
+    # y points down in images, so counter-clockwise on screen moves a point on the right to the top.
+    np.testing.assert_allclose(transform_points(right_of_centre, r), [[49.5, 29.5]], atol=1e-5)
+
+
+def test_invert_composes_to_identity():
+    m = crop_affine(np.array([40.0, 60.0]), 33.0, 96, 12.0)
+    pts = np.array([[1.0, 2.0], [40.0, 60.0]])
+    np.testing.assert_allclose(transform_points(transform_points(pts, m), invert(m)), pts, atol=1e-4)
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0])
+def test_marked_pixel_lands_at_transformed_point(angle):
+    image = np.zeros((240, 320, 3), np.uint8)
+    point = np.array([[170.0, 110.0]])
+    image[110, 170] = 255
+    image[109:112, 169:172] = np.maximum(image[109:112, 169:172], 200)
+    m = crop_affine(np.array([160.0, 120.0]), 80.0, 160, angle)  # 2x zoom
+    crop = warp(image, m, 160)
+    assert crop.shape == (160, 160, 3)
+    expected = transform_points(point, m)[0]
+    gray = crop[..., 0].astype(np.float64)
+    ys, xs = np.nonzero(gray > 0)
+    weights = gray[ys, xs]
+    centroid = np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+    np.testing.assert_allclose(centroid, expected, atol=0.75)
+    peak = np.unravel_index(np.argmax(gray), gray.shape)
+    assert abs(peak[1] - expected[0]) <= 1.5 and abs(peak[0] - expected[1]) <= 1.5

@@ -1,0 +1,172 @@
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from sdfl_core.model import ModelConfig, SDFLModel, build_model, masked_softmax
+
+SIZE = 64
+TINY = "mobilenetv2_050"
+
+
+def ring_mask(n: int, k: int) -> np.ndarray:
+    """Each point's k neighbours are the next k points on a ring (self-loops included)."""
+    mask = np.eye(n, dtype=bool)
+    for d in range(1, k + 1):
+        mask[np.arange(n), (np.arange(n) + d) % n] = True
+    return mask
+
+
+def make(n=68, k=3, backbone=TINY, **kw) -> SDFLModel:
+    torch.manual_seed(0)
+    return build_model(ModelConfig(backbone=backbone, num_points=n, input_size=SIZE, **kw), ring_mask(n, k))
+
+
+@functools.lru_cache(maxsize=None)
+def shared(n=68, k=3, backbone=TINY, head="graph", edge_mode="dynamic") -> SDFLModel:
+    """An eval-mode model that tests must not modify (building models dominates the test time)."""
+    return make(n, k, backbone, head=head, edge_mode=edge_mode).eval()
+
+
+def images(b=2, seed=0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(size=(b, 3, SIZE, SIZE)).astype(np.float32))
+
+
+@pytest.mark.parametrize("n, backbone", [(68, TINY), (98, TINY), (29, TINY), (68, "resnet10t")])
+def test_output_shapes(backbone, n):
+    x = images(3)
+    for head, wdim in (("graph", n), ("fc", 0)):
+        model = shared(n, backbone=backbone, head=head)
+        with torch.no_grad():
+            coords, weights = model(x)
+        assert coords.shape == (3, n, 2)
+        assert weights.shape == (3, n, wdim)
+        assert torch.isfinite(coords).all()
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static", "binary"])
+def test_masked_weights_zero_off_mask_rows_sum_to_one(mode):
+    k = 4
+    model = make(k=k, edge_mode=mode).eval()
+    if mode == "static":
+        with torch.no_grad():
+            model.edge_logits.normal_()
+    with torch.no_grad():
+        _, w = model(images())
+    mask = torch.from_numpy(ring_mask(68, k))
+    assert (w[:, ~mask] == 0).all()
+    assert (w[:, mask] > 0).all()
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 68), atol=1e-5, rtol=0)
+
+
+def test_binary_is_uniform():
+    k = 3
+    model = shared(k=k, edge_mode="binary")
+    with torch.no_grad():
+        _, w = model(images())
+    mask = torch.from_numpy(ring_mask(68, k))
+    torch.testing.assert_close(w[:, mask], torch.full_like(w[:, mask], 1 / (k + 1)))
+
+
+def test_dynamic_weights_depend_on_input_static_do_not():
+    a, b = images(1, seed=1), images(1, seed=2)
+    dyn = shared()
+    sta = make(edge_mode="static").eval()
+    with torch.no_grad():
+        sta.edge_logits.normal_()
+        assert (dyn(a)[1] - dyn(b)[1]).abs().max() > 1e-6
+        torch.testing.assert_close(sta(a)[1], sta(b)[1], atol=0, rtol=0)
+
+
+def test_masked_softmax_irregular_mask():
+    mask = torch.tensor([[1, 1, 0], [0, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    w = masked_softmax(torch.zeros(1, 3, 3), mask)
+    torch.testing.assert_close(w[0], torch.tensor([[0.5, 0.5, 0], [0, 1, 0], [1 / 3, 1 / 3, 1 / 3]]))
+
+
+@pytest.mark.parametrize("head", ["graph", "fc"])
+def test_gradients_reach_backbone(head):
+    model = make(head=head).train()
+    coords, weights = model(images())
+    (coords.square().sum() + weights.sum()).backward()
+    first_conv = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.weight.grad is not None
+    assert first_conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("head", ["graph", "fc"])
+def test_eval_is_deterministic(head):
+    model = shared(head=head)
+    x = images()
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    for t, u in zip(a, b):
+        torch.testing.assert_close(t, u, atol=0, rtol=0)
+
+
+def test_predictions_are_offsets_from_mean_shape():
+    mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
+    for head in ("graph", "fc"):
+        model = build_model(ModelConfig(backbone=TINY, input_size=SIZE, head=head), ring_mask(68, 3), mean).eval()
+        last = model.gc_out.linear if head == "graph" else model.fc[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+            coords, _ = model(images())
+        torch.testing.assert_close(coords, torch.from_numpy(mean).expand(2, -1, -1))
+
+
+@pytest.mark.parametrize("backbone", [TINY, "resnet10t"])
+def test_graph_head_much_smaller_than_fc(backbone):
+    # The FC head grows with the feature map (channels x side^2); the graph head barely does.
+    cfg = dict(backbone=backbone, input_size=128)
+    graph = SDFLModel(ModelConfig(head="graph", **cfg), ring_mask(68, 3)).head_parameters()
+    fc = SDFLModel(ModelConfig(head="fc", **cfg), ring_mask(68, 3)).head_parameters()
+    assert fc >= 2 * graph, (fc, graph)
+
+
+@pytest.mark.parametrize("k", [1, 7, 67])
+def test_any_k(k):
+    model = shared(k=k)
+    with torch.no_grad():
+        _, w = model(images(1))
+    assert ((w[0] > 0).sum(-1) == k + 1).all()
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="unknown timm backbone"):
+        ModelConfig(backbone="not_a_backbone")
+    with pytest.raises(ValueError, match="head must be one of"):
+        ModelConfig(backbone=TINY, head="mlp")
+    with pytest.raises(ValueError, match="edge_mode must be one of"):
+        ModelConfig(backbone=TINY, edge_mode="learned")
+    with pytest.raises(ValueError, match="input_size"):
+        ModelConfig(backbone=TINY, input_size=16)
+    with pytest.raises(ValueError, match="num_points"):
+        ModelConfig(backbone=TINY, num_points=1)
+
+
+def test_bad_mask_and_mean_shape():
+    cfg = ModelConfig(backbone=TINY, input_size=SIZE)
+    with pytest.raises(ValueError, match=r"adjacency mask must be \(68, 68\)"):
+        SDFLModel(cfg, ring_mask(98, 3))
+    no_self = ring_mask(68, 3)
+    np.fill_diagonal(no_self, False)
+    with pytest.raises(ValueError, match="self-loops"):
+        SDFLModel(cfg, no_self)
+    with pytest.raises(ValueError, match=r"mean shape must be \(68, 2\)"):
+        SDFLModel(cfg, ring_mask(68, 3), np.zeros((68, 3)))
+
+
+@pytest.mark.parametrize("shape", [(3, SIZE, SIZE), (1, 1, SIZE, SIZE), (1, 3, SIZE + 32, SIZE + 32), (1, 3, SIZE, 32)])
+def test_wrong_input_shape(shape):
+    model = shared()
+    with pytest.raises(ValueError, match=r"expected a \(B, 3, 64, 64\) image batch"):
+        model(torch.zeros(shape))
+
+
+def test_config_to_dict_round_trip():
+    cfg = ModelConfig(backbone=TINY, num_points=29, input_size=SIZE, head="fc", edge_mode="static")
+    assert ModelConfig(**cfg.to_dict()) == cfg
