@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,12 @@ FORMAT = "sdfl-checkpoint"
 VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first message line, or its type name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class CheckpointError(ValueError):
@@ -40,9 +44,10 @@ class ModelInfo:
     norm_std: tuple[float, float, float] = IMAGENET_STD
     crop_scale: float = 1.4
     """Crop side = crop_scale x the larger side of the landmark box."""
-    detector_box: dict = field(default_factory=lambda: {"dx": 0.0, "dy": 0.0, "scale": 1.0})
-    """Maps a face-detector box to the landmark box the model was trained on (centre shift in box
-    widths/heights, size ratio); calibrated on training images."""
+    detector_box: dict = field(default_factory=dict)
+    """Per detector model ('short', 'full'): {dx, dy, scale} mapping its face box to the landmark box
+    the model was trained on (centre shift in box widths/heights, size ratio); calibrated on training
+    images by training/calibrate.py. Empty = use the detector box as the landmark box."""
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     name: str = ""
@@ -59,7 +64,7 @@ class ModelInfo:
             "mask": torch.as_tensor(np.asarray(self.mask, bool)),
             "mean_shape": torch.as_tensor(np.asarray(self.mean_shape, np.float32)),
             "normalization": {"mean": list(self.norm_mean), "std": list(self.norm_std)},
-            "crop": {"scale": float(self.crop_scale), "detector_box": dict(self.detector_box)},
+            "crop": {"scale": float(self.crop_scale), "detector_box": {k: dict(v) for k, v in self.detector_box.items()}},
             "train_config": self.train_config,
             "metrics": self.metrics,
             "name": self.name,
@@ -78,7 +83,7 @@ class ModelInfo:
                 norm_mean=tuple(payload["normalization"]["mean"]),
                 norm_std=tuple(payload["normalization"]["std"]),
                 crop_scale=float(payload["crop"]["scale"]),
-                detector_box=dict(payload["crop"].get("detector_box", {"dx": 0.0, "dy": 0.0, "scale": 1.0})),
+                detector_box={str(k): dict(v) for k, v in payload["crop"].get("detector_box", {}).items() if isinstance(v, dict)},
                 train_config=dict(payload.get("train_config", {})),
                 metrics=dict(payload.get("metrics", {})),
                 name=str(payload.get("name", "")),
@@ -127,8 +132,8 @@ def read_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or not a torch file): {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # garbage reaches torch's legacy unpickler, which can raise KeyError, IndexError, ...
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or not a torch file): {first_line(exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an sdfl checkpoint")
     if payload.get("version") != VERSION:
@@ -147,6 +152,6 @@ def load_checkpoint(path: str | Path, expect_points: int | None = None) -> tuple
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match the model they describe: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(f"{path}: weights do not match the model they describe: {first_line(exc)}") from exc
     model.eval()
     return model, info

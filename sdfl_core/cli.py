@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sdfl: interrupted", file=sys.stderr)
         return 130
-    except (CheckpointError, ValueError, FileNotFoundError, OSError) as exc:
+    except (CheckpointError, ValueError, FileNotFoundError, OSError, ImportError) as exc:
         if args.verbose:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,6 +1,7 @@
 """`sdfl export`: checkpoint -> self-describing ONNX model (landmarks, edge_weights), dynamic batch."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import numpy as np
 import onnx
 import torch
 
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint
+from .checkpoint import CheckpointError, ModelInfo, _umask, load_checkpoint
 from .model import ModelConfig, SDFLModel
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ def info_from_json(text: str) -> ModelInfo:
 def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int = 17) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.float().eval().to(memory_format=torch.contiguous_format).cpu()
+    # Export a copy: .float()/.eval()/.cpu() work in place and would change the caller's (training) model.
+    model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format).cpu()
     size = info.config.input_size
     dummy = torch.zeros(2, 3, size, size)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
@@ -56,7 +58,11 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, info_to_json(info)
         onnx.checker.check_model(proto)
-        onnx.save(proto, str(out))
+        # Write beside the target and rename: an interrupted export never leaves a half file that the
+        # predictor cache would later trust.
+        onnx.save(proto, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -69,8 +75,9 @@ def compare(model: SDFLModel, onnx_path: str | Path, batch: int = 3, seed: int =
 
     size = model.config.input_size
     x = torch.from_numpy(np.random.default_rng(seed).normal(size=(batch, 3, size, size)).astype(np.float32))
+    model = copy.deepcopy(model).float().eval().cpu()
     with torch.no_grad():
-        ref = [t.numpy() for t in model.float().eval()(x)]
+        ref = [t.numpy() for t in model(x)]
     got = OnnxPredictor(onnx_path).run_tensor(x.numpy())
     return max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in zip(ref, got))
 

@@ -45,10 +45,11 @@ class PipelineOptions:
             raise ValueError(f"smoothing must be in [0, 1], got {self.smoothing}")
 
 
-def detection_to_crop(det: Detection, info) -> np.ndarray:
-    """The crop affine for a detector box, through the checkpoint's detector-box calibration."""
+def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> np.ndarray:
+    """The crop affine for a detector box, through the checkpoint's calibration for that detector
+    (a custom detector model uses the short-range calibration)."""
     x, y, w, h = det.box.astype(np.float64)
-    cal = info.detector_box
+    cal = info.detector_box.get(str(detector), info.detector_box.get("short", {}))
     cx = x + w / 2 + cal.get("dx", 0.0) * w
     cy = y + h / 2 + cal.get("dy", 0.0) * h
     side = info.crop_scale * cal.get("scale", 1.0) * max(w, h)
@@ -83,8 +84,8 @@ class LandmarkEngine:
         size = self.info.config.input_size
         return [Landmarks(crops.units_to_image(u, a, size), w) for u, a, w in zip(units, affines, weights)]
 
-    def predict_boxes(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Landmarks]:
-        return self.predict(image_bgr, [detection_to_crop(d, self.info) for d in detections])
+    def predict_boxes(self, image_bgr: np.ndarray, detections: list[Detection], detector: str | Path = "short") -> list[Landmarks]:
+        return self.predict(image_bgr, [detection_to_crop(d, self.info, detector) for d in detections])
 
 
 class Pipeline:
@@ -139,7 +140,7 @@ class Pipeline:
         self._last_ts = ts
         detections = self.detector.detect(bgr, ts)
         t1 = time.perf_counter()
-        landmarks = self.engine.predict_boxes(bgr, detections)
+        landmarks = self.engine.predict_boxes(bgr, detections, self.options.detector)
         t2 = time.perf_counter()
         tracks = self.tracker.update(detections, landmarks)
         t3 = time.perf_counter()

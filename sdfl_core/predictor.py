@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint
+from .checkpoint import CheckpointError, ModelInfo, first_line, load_checkpoint
 from .preprocess import to_input
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class OnnxPredictor:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise CheckpointError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}") from exc
+            raise CheckpointError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in meta:
             raise CheckpointError(f"{path} is an ONNX model but not an sdfl export (no {META_KEY} metadata)")

@@ -29,7 +29,7 @@ def trained():
         model(torch.randn(4, 3, 64, 64))  # move BN running stats away from their defaults
     model.eval()
     info = ModelInfo(config=cfg, schema="cofw", k=3, mask=ring_mask(29), mean_shape=mean, crop_scale=1.3,
-                     detector_box={"dx": 0.1, "dy": -0.05, "scale": 1.2}, train_config={"lr": 0.1},
+                     detector_box={"short": {"dx": 0.1, "dy": -0.05, "scale": 1.2}}, train_config={"lr": 0.1},
                      metrics={"nme_io": 0.05}, name="tiny")
     return model, info
 
@@ -93,6 +93,14 @@ def test_corrupt_file(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"junk" * 50, b"\x80\x02}q\x00.", b"PK\x03\x04" + b"\x00" * 60, b""])
+def test_garbage_files(tmp_path, content):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint|is not an sdfl checkpoint"):
         load_checkpoint(path)
 
 

@@ -1,0 +1,154 @@
+"""`sdfl eval`: NME (inter-ocular, inter-pupil), FR@0.1, AUC@0.1, per-subset numbers and a CED plot."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import crops
+from .datasets import Sample, load_image, load_samples
+from .metrics import ced, nme_io, summarize
+from .types import Detection
+
+log = logging.getLogger(__name__)
+
+
+def gt_affine(points: np.ndarray, crop_scale: float, input_size: int) -> np.ndarray:
+    """The standard protocol's crop: a square around the ground-truth landmark box."""
+    center, side = crops.square_from_box(crops.landmark_box(points), crop_scale)
+    return crops.crop_affine(center, side, input_size)
+
+
+def _best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
+    """The detection that overlaps the ground-truth landmark box most (IoU), if any overlaps."""
+    from .tracker import iou_matrix
+
+    if not detections:
+        return None
+    x, y, w, h = crops.landmark_box(points)
+    ious = iou_matrix(np.array([[x, y, x + w, y + h]]), np.stack([d.xyxy for d in detections]))[0]
+    best = int(np.argmax(ious))
+    return detections[best] if ious[best] > 0.1 else None
+
+
+def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32
+                    ) -> tuple[np.ndarray, np.ndarray, list[Sample], int]:
+    """Predictions (M, N, 2) in image pixels, ground truth, the samples kept, and missed detections.
+
+    Unreadable images are skipped with a warning. With ``boxes='detector'`` a face the detector misses
+    falls back to the ground-truth box and is counted in the returned number.
+    """
+    info = predictor.info
+    size = info.config.input_size
+    detector = None
+    if boxes == "detector":
+        from .detector import DetectorOptions, FaceDetector
+        from .pipeline import detection_to_crop
+
+        detector = FaceDetector(DetectorOptions(model="full", min_confidence=0.3))
+    elif boxes != "gt":
+        raise ValueError(f"boxes must be gt or detector, got {boxes!r}")
+    preds, gts, kept, missed = [], [], [], 0
+    batch_crops, batch_affines = [], []
+
+    def flush() -> None:
+        if batch_crops:
+            units, _ = predictor.predict(np.stack(batch_crops))
+            preds.extend(crops.units_to_image(u, a, size) for u, a in zip(units, batch_affines))
+            batch_crops.clear()
+            batch_affines.clear()
+
+    try:
+        for sample in samples:
+            try:
+                image = load_image(sample)
+            except (ValueError, FileNotFoundError) as exc:
+                log.warning("skipping %s", exc)
+                continue
+            affine = None
+            if detector is not None:
+                det = _best_detection(detector.detect(image), sample.points)
+                if det is None:
+                    missed += 1
+                else:
+                    affine = detection_to_crop(det, info, "full")
+            if affine is None:
+                affine = gt_affine(sample.points, info.crop_scale, size)
+            batch_crops.append(crops.warp(image, affine, size))
+            batch_affines.append(affine)
+            gts.append(sample.points)
+            kept.append(sample)
+            if len(batch_crops) >= batch_size:
+                flush()
+        flush()
+    finally:
+        if detector is not None:
+            detector.close()
+    if not kept:
+        raise ValueError("no readable images to evaluate")
+    return np.stack(preds), np.stack(gts).astype(np.float32), kept, missed
+
+
+def evaluate(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32) -> tuple[dict, np.ndarray]:
+    """The report dict (fractions) and the per-image inter-ocular NMEs."""
+    schema = predictor.info.schema_obj
+    n = predictor.info.config.num_points
+    bad = [s for s in samples if s.points.shape[0] != n]
+    if bad:
+        raise ValueError(f"the data has {bad[0].points.shape[0]} points per face but the model predicts {n} ({schema.name})")
+    pred, gt, kept, missed = predict_samples(predictor, samples, boxes, batch_size)
+    report = summarize(pred, gt, schema)
+    errors = nme_io(pred, gt, schema)
+    attributes = sorted({k for s in kept for k in s.attributes})
+    if attributes:
+        report["subsets"] = {}
+        for name in attributes:
+            sel = np.array([bool(s.attributes.get(name)) for s in kept])
+            if sel.any():
+                report["subsets"][name] = summarize(pred[sel], gt[sel], schema)
+    if boxes == "detector":
+        report["missed_detections"] = missed
+    return report, errors
+
+
+def plot_ced(path: str | Path, curves: dict[str, np.ndarray], threshold: float = 0.1) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, errors in curves.items():
+        xs, ys = ced(errors, threshold)
+        ax.plot(xs * 100, ys, label=label)
+    ax.set_xlabel("NME (inter-ocular, %)")
+    ax.set_ylabel("fraction of faces")
+    ax.set_xlim(0, threshold * 100)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Cumulative error distribution")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    from .predictor import default_weights, load_predictor
+
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        raise FileNotFoundError(f"output folder does not exist: {out.parent}")
+    weights = args.weights or default_weights("sdfl")
+    predictor = load_predictor(weights, device=args.device)
+    samples = load_samples(args.data, args.format)
+    report, errors = evaluate(predictor, samples, args.boxes, args.batch_size)
+    report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes}
+    out.write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot_ced(args.plot, {predictor.info.name or Path(weights).stem: errors})
+    print(f"{report['count']} faces: NME(io) {report['nme_io'] * 100:.2f}%  NME(ip) {report['nme_ip'] * 100:.2f}%  "
+          f"FR@0.1 {report['fr_10'] * 100:.2f}%  AUC@0.1 {report['auc_10']:.4f}  -> {out}")
+    return 0

@@ -1,0 +1,101 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sdfl_core.cli import COMMANDS, build_parser, main
+
+
+def test_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "sdfl_core.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for name in ("track", "eval", "train", "export", "graph", "occlusion", "gui"):
+        assert name in out.stdout
+    assert set(COMMANDS) == {"track", "eval", "train", "export", "graph", "occlusion", "gui"}
+
+
+def test_cli_import_is_cheap():
+    # `sdfl --help` must not pay for torch / Qt start-up.
+    code = "import sys, sdfl_core.cli; print(any(m in sys.modules for m in ('torch', 'PyQt6', 'cv2')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False"
+
+
+def test_parser_requires_a_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([])
+    assert exc.value.code == 2
+    args = build_parser().parse_args(["graph", "--data", "d", "--format", "300w", "--out", "g.npz", "--k", "5"])
+    assert (args.command, args.k, args.plot) == ("graph", 5, None)
+
+
+def test_export_missing_weights_is_one_line_error(tmp_path, capsys):
+    rc = main(["export", "--weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "m.onnx")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("sdfl export: error: checkpoint not found")
+    assert "Traceback" not in err[0]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_corrupt_weights_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk" * 50)
+    assert main(["export", "--weights", str(bad), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a readable checkpoint" in err[0]
+
+
+def test_export_end_to_end(tmp_path, capsys):
+    import torch
+
+    from sdfl_core.checkpoint import ModelInfo, save_checkpoint
+    from sdfl_core.model import ModelConfig, SDFLModel
+    from sdfl_core.predictor import OnnxPredictor
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=29, input_size=64, head="fc")
+    mask = np.eye(29, dtype=bool) | np.roll(np.eye(29, dtype=bool), 1, axis=1)
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, SDFLModel(cfg, mask), ModelInfo(config=cfg, schema="cofw", k=1, mask=mask,
+                                                             mean_shape=np.full((29, 2), 0.5, np.float32)))
+    out = tmp_path / "w.onnx"
+    assert main(["export", "--weights", str(weights), "--out", str(out)]) == 0
+    assert "max |torch - onnxruntime|" in capsys.readouterr().out
+    assert OnnxPredictor(out).info.config == cfg
+
+
+def write_300w_folder(root, count=6, seed=0):
+    """A tiny 300W-style folder: a black image and an .pts file per face, shapes jittered around a template."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    template = np.stack([100 + 40 * np.cos(angles), 100 + 50 * np.sin(angles)], axis=1)
+    root.mkdir()
+    for i in range(count):
+        pts = template + rng.normal(scale=3.0, size=template.shape) + rng.uniform(-10, 10, size=2)
+        cv2.imwrite(str(root / f"face_{i}.png"), np.zeros((200, 200, 3), np.uint8))
+        lines = ["version: 1", "n_points:  68", "{"] + [f"{x:.3f} {y:.3f}" for x, y in pts] + ["}"]
+        (root / f"face_{i}.pts").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_graph_command_on_tiny_300w_folder(tmp_path, capsys):
+    try:
+        import sdfl_core.datasets  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"sdfl_core.datasets is not available yet ({exc})")
+    from sdfl_core.graph import load_graph
+
+    data = write_300w_folder(tmp_path / "300w")
+    out, plot = tmp_path / "graph.npz", tmp_path / "graph.png"
+    rc = main(["graph", "--data", str(data), "--format", "300w", "--k", "2", "--out", str(out), "--plot", str(plot)])
+    assert rc == 0, capsys.readouterr().err
+    mask, mean, k = load_graph(out)
+    assert mask.shape == (68, 68) and mean.shape == (68, 2) and k == 2
+    assert (mask.sum(axis=1) == 3).all()
+    assert plot.stat().st_size > 1000
+    assert "6 shapes, 68 points" in capsys.readouterr().out

@@ -1,0 +1,86 @@
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from sdfl_core.checkpoint import CheckpointError, ModelInfo
+from sdfl_core.model import ModelConfig, SDFLModel
+from sdfl_core.onnx_export import META_KEY, compare, export_onnx, info_from_json, info_to_json
+from sdfl_core.predictor import OnnxPredictor
+
+SIZE = 64
+
+
+def ring_mask(n: int, k: int = 3) -> np.ndarray:
+    mask = np.eye(n, dtype=bool)
+    for d in range(1, k + 1):
+        mask[np.arange(n), (np.arange(n) + d) % n] = True
+    return mask
+
+
+def build(head: str) -> tuple[SDFLModel, ModelInfo]:
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head)
+    mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
+    model = SDFLModel(cfg, ring_mask(68), mean).eval()
+    info = ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68), mean_shape=mean, name=head,
+                     train_config={"not": "exported"})
+    return model, info
+
+
+@pytest.fixture(scope="module", params=["graph", "fc"])
+def exported(request, tmp_path_factory):
+    model, info = build(request.param)
+    path = export_onnx(model, info, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
+    return model, info, path
+
+
+def images(b: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(b, 3, SIZE, SIZE)).astype(np.float32)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_torch(exported, batch):
+    model, info, path = exported
+    x = images(batch)
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(torch.from_numpy(x))]
+    got = OnnxPredictor(path).run_tensor(x)
+    for a, b in zip(ref, got):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, atol=1e-4, rtol=0)
+    assert got[1].shape == (batch, 68, 68 if info.config.head == "graph" else 0)
+
+
+def test_compare_helper(exported):
+    model, _, path = exported
+    assert compare(model, path, batch=2) < 1e-4
+
+
+def test_info_round_trips_through_onnx(exported):
+    _, info, path = exported
+    got = OnnxPredictor(path).info
+    assert got.config == info.config
+    np.testing.assert_array_equal(got.mask, info.mask)
+    np.testing.assert_allclose(got.mean_shape, info.mean_shape)
+    assert (got.schema, got.k, got.name, got.crop_scale) == (info.schema, info.k, info.name, info.crop_scale)
+    assert got.train_config == {}  # the ONNX file only carries what inference needs
+    keys = {p.key for p in onnx.load(str(path)).metadata_props}
+    assert META_KEY in keys
+
+
+def test_info_json_round_trip():
+    _, info = build("graph")
+    back = info_from_json(info_to_json(info))
+    assert back.config == info.config and back.schema == "300w"
+    np.testing.assert_array_equal(back.mask, info.mask)
+    with pytest.raises(CheckpointError, match="malformed sdfl metadata"):
+        info_from_json("{not json")
+
+
+def test_export_leaves_caller_model_alone(tmp_path):
+    model, info = build("graph")
+    model.train()
+    export_onnx(model, info, tmp_path / "m.onnx")
+    assert model.training
+    assert not list(tmp_path.glob("*.tmp"))
