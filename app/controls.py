@@ -170,6 +170,17 @@ class ControlsPanel(QWidget):
         _no_focus(rnd, clear, self.cover, self.cover_side, self.freeze)
         return box
 
+    def show_model_choice(self, choice: str) -> None:
+        """Select the combo entry of the loaded model; a file gets its own entry above 'Checkpoint file...'."""
+        index = self.model_combo.findData(choice)
+        if index < 0:
+            from pathlib import Path
+
+            index = self.model_combo.count() - 1
+            self.model_combo.insertItem(index, Path(choice).name, choice)
+            self.model_combo.setItemData(index, choice, Qt.ItemDataRole.ToolTipRole)
+        self.model_combo.setCurrentIndex(index)
+
     # --- values -------------------------------------------------------------------------------
     def _emit_smoothing(self) -> None:
         self.smoothing_value.setText(f"{self.smoothing.value() / 100:.2f}")

@@ -62,3 +62,7 @@ class FrameBundle:
     inspection: Inspection = field(default_factory=Inspection)
     dropped: int = 0
     """Frames dropped so far by the latest-frame-wins queue."""
+    generation: int = 0
+    """Playback run the frame belongs to (a new one starts on every open and seek)."""
+    rerun: bool = False
+    """A frame shown before, processed again (settings changed while paused, or inspection)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +36,23 @@ class LatestFrameQueue:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._item: Frame | None = None
+        self._item: tuple[Frame, int] | None = None
         self._busy = False
         self.dropped = 0
         self.put_count = 0
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: Frame, generation: int = 0) -> None:
         with self._lock:
             if self._item is not None:
                 self.dropped += 1
-            self._item = frame
+            self._item = (frame, generation)
             self.put_count += 1
 
-    def take(self) -> Frame | None:
-        """The newest frame (marks the consumer busy until ``done``), or None when there is none."""
+    def take(self) -> tuple[Frame, int] | None:
+        """The newest (frame, generation) (marks the consumer busy until ``done``), or None when there is none.
+
+        The generation changes when playback restarts (open, seek): the consumer then starts fresh tracks.
+        """
         with self._lock:
             item, self._item = self._item, None
             if item is not None:
@@ -76,7 +78,8 @@ class CaptureWorker(QObject):
 
     source_opened = pyqtSignal(object)   # SourceInfo
     source_failed = pyqtSignal(str)
-    source_ended = pyqtSignal()
+    source_fallback = pyqtSignal(str)    # the asked-for source failed; the demo plays instead
+    source_ended = pyqtSignal(int, int)  # generation, frames read in it
     frame_captured = pyqtSignal(int)     # index of the frame just queued
     frame_queued = pyqtSignal()          # tells the inference worker a frame is waiting
     playing_changed = pyqtSignal(bool)
@@ -92,6 +95,7 @@ class CaptureWorker(QObject):
         self.max_frames = 0
         self.frames_read = 0
         self.last_index = -1
+        self.generation = 0
 
     @pyqtSlot()
     def start(self) -> None:
@@ -100,8 +104,8 @@ class CaptureWorker(QObject):
         self._timer.setTimerType(self._timer.timerType().PreciseTimer)
         self._timer.timeout.connect(self._tick)
 
-    @pyqtSlot(str, bool)
-    def open(self, spec: str, fallback_to_demo: bool = False) -> None:
+    @pyqtSlot(str, bool, int)
+    def open(self, spec: str, fallback_to_demo: bool = False, generation: int = 0) -> None:
         try:
             source = open_source(spec)
         except (ValueError, FileNotFoundError, OSError) as exc:
@@ -109,15 +113,17 @@ class CaptureWorker(QObject):
             if not fallback_to_demo:
                 self.source_failed.emit(str(exc))
                 return
-            self.source_failed.emit(f"{exc}. Playing the built-in demo instead - open a video with Ctrl+O "
-                                    f"(or drop it on the window), or a camera with Ctrl+K.")
+            self.source_fallback.emit(f"{exc}. Playing the built-in demo instead: open a video or image with "
+                                      f"Ctrl+O (or drop it on the window), a folder with Ctrl+Shift+O, "
+                                      f"a camera with Ctrl+K.")
             source = open_source("demo")
-        self._set_source(source, is_camera=spec.startswith("camera:"))
+        self._set_source(source, source.name.startswith("camera:"), generation)
 
-    def _set_source(self, source: Source, is_camera: bool) -> None:
+    def _set_source(self, source: Source, is_camera: bool, generation: int) -> None:
         self.close()
         self.source = source
         self._frames = iter(source)
+        self.generation = generation
         self.frames_read = 0
         self.last_index = -1
         self.queue.clear()
@@ -160,12 +166,16 @@ class CaptureWorker(QObject):
         self.pause()
         self._read_one()
 
-    @pyqtSlot(int)
-    def seek(self, index: int) -> None:
+    @pyqtSlot(int, int)
+    def seek(self, index: int, generation: int) -> None:
+        """Go to ``index``; frames from here on belong to ``generation`` (fresh tracks downstream)."""
         if self.source is None or not self.source.seekable:
             return
         self.source.seek(index)
         self._frames = iter(self.source)
+        self.queue.clear()
+        self.generation = generation
+        self.frames_read = 0
         if not self._playing:
             self._read_one()
 
@@ -179,13 +189,13 @@ class CaptureWorker(QObject):
             return
         if self.max_frames and self.frames_read >= self.max_frames:
             self.pause()
-            self.source_ended.emit()
+            self.source_ended.emit(self.generation, self.frames_read)
             return
         try:
             frame = next(self._frames)
         except StopIteration:
             self.pause()
-            self.source_ended.emit()
+            self.source_ended.emit(self.generation, self.frames_read)
             return
         except (ValueError, OSError) as exc:  # e.g. a camera unplugged mid-run
             log.warning("%s", exc)
@@ -195,7 +205,7 @@ class CaptureWorker(QObject):
             return
         self.frames_read += 1
         self.last_index = frame.index
-        self.queue.put(Frame(frame.index, frame.timestamp_ms, to_bgr_uint8(frame.image)))
+        self.queue.put(Frame(frame.index, frame.timestamp_ms, to_bgr_uint8(frame.image)), self.generation)
         self.frame_captured.emit(frame.index)
         self.frame_queued.emit()
 
@@ -249,6 +259,9 @@ class InferenceWorker(QObject):
         self.smooth = True
         self.frozen = False
         self._last_frame: Frame | None = None
+        self.generation = 0
+        self._rerun = False
+        self._inspect_pending = False
         self._last_result: FrameResult | None = None
         self._last_box: np.ndarray | None = None
         self._clean_result: FrameResult | None = None
@@ -339,6 +352,13 @@ class InferenceWorker(QObject):
         self._refresh_paused()
 
     def _refresh_paused(self) -> None:
+        # Coalesced: the zero timer fires after every change already queued (e.g. a whole drag) is applied.
+        if self.frozen and not self._inspect_pending:
+            self._inspect_pending = True
+            QTimer.singleShot(0, self._run_pending_inspect)
+
+    def _run_pending_inspect(self) -> None:
+        self._inspect_pending = False
         if self.frozen:
             self._inspect()
 
@@ -362,15 +382,24 @@ class InferenceWorker(QObject):
         if self.frozen:
             self._inspect()
         elif self._last_frame is not None and self.queue.idle:
-            self.queue.put(self._last_frame)
-            self.process_next()
+            self.queue.put(self._last_frame, self.generation)
+            self._rerun = True
+            try:
+                self.process_next()
+            finally:
+                self._rerun = False
 
     @pyqtSlot()
     def process_next(self) -> None:
-        frame = self.queue.take()
-        if frame is None:
+        item = self.queue.take()
+        if item is None:
             return
+        frame, generation = item
         try:
+            if generation != self.generation:
+                self.generation = generation
+                self._last_box = None
+                self.reset_tracking()
             self._process(frame)
         finally:
             self.queue.done()
@@ -394,7 +423,8 @@ class InferenceWorker(QObject):
         if result.tracks:
             self._last_box = max((t.detection.box for t in result.tracks), key=lambda b: b[2] * b[3])
         self.processed += 1
-        self.result_ready.emit(FrameBundle(frame, model_input, result, compare, Inspection(), self.queue.dropped))
+        self.result_ready.emit(FrameBundle(frame, model_input, result, compare, Inspection(), self.queue.dropped,
+                                           self.generation, self._rerun))
 
     def _compare(self, image: np.ndarray, detections) -> tuple:
         if not self.compare_enabled or self.compare_engine is None or not detections:
@@ -414,7 +444,8 @@ class InferenceWorker(QObject):
             log.exception("inspection failed")
             self.model_failed.emit(f"inspection failed: {_one_line(exc)}")
             return
-        self.result_ready.emit(FrameBundle(frame, model_input, result, compare, inspection, self.queue.dropped))
+        self.result_ready.emit(FrameBundle(frame, model_input, result, compare, inspection, self.queue.dropped,
+                                           self.generation, True))
 
     @pyqtSlot()
     def shutdown(self) -> None:

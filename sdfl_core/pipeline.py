@@ -15,8 +15,10 @@ from typing import Iterator
 import numpy as np
 
 from . import crops
-from .detector import DetectorOptions, FaceDetector, to_rgb_uint8
-from .predictor import load_predictor
+# Keep this import above .detector: the model stack (timm -> torch._dynamo -> triton) segfaults when
+# triton's native library loads after mediapipe's, and triton loaded first is fine.
+from .predictor import load_predictor  # isort: skip
+from .detector import DetectorOptions, FaceDetector, to_rgb_uint8  # isort: skip
 from .sources import Frame, Source
 from .tracker import Tracker, TrackerOptions
 from .types import Detection, FrameResult, Landmarks

@@ -6,6 +6,8 @@ from pathlib import Path
 
 # Must be set before anything imports Qt (pytest-qt imports it while collecting).
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
+# One intra-op thread: on a shared 2-core box OpenMP's spinning workers make the torch tests ~10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

@@ -48,10 +48,12 @@ def test_output_shapes(backbone, n):
 @pytest.mark.parametrize("mode", ["dynamic", "static", "binary"])
 def test_masked_weights_zero_off_mask_rows_sum_to_one(mode):
     k = 4
-    model = make(k=k, edge_mode=mode).eval()
     if mode == "static":
+        model = make(k=k, edge_mode=mode).eval()
         with torch.no_grad():
             model.edge_logits.normal_()
+    else:
+        model = shared(k=k, edge_mode=mode)
     with torch.no_grad():
         _, w = model(images())
     mask = torch.from_numpy(ring_mask(68, k))
@@ -127,7 +129,7 @@ def test_graph_head_much_smaller_than_fc(backbone):
     assert fc >= 2 * graph, (fc, graph)
 
 
-@pytest.mark.parametrize("k", [1, 7, 67])
+@pytest.mark.parametrize("k", [1, 67])
 def test_any_k(k):
     model = shared(k=k)
     with torch.no_grad():

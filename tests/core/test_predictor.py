@@ -48,7 +48,6 @@ def test_non_sdfl_onnx_raises(tmp_path):
         OnnxPredictor(tmp_path / "missing.onnx")
 
 
-@pytest.mark.slow
 def test_load_predictor_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
     model, info = build("graph")

@@ -1,0 +1,181 @@
+"""Landmark jitter, raw vs Kalman-smoothed, and the lag the smoother costs.
+
+    python benchmarks/jitter.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 600]
+
+Jitter (franck.mp4, one talking face): the high-frequency part of each point's trajectory, i.e. the
+residual after a Savitzky-Golay fit (scipy.signal.savgol_filter, window 9, order 2, per continuous
+run of one track id), as the mean Euclidean residual over points and frames divided by the
+inter-ocular distance (the schema's outer eye corners). Raw and smoothed points come from the same
+run (every Track carries both). Also the frame-to-frame displacement on near-static frames.
+
+Lag: the astronaut portrait moved along a known sinusoidal path over a 640x480 frame; the lag of the
+mean landmark trajectory behind the true motion, by cross-correlation of velocities with a parabolic
+sub-frame peak, for raw and smoothed points; the filter's cost is smoothed lag - raw lag.
+Not a test; goals are printed beside the numbers (jitter ratio <= 0.5, lag <= 1 frame).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.signal import correlate, correlation_lags, savgol_filter  # noqa: E402
+
+# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
+from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
+from sdfl_core.sources import open_source  # noqa: E402
+
+log = logging.getLogger("benchmarks.jitter")
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+SAVGOL_WINDOW, SAVGOL_ORDER = 9, 2
+JITTER_GOAL, LAG_GOAL = 0.5, 1.0
+
+
+def collect(pipeline: Pipeline, frames) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(frame, track id, raw (N, 2), smoothed (N, 2)) of the first track of every frame that has one."""
+    out = []
+    for index, ts, image in frames:
+        result = pipeline.process(image, index, ts)
+        if result.tracks:
+            t = result.tracks[0]
+            out.append((index, t.track_id, t.raw.points.astype(np.float64), t.smoothed.astype(np.float64)))
+    return out
+
+
+def runs(samples) -> list[list[int]]:
+    """Positions of samples split into runs of consecutive frames with the same track id."""
+    groups, current = [], []
+    for i, (frame, tid, _, _) in enumerate(samples):
+        if current and (frame != samples[current[-1]][0] + 1 or tid != samples[current[-1]][1]):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return [g for g in groups if len(g) >= 2 * SAVGOL_WINDOW]
+
+
+def jitter(samples, ocular: tuple[int, int], which: int, static_px: float) -> tuple[float, float, int]:
+    """(Savitzky-Golay residual / IOD, frame-to-frame motion / IOD on near-static frames, frames used)."""
+    residuals, steps = [], []
+    for group in runs(samples):
+        pts = np.stack([samples[i][2 + which] for i in group])  # (T, N, 2)
+        raw = np.stack([samples[i][2] for i in group])
+        iod = np.linalg.norm(raw[:, ocular[0]] - raw[:, ocular[1]], axis=1)  # from raw: same for both
+        fit = savgol_filter(pts, SAVGOL_WINDOW, SAVGOL_ORDER, axis=0)
+        residuals.append((np.linalg.norm(pts - fit, axis=2).mean(axis=1) / iod)[SAVGOL_WINDOW:-SAVGOL_WINDOW])
+        # Near-static: the face's smoothed centre moves less than static_px x IOD between frames.
+        centre = savgol_filter(raw.mean(axis=1), SAVGOL_WINDOW, SAVGOL_ORDER, axis=0)
+        still = np.linalg.norm(np.diff(centre, axis=0), axis=1) < static_px * iod[1:]
+        step = np.linalg.norm(np.diff(pts, axis=0), axis=2).mean(axis=1) / iod[1:]
+        steps.append(step[still])
+    if not residuals:
+        return float("nan"), float("nan"), 0
+    residuals, steps = np.concatenate(residuals), np.concatenate(steps)
+    return float(residuals.mean()), float(steps.mean()) if steps.size else float("nan"), int(residuals.size)
+
+
+def moving_frames(n: int, period: float, amplitude: float):
+    """The portrait's head (360 px) on a 640x480 frame, offset x(t) = A sin(2 pi t / T), y = A/2 sin(...)."""
+    portrait = cv2.resize(cv2.imread(str(ASTRONAUT))[0:180, 20:200], (360, 360))
+    truth = []
+    for i in range(n):
+        dx = amplitude * np.sin(2 * np.pi * i / period)
+        dy = 0.5 * amplitude * np.sin(2 * np.pi * i / (1.7 * period))
+        m = np.float64([[1, 0, 140 + dx], [0, 1, 60 + dy]])
+        frame = cv2.warpAffine(portrait, m, (640, 480), flags=cv2.INTER_LINEAR, borderValue=(40, 40, 40))
+        truth.append((dx, dy))
+        yield i, i * 1000.0 / 30.0, frame, np.array(truth[-1])
+
+
+def lag_frames(signal: np.ndarray, reference: np.ndarray) -> float:
+    """How many frames ``signal`` trails ``reference`` (velocity cross-correlation, parabolic peak)."""
+    a = np.diff(signal) - np.diff(signal).mean()
+    b = np.diff(reference) - np.diff(reference).mean()
+    xc = correlate(a, b, mode="full")
+    lags = correlation_lags(a.size, b.size, mode="full")
+    k = int(np.argmax(xc))
+    shift = 0.0
+    if 0 < k < xc.size - 1:
+        y0, y1, y2 = xc[k - 1], xc[k], xc[k + 1]
+        denom = y0 - 2 * y1 + y2
+        shift = 0.5 * (y0 - y2) / denom if denom != 0 else 0.0
+    return float(lags[k] + shift)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--frames", type=int, default=600, help="video frames to use (franck.mp4 has 4800)")
+    parser.add_argument("--smoothing", type=float, default=PipelineOptions.smoothing, help="default: the CLI's")
+    parser.add_argument("--lag-frames", type=int, default=240, help="length of the synthetic moving sequence")
+    parser.add_argument("--period", type=float, default=60.0, help="period of the synthetic motion, frames")
+    parser.add_argument("--amplitude", type=float, default=60.0, help="amplitude of the synthetic motion, px")
+    parser.add_argument("--static", type=float, default=0.01, help="near-static: centre moves < this x IOD per frame")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.weights is None:
+        from sdfl_core.predictor import default_weights
+
+        args.weights = default_weights("sdfl")
+    options = PipelineOptions(weights=args.weights, device=args.device, smoothing=args.smoothing)
+
+    print(f"weights: {args.weights}   smoothing: {args.smoothing}   Savitzky-Golay window {SAVGOL_WINDOW}, "
+          f"order {SAVGOL_ORDER}; all values / inter-ocular distance")
+    lines = [f"{'measure':<44} {'raw':>9} {'smoothed':>9} {'ratio':>7} {'goal':>8}", "-" * 82]
+    with Pipeline(options) as pipeline:
+        ocular = pipeline.schema.ocular
+        if args.video.is_file():
+            with open_source(args.video) as source:
+                frames = ((f.index, f.timestamp_ms, f.image) for f, _ in zip(source, range(args.frames)))
+                samples = collect(pipeline, frames)
+            (hf_raw, step_raw, n), (hf_s, step_s, _) = (jitter(samples, ocular, w, args.static) for w in (0, 1))
+            ratio = hf_s / hf_raw
+            lines.append(f"{'franck HF residual (' + str(n) + ' frames)':<44} {hf_raw:>9.5f} {hf_s:>9.5f} "
+                         f"{ratio:>7.2f} {'<= ' + str(JITTER_GOAL):>8} {'ok' if ratio <= JITTER_GOAL else 'MISS'}")
+            lines.append(f"{'franck frame-to-frame, near-static frames':<44} {step_raw:>9.5f} {step_s:>9.5f} "
+                         f"{step_s / step_raw:>7.2f}")
+        else:
+            lines.append(f"franck.mp4 not found at {args.video}: jitter skipped")
+
+        pipeline.reset()
+        truth, raw_c, smooth_c = [], [], []
+        for index, ts, frame, gt in moving_frames(args.lag_frames, args.period, args.amplitude):
+            result = pipeline.process(frame, index, ts + 1e6)
+            if len(result.tracks) != 1:
+                continue
+            t = result.tracks[0]
+            truth.append(gt)
+            raw_c.append(t.raw.points.mean(axis=0))
+            smooth_c.append(t.smoothed.mean(axis=0))
+    if len(truth) < args.lag_frames * 0.9:
+        lines.append(f"lag: face tracked in only {len(truth)} of {args.lag_frames} frames; lag skipped")
+    else:
+        truth, raw_c, smooth_c = map(np.asarray, (truth, raw_c, smooth_c))
+        lag_raw = lag_frames(raw_c[:, 0], truth[:, 0])
+        lag_s = lag_frames(smooth_c[:, 0], truth[:, 0])
+        cost = lag_s - lag_raw
+        lines.append(f"{'lag behind true motion, frames (x)':<44} {lag_raw:>9.2f} {lag_s:>9.2f} {'':>7} ")
+        lines.append(f"{'lag the smoother costs, frames':<44} {'':>9} {cost:>9.2f} {'':>7} "
+                     f"{'<= ' + str(LAG_GOAL):>8} {'ok' if cost <= LAG_GOAL else 'MISS'}")
+        err_raw = np.abs(raw_c[:, 0] - raw_c[:, 0].mean() - (truth[:, 0] - truth[:, 0].mean())).mean()
+        err_s = np.abs(smooth_c[:, 0] - smooth_c[:, 0].mean() - (truth[:, 0] - truth[:, 0].mean())).mean()
+        lines.append(f"{'mean |centre - truth| on the path, px':<44} {err_raw:>9.2f} {err_s:>9.2f}")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

