@@ -38,6 +38,12 @@ def crop_affine(center: np.ndarray, side: float, out_size: int, angle_deg: float
     return m
 
 
+def landmark_crop_affine(points: np.ndarray, crop_scale: float, out_size: int) -> np.ndarray:
+    """The standard protocol's crop: a square of ``crop_scale`` x the larger landmark-box side."""
+    center, side = square_from_box(landmark_box(points), crop_scale)
+    return crop_affine(center, side, out_size)
+
+
 def warp(image: np.ndarray, affine: np.ndarray, out_size: int, border_value=(0, 0, 0)) -> np.ndarray:
     return cv2.warpAffine(image, affine, (out_size, out_size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)

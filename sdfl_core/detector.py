@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+
+# torch._dynamo (which timm/torchvision pull in) loads triton's native library, and loading it after
+# mediapipe's segfaults the process; load it first. Every sdfl process imports torch anyway.
+import torch._dynamo  # noqa: F401  isort: skip
 import mediapipe as mp
 import mediapipe.tasks.c  # noqa: F401  (see the note below)
 import numpy as np

@@ -15,12 +15,6 @@ from .types import Detection
 log = logging.getLogger(__name__)
 
 
-def gt_affine(points: np.ndarray, crop_scale: float, input_size: int) -> np.ndarray:
-    """The standard protocol's crop: a square around the ground-truth landmark box."""
-    center, side = crops.square_from_box(crops.landmark_box(points), crop_scale)
-    return crops.crop_affine(center, side, input_size)
-
-
 def _best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
     """The detection that overlaps the ground-truth landmark box most (IoU), if any overlaps."""
     from .tracker import iou_matrix
@@ -75,7 +69,7 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
                 else:
                     affine = detection_to_crop(det, info, "full")
             if affine is None:
-                affine = gt_affine(sample.points, info.crop_scale, size)
+                affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
             batch_crops.append(crops.warp(image, affine, size))
             batch_affines.append(affine)
             gts.append(sample.points)

@@ -354,12 +354,6 @@ class Landmarker(Protocol):
         """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points."""
 
 
-def gt_crop_affine(points: np.ndarray, crop_scale: float, input_size: int) -> np.ndarray:
-    """The standard protocol's crop: a square of ``crop_scale`` x the larger landmark-box side."""
-    center, side = crops.square_from_box(crops.landmark_box(points), crop_scale)
-    return crops.crop_affine(center, side, input_size)
-
-
 class PredictorModel:
     """An sdfl predictor (``predictor.load_predictor``) cropped the standard way from the gt box."""
 
@@ -371,7 +365,7 @@ class PredictorModel:
     def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> np.ndarray:
         info = self.predictor.info
         size = int(info.config.input_size)
-        affine = gt_crop_affine(points_gt, info.crop_scale, size)
+        affine = crops.landmark_crop_affine(points_gt, info.crop_scale, size)
         batch = np.stack([crops.warp(img, affine, size) for img in images])
         units, _ = self.predictor.predict(batch)
         return crops.units_to_image(units, affine, size)
@@ -541,7 +535,7 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
         is_example = kept == options.example_index
         if is_example:
             size = options.example_size
-            affine = gt_crop_affine(sample.points, 1.3, size)
+            affine = crops.landmark_crop_affine(sample.points, 1.3, size)
         for m in models:
             pred = m.predict([o.image for o in occlusions], sample.points)
             for (kind, level), o, p in zip(kinds, occlusions, pred):

@@ -5,7 +5,7 @@ always move together; photometric changes and occlusion never touch the points.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,6 +31,16 @@ class AugmentConfig:
     blur: float = 0.2
     gray: float = 0.1
     noise: float = 0.2
+    ramp_epochs: int = 0
+    """Curriculum: rotation and occlusion grow linearly to full strength over this many epochs
+    (regression from scratch stalls at the mean shape when it starts on the hardest crops)."""
+
+    def at_epoch(self, epoch: int) -> "AugmentConfig":
+        if self.ramp_epochs <= 0 or epoch >= self.ramp_epochs:
+            return self
+        t = (epoch + 1) / (self.ramp_epochs + 1)
+        return replace(self, rotation=max(10.0, self.rotation * t), occlusion=self.occlusion * t,
+                       translation=self.translation * max(0.5, t), ramp_epochs=0)
 
 
 def sample_crop(points: np.ndarray, crop_scale: float, out_size: int, cfg: AugmentConfig | None,

@@ -43,6 +43,7 @@ DEFAULTS: dict = {
         "blur": 0.2,
         "gray": 0.1,
         "noise": 0.2,
+        "ramp_epochs": 0,
     },
     "loss": {"kind": "softwing", "relative_weight": 1.0},
     "optim": {

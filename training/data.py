@@ -56,6 +56,7 @@ class LandmarkDataset(Dataset):
         self.schema, self.input_size, self.crop_scale = schema, input_size, crop_scale
         self.norm_mean, self.norm_std = norm_mean, norm_std
         self.augment_cfg = augment_cfg
+        self.base_augment = augment_cfg
         self.seed = seed
         self.epoch = 0
 
@@ -64,6 +65,8 @@ class LandmarkDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.base_augment is not None:
+            self.augment_cfg = self.base_augment.at_epoch(epoch)
 
     def crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng((self.seed, self.epoch, index))
