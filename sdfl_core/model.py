@@ -130,11 +130,19 @@ class SDFLModel(nn.Module):
             self.gc_in = GraphConv(node_dim, config.hidden)
             self.blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.num_blocks))
             self.gc_out = GraphConv(config.hidden, 2, activate=False)
+            last = self.gc_out.linear
         else:
             self.fc = nn.Sequential(
                 nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden), nn.ReLU(inplace=True),
                 nn.Linear(config.fc_hidden, 2 * n),
             )
+            last = self.fc[-1]
+        # Start exactly at the mean shape. With random output weights the quickest early win is to
+        # shrink the output's variance, which kills the ReLUs feeding it (the FC head collapsed to a
+        # constant that way in training from scratch).
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
 
     def edge_weights(self, feats: torch.Tensor) -> torch.Tensor:
         """sigma(A): (B, N, N) row-softmax over the edges of M, from the node feature maps."""

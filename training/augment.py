@@ -39,7 +39,9 @@ class AugmentConfig:
         if self.ramp_epochs <= 0 or epoch >= self.ramp_epochs:
             return self
         t = (epoch + 1) / (self.ramp_epochs + 1)
-        return replace(self, rotation=max(10.0, self.rotation * t), occlusion=self.occlusion * t,
+        # Small rotations (up to 10 deg) from the start, but never more than the configured maximum.
+        rotation = min(self.rotation, max(10.0, self.rotation * t))
+        return replace(self, rotation=rotation, occlusion=self.occlusion * t,
                        translation=self.translation * max(0.5, t), ramp_epochs=0)
 
 

@@ -88,8 +88,20 @@ def test_masked_softmax_irregular_mask():
 
 
 @pytest.mark.parametrize("head", ["graph", "fc"])
+def test_fresh_model_starts_at_the_mean_shape(head):
+    model = make(head=head).eval()
+    coords, _ = model(images())
+    torch.testing.assert_close(coords, model.mean_shape.expand_as(coords))
+
+
+@pytest.mark.parametrize("head", ["graph", "fc"])
 def test_gradients_reach_backbone(head):
     model = make(head=head).train()
+    # The output layer starts at zero, so the first step only moves it; the second reaches the backbone.
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(images())[0].square().sum().backward()
+    opt.step()
+    opt.zero_grad()
     coords, weights = model(images())
     (coords.square().sum() + weights.sum()).backward()
     first_conv = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d))
