@@ -185,22 +185,27 @@ class DemoSource(Source):
     def seek(self, index: int) -> None:
         self._next = int(np.clip(index, 0, self.num_frames - 1))
 
+    # Where the face sits in the portrait (fractions of its width, height): the clip keeps it centred.
+    FACE_AT = (0.45, 0.3)
+
     def render(self, i: int) -> np.ndarray:
         w, h = self.size
         t = i / self.fps
         ph, pw = self.portrait.shape[:2]
-        scale = 0.75 * h / ph * (1 + 0.12 * np.sin(2 * np.pi * t / 6))
+        # Sized so the face spans ~1/3 of the frame, as a webcam sees it (the short-range detector's range).
+        scale = 1.3 * h / ph * (1 + 0.12 * np.sin(2 * np.pi * t / 6))
         angle = 12 * np.sin(2 * np.pi * t / 5)
         cx = w / 2 + 0.15 * w * np.sin(2 * np.pi * t / 7)
         cy = h / 2 + 0.05 * h * np.sin(2 * np.pi * t / 4)
-        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, scale)
-        m[:, 2] += (cx - pw / 2, cy - ph / 2)
+        fx, fy = pw * self.FACE_AT[0], ph * self.FACE_AT[1]
+        m = cv2.getRotationMatrix2D((fx, fy), angle, scale)
+        m[:, 2] += (cx - fx, cy - fy)
         frame = cv2.warpAffine(self.portrait, m, (w, h), borderMode=cv2.BORDER_REFLECT)
         if self.occluder:
-            # The occluder enters from the right every 4 s and crosses the face, covering up to ~40 %.
+            # The occluder enters from the right every 4 s and crosses the face.
             phase = (t % 4) / 4
             ox = int(w * (1.1 - 1.4 * phase))
-            cv2.rectangle(frame, (ox, int(h * 0.3)), (ox + int(w * 0.12), int(h * 0.75)), (90, 90, 90), -1)
+            cv2.rectangle(frame, (ox, int(h * 0.25)), (ox + int(w * 0.12), int(h * 0.7)), (90, 90, 90), -1)
         return frame
 
     def __iter__(self) -> Iterator[Frame]:

@@ -41,6 +41,9 @@ def make_checkpoint(path: Path, head: str = "graph", num_points: int = 68, input
     mean_shape = np.stack([0.5 + 0.25 * np.cos(angles), 0.5 + 0.3 * np.sin(angles)], 1).astype(np.float32)
     config = ModelConfig(backbone="mobilenetv2_050", num_points=num_points, input_size=input_size, head=head)
     model = SDFLModel(config, mask, mean_shape).eval()
+    # Trained models start from a zero output layer; give the test model one that responds to its input.
+    last = model.gc_out.linear if head == "graph" else model.fc[-1]
+    torch.nn.init.normal_(last.weight, std=0.02)
     info = ModelInfo(config=config, schema=get_schema(num_points).name, k=3, mask=mask, mean_shape=mean_shape,
                      name=f"test-{head}")
     save_checkpoint(path, model, info)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from sdfl_core.datasets import FORMATS
+
 DEFAULTS: dict = {
     "name": "sdfl",
     "seed": 0,
@@ -54,13 +56,13 @@ DEFAULTS: dict = {
         "batch_size": 32,
         "epochs": 60,
         "scheduler": "cosine",
-        "warmup_epochs": 1,
+        "warmup_epochs": 1.0,
         "step_size": 100,
         "gamma": 0.2,
     },
     "train": {
         "out_dir": "runs",
-        "max_minutes": 0,
+        "max_minutes": 0.0,
         "max_steps": 0,
         "num_threads": 0,
         "num_workers": 0,
@@ -75,6 +77,29 @@ class ConfigError(ValueError):
     pass
 
 
+def _check_value(name: str, default: object, value: object) -> object:
+    """``value`` in the type of the default: a typo'd type fails here, not deep inside training."""
+    if isinstance(default, float):
+        # PyYAML reads 1e-3 (no dot) as a string; accept it, and ints, as floats.
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key {name!r} must be a number, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"config key {name!r} must be a string, got {value!r}")
+    if isinstance(default, list) and not isinstance(value, list):
+        raise ConfigError(f"config key {name!r} must be a list, got {value!r}")
+    return value
+
+
 def _merge(base: dict, update: dict, prefix: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
@@ -82,11 +107,13 @@ def _merge(base: dict, update: dict, prefix: str = "") -> dict:
         if key not in base:
             raise ConfigError(f"unknown config key {name!r}")
         if isinstance(base[key], dict):
+            if value is None:  # a section left empty in the YAML
+                continue
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {name!r} must be a mapping")
             out[key] = _merge(base[key], value, name + ".")
         else:
-            out[key] = value
+            out[key] = _check_value(name, base[key], value)
     return out
 
 
@@ -94,7 +121,11 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if "=" not in text:
         raise ConfigError(f"--set expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key.strip()}: value {raw!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    return key.strip().split("."), value
 
 
 def apply_override(config: dict, keys: list[str], value: object) -> None:
@@ -103,7 +134,13 @@ def apply_override(config: dict, keys: list[str], value: object) -> None:
         if not isinstance(node, dict) or key not in node:
             raise ConfigError(f"unknown config key {'.'.join(keys[: i + 1])!r}")
         if i == len(keys) - 1:
-            node[key] = value
+            name = ".".join(keys)
+            if isinstance(node[key], dict):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"config key {name!r} must be a mapping")
+                node[key] = _merge(node[key], value, name + ".")
+            else:
+                node[key] = _check_value(name, node[key], value)
         else:
             node = node[key]
 
@@ -126,4 +163,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
     for entry in config["data"]["train"] + config["data"]["val"] + config["data"]["test"]:
         if not isinstance(entry, dict) or set(entry) - {"path", "format"} or "path" not in entry:
             raise ConfigError(f"data entries must be {{path: ..., format: ...}}, got {entry!r}")
+        if str(entry.get("format", "300w")).lower() not in FORMATS:
+            raise ConfigError(f"data entry {entry['path']!r} has unknown format {entry['format']!r} (valid: {', '.join(FORMATS)})")
     return config

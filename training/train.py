@@ -36,10 +36,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def gather(entries: list[dict]) -> list:
+def gather(entries: list[dict], num_points: int) -> list:
     samples = []
     for entry in entries:
-        samples.extend(load_samples(entry["path"], entry.get("format", "300w")))
+        fmt = str(entry.get("format", "300w")).lower()
+        # The readers that take a point count check it against the schema's (300W's defaults to 68).
+        options = {"num_points": num_points} if fmt in ("300w", "csv") else {}
+        samples.extend(load_samples(entry["path"], fmt, **options))
     return samples
 
 
@@ -103,9 +106,9 @@ def train(config: dict, resume: str | None = None) -> Path:
 
     if not data_cfg["train"]:
         raise ValueError("config has no training data (data.train is empty)")
-    train_samples = gather(data_cfg["train"])
+    train_samples = gather(data_cfg["train"], schema.num_points)
     if data_cfg["val"]:
-        val_samples = gather(data_cfg["val"])
+        val_samples = gather(data_cfg["val"], schema.num_points)
     else:
         train_samples, val_samples = split_by_group(train_samples, data_cfg["val_fraction"], config["seed"])
     if data_cfg["limit"]:
@@ -144,7 +147,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     elif tc["balance"] != "none":
         raise ValueError(f"train.balance must be none or pdb, got {tc['balance']!r}")
     train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler, drop_last=len(train_set) > bs,
-                              num_workers=tc["num_workers"], persistent_workers=tc["num_workers"] > 0)
+                              num_workers=tc["num_workers"])  # not persistent: workers must see set_epoch
     val_loader = DataLoader(val_set, batch_size=64, shuffle=False, num_workers=0)
 
     criterion = LandmarkLoss(uniform_laplacian(mask), config["loss"]["kind"], config["loss"]["relative_weight"]).to(device)
@@ -165,7 +168,13 @@ def train(config: dict, resume: str | None = None) -> Path:
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         start_epoch, best, step = int(extra["epoch"]) + 1, float(extra["best"]), int(extra["step"])
-        plan["epochs"] = int(extra.get("planned_epochs", plan["epochs"]))
+        # Keep a schedule the time budget shortened, unless this run asks for another number of epochs.
+        saved_epochs = (payload["info"].get("train_config") or {}).get("optim", {}).get("epochs")
+        if saved_epochs is None or int(saved_epochs) == plan["epochs"]:
+            plan["epochs"] = int(extra.get("planned_epochs", plan["epochs"]))
+        if start_epoch >= plan["epochs"]:
+            raise ValueError(f"{resume} already finished epoch {start_epoch} of {plan['epochs']}; "
+                             f"raise optim.epochs to train further")
         log.info("resumed from %s at epoch %d (best val NME %.4f)", resume, start_epoch, best)
 
     metrics_path = out_dir / "metrics.csv"

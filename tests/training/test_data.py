@@ -1,0 +1,167 @@
+"""Pre-crop cache, the training Dataset and pose-based data balancing."""
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from sdfl_core.datasets import Sample
+from sdfl_core.preprocess import to_input
+from sdfl_core.schemas import W300
+from training.augment import AugmentConfig
+from training.data import PRECROP_MARGIN, LandmarkDataset, load_cached, pose_balance_weights, precrop
+
+BLOBS = (0, 19, 31, 36, 48, 54)
+
+
+def blob_image(points, size=300, sigma=1.5):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    img = sum(np.exp(-((xx - points[i, 0]) ** 2 + (yy - points[i, 1]) ** 2) / (2 * sigma ** 2)) for i in BLOBS)
+    return np.repeat(np.clip(img * 255, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_precrop_keeps_points_on_their_pixels(unit_face_shape):
+    face = (unit_face_shape * 100 + [170, 140]).astype(np.float32)
+    image = blob_image(face)
+    crop, pts = precrop(image, face, 128)
+    assert crop.shape == (128, 128, 3) and pts.shape == (68, 2)
+    # The landmark box is centred and PRECROP_MARGIN times smaller than the pre-crop.
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    np.testing.assert_allclose((lo + hi) / 2, [63.5, 63.5], atol=1e-3)
+    assert (hi - lo).max() == pytest.approx(128 / PRECROP_MARGIN, rel=1e-4)
+    gray = crop[..., 0].astype(np.float64)
+    for i in BLOBS:
+        cx, cy = np.round(pts[i]).astype(int)
+        win = gray[cy - 3:cy + 4, cx - 3:cx + 4]
+        yy, xx = np.mgrid[cy - 3:cy + 4, cx - 3:cx + 4]
+        assert win.max() > 60, f"no blob at point {i}"
+        centroid = np.array([(win * xx).sum(), (win * yy).sum()]) / win.sum()
+        assert np.linalg.norm(centroid - pts[i]) < 1.0
+
+
+@pytest.fixture
+def image_samples(tmp_path, face_shape):
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(4):
+        img = rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+        path = tmp_path / f"img{i}.png"
+        cv2.imwrite(str(path), img)
+        samples.append(Sample(str(path), face_shape + rng.uniform(-3, 3, size=(68, 2))))
+    return samples
+
+
+def test_load_cached_skips_an_unreadable_image_and_names_it(tmp_path, image_samples, caplog):
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"this is not a jpeg at all")
+    samples = image_samples[:2] + [Sample(str(bad), image_samples[0].points)] + image_samples[2:]
+    with caplog.at_level(logging.WARNING, logger="training.data"):
+        images, points, kept = load_cached(samples, 96, W300)
+    assert len(images) == len(points) == len(kept) == 4
+    assert all(s.image_path != str(bad) for s in kept)
+    assert images[0].shape == (96, 96, 3) and points[0].shape == (68, 2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "corrupt.jpg" in warnings[0]
+
+
+def test_load_cached_rejects_a_point_count_that_does_not_fit_the_schema(image_samples):
+    odd = Sample(image_samples[0].image_path, np.zeros((29, 2)) + 50)
+    with pytest.raises(ValueError, match="29 points.*300w needs 68"):
+        load_cached(image_samples + [odd], 96, W300)
+
+
+def test_load_cached_raises_when_nothing_is_readable(tmp_path, face_shape):
+    samples = []
+    for i in range(2):
+        bad = tmp_path / f"bad{i}.png"
+        bad.write_bytes(b"\x00" * 10)
+        samples.append(Sample(str(bad), face_shape))
+    with pytest.raises(ValueError, match="no readable"):
+        load_cached(samples, 96, W300)
+
+
+@pytest.fixture
+def cached(image_samples):
+    images, points, _ = load_cached(image_samples, 128, W300)
+    return images, points
+
+
+def make_dataset(cached, cfg=AugmentConfig(), seed=0, size=64):
+    images, points = cached
+    return LandmarkDataset(images, points, W300, size, 1.4, IMAGENET_MEAN, IMAGENET_STD, cfg, seed)
+
+
+def test_dataset_items_are_normalised_tensors_with_unit_targets(cached):
+    ds = make_dataset(cached)
+    assert len(ds) == 4
+    for i in range(len(ds)):
+        x, y = ds[i]
+        assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+        assert y.shape == (68, 2) and y.dtype == torch.float32
+        assert y.min() > -0.1 and y.max() < 1.1
+        # Normalised with the ImageNet mean/std: uint8 [0, 255] maps to about [-2.1, 2.6].
+        assert x.min() >= -2.2 and x.max() <= 2.7 and x.min() < -0.5
+        crop, units = ds.crop(i)
+        np.testing.assert_allclose(x.numpy(), to_input(crop, IMAGENET_MEAN, IMAGENET_STD)[0], atol=1e-6)
+        np.testing.assert_allclose(y.numpy(), units, atol=1e-6)
+
+
+def test_dataset_plain_crops_centre_the_landmark_box(cached):
+    ds = make_dataset(cached, cfg=None)
+    _, y = ds[0]
+    lo, hi = y.min(0).values.numpy(), y.max(0).values.numpy()
+    np.testing.assert_allclose((lo + hi) / 2, [0.5, 0.5], atol=1e-4)
+
+
+def test_dataset_is_deterministic_per_seed_epoch_and_index(cached):
+    a, b = make_dataset(cached), make_dataset(cached)
+    x0, y0 = a[1]
+    torch.testing.assert_close(a[1][0], x0)
+    torch.testing.assert_close(b[1][0], x0)
+    torch.testing.assert_close(b[1][1], y0)
+    assert not torch.equal(a[2][1], y0), "different indices should get different augmentations"
+    b.set_epoch(1)
+    assert not torch.equal(b[1][1], y0), "a new epoch should draw new augmentations"
+    b.set_epoch(0)
+    torch.testing.assert_close(b[1][1], y0)
+    assert not torch.equal(make_dataset(cached, seed=7)[1][1], y0)
+
+
+def test_set_epoch_applies_the_augmentation_ramp(cached):
+    cfg = AugmentConfig(rotation=40, occlusion=0.5, ramp_epochs=4)
+    ds = make_dataset(cached, cfg)
+    ds.set_epoch(0)
+    assert ds.augment_cfg.rotation < 40 and ds.augment_cfg.occlusion < 0.5
+    ds.set_epoch(4)
+    assert ds.augment_cfg == cfg
+
+
+def yawed(shape: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn a frontal unit face about the vertical axis (depth from a half-ellipsoid, nose in front)."""
+    x, y = shape[:, 0], shape[:, 1]
+    z = 0.5 * np.sqrt(np.clip(1 - (2 * x) ** 2, 0, None))
+    z[27:36] += 0.15
+    a = np.radians(degrees)
+    return np.stack([x * np.cos(a) + z * np.sin(a), y], 1)
+
+
+def test_pose_balance_weights_favour_rare_poses(unit_face_shape):
+    rng = np.random.default_rng(0)
+    frontal = [unit_face_shape + rng.normal(0, 0.004, size=(68, 2)) for _ in range(40)]
+    rare = [yawed(unit_face_shape, d) + rng.normal(0, 0.004, size=(68, 2)) for d in (-45, -40, 40, 45)]
+    # Scale, position and in-plane rotation are not pose: the weights must ignore them.
+    shapes = []
+    for i, s in enumerate(frontal + rare):
+        a = np.radians(rng.uniform(-20, 20))
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        shapes.append(s @ rot.T * rng.uniform(50, 150) + rng.uniform(0, 300, size=2))
+    weights = pose_balance_weights(np.stack(shapes).astype(np.float32))
+    assert weights.shape == (44,)
+    assert weights.sum() == pytest.approx(1.0)
+    assert (weights > 0).all()
+    assert weights[40:].min() > 3 * weights[:40].max()
+

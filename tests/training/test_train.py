@@ -1,0 +1,197 @@
+"""The training loop end to end on a tiny 300W-style folder (CPU, seconds), the CLI, and calibration."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
+from sdfl_core.cli import main
+from sdfl_core.datasets import read_300w
+from training.calibrate import calibrate_detector_box
+from training.config import load_config
+from training.train import gather, train
+
+from synthetic_faces import make_300w_folder, write_pts
+
+
+def tiny_config(data: Path, out: Path, **sections) -> dict:
+    overrides = {
+        "name": "tiny",
+        "data": {"schema": "300w", "train": [{"path": str(data), "format": "300w"}], "val_fraction": 0.25,
+                 "precrop_size": 96},
+        "model": {"backbone": "mobilenetv2_050", "input_size": 64},
+        "optim": {"batch_size": 4, "epochs": 2, "warmup_epochs": 0},
+        "train": {"out_dir": str(out), "max_steps": 50, "num_threads": 1, "device": "cpu"},
+    }
+    for section, values in sections.items():
+        overrides[section] = {**overrides.get(section, {}), **values}
+    path = out / "tiny.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(overrides))
+    return load_config(path)
+
+
+def read_metrics(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, w300_folder):
+    out = tmp_path_factory.mktemp("runs")
+    config = tiny_config(w300_folder, out)
+    best = train(config)
+    return config, best
+
+
+def test_train_writes_the_run_folder(trained):
+    config, best = trained
+    run = best.parent
+    assert best == Path(config["train"]["out_dir"]) / "tiny" / "best.pt"
+    for name in ("best.pt", "last.pt", "metrics.csv", "config.yaml", "graph.png"):
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    assert (run / "graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert yaml.safe_load((run / "config.yaml").read_text()) == config
+    rows = read_metrics(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    steps = [int(r["step"]) for r in rows]
+    assert steps == [2, 4]  # 9 training faces, batches of 4, the last partial batch dropped
+    for r in rows:
+        assert math.isfinite(float(r["train_loss"])) and 0 < float(r["val_nme_io"]) < 5
+    assert float(rows[-1]["best_val_nme_io"]) == min(float(r["val_nme_io"]) for r in rows)
+
+
+def test_best_checkpoint_carries_everything_inference_needs(trained):
+    config, best = trained
+    model, info = load_checkpoint(best, expect_points=68)
+    assert info.schema == "300w" and info.k == 3 and info.name == "tiny"
+    assert info.config.backbone == "mobilenetv2_050" and info.config.input_size == 64 and info.config.head == "graph"
+    assert info.mask.shape == (68, 68) and info.mask.dtype == bool and info.mask.sum(axis=1).min() >= 3
+    assert info.mean_shape.shape == (68, 2) and 0.1 < info.mean_shape.min() and info.mean_shape.max() < 0.9
+    assert info.crop_scale == pytest.approx(1.4)
+    assert info.train_config == config
+    assert set(info.metrics) >= {"val_nme_io", "epoch", "step"}
+    rows = read_metrics(best.parent)
+    assert info.metrics["val_nme_io"] == pytest.approx(float(rows[-1]["best_val_nme_io"]), abs=1e-4)
+    # best.pt is for shipping: no optimizer state.
+    assert "extra" not in read_checkpoint(best)
+    import torch
+
+    with torch.no_grad():
+        pred, _ = model(torch.zeros(1, 3, 64, 64))
+    assert pred.shape == (1, 68, 2) and torch.isfinite(pred).all()
+
+
+def test_resume_from_last_continues_with_the_next_epoch(trained, tmp_path):
+    import shutil
+
+    config, best = trained
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(best.parent, run)
+    config = {**config, "train": {**config["train"], "out_dir": str(tmp_path / "runs")},
+              "optim": {**config["optim"], "epochs": 3}}
+    extra = read_checkpoint(run / "last.pt")["extra"]
+    assert extra["epoch"] == 1 and extra["step"] == 4 and "optimizer" in extra
+    train(config, resume=str(run / "last.pt"))
+    rows = read_metrics(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    extra = read_checkpoint(run / "last.pt")["extra"]
+    assert extra["epoch"] == 2 and extra["step"] == 6
+
+
+def test_resume_of_a_finished_run_says_so(trained, tmp_path):
+    config, best = trained
+    config = {**config, "train": {**config["train"], "out_dir": str(tmp_path)}}
+    with pytest.raises(ValueError, match="already finished.*optim.epochs"):
+        train(config, resume=str(best.parent / "last.pt"))
+
+
+def test_resume_from_best_is_refused(trained, tmp_path):
+    config, best = trained
+    config = {**config, "train": {**config["train"], "out_dir": str(tmp_path)}}
+    with pytest.raises(ValueError, match="no optimizer state.*last.pt"):
+        train(config, resume=str(best))
+
+
+def test_fc_head_trains_through_the_same_loop(w300_folder, tmp_path):
+    config = tiny_config(w300_folder, tmp_path, model={"head": "fc"}, optim={"epochs": 1}, train={"max_steps": 1})
+    best = train(config)
+    _, info = load_checkpoint(best)
+    assert info.config.head == "fc"
+    assert len(read_metrics(best.parent)) == 1
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path):
+    config = tiny_config(tmp_path / "nowhere", tmp_path / "runs")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train(config)
+
+
+def test_empty_data_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    config = tiny_config(tmp_path / "empty", tmp_path / "runs")
+    with pytest.raises(ValueError, match="no .pts files"):
+        train(config)
+
+
+def test_no_training_data_is_a_clear_error(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "runs")
+    config["data"]["train"] = []
+    with pytest.raises(ValueError, match="no training data"):
+        train(config)
+
+
+def test_point_count_mismatch_is_a_clear_error(tmp_path):
+    folder = make_300w_folder(tmp_path / "faces", count=4)
+    write_pts(folder / "face00.pts", np.random.default_rng(0).uniform(80, 150, size=(29, 2)))
+    config = tiny_config(folder, tmp_path / "runs")
+    with pytest.raises(ValueError, match="face00.* 29 points, expected 68"):
+        train(config)
+
+
+def test_gather_checks_points_against_the_schema_not_68(tmp_path):
+    folder = tmp_path / "cofw_pts"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        (folder / f"f{i}.png").write_bytes(b"")  # pairing only needs the file to exist
+        write_pts(folder / f"f{i}.pts", rng.uniform(10, 50, size=(29, 2)))
+    samples = gather([{"path": str(folder), "format": "300w"}], 29)
+    assert len(samples) == 2 and samples[0].points.shape == (29, 2)
+    with pytest.raises(ValueError, match="29 points, expected 68"):
+        gather([{"path": str(folder), "format": "300w"}], 68)
+
+
+def test_cli_reports_an_unknown_key_in_one_line(w300_folder, tmp_path, capsys):
+    tiny_config(w300_folder, tmp_path)
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--set", "nope.x=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "sdfl train: error: unknown config key 'nope'"
+
+
+def test_cli_reports_a_missing_config(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config not found" in err[0]
+
+
+def test_calibrate_detector_box_on_astronaut_faces(w300_folder):
+    samples = read_300w(w300_folder)
+    result = calibrate_detector_box(samples, model="full")
+    assert result["faces"] >= 10 and result["of"] == len(samples) == 12
+    assert all(math.isfinite(result[k]) for k in ("dx", "dy", "scale"))
+    assert 0.5 < result["scale"] < 2.0
+    # The synthetic landmarks sit a little below the detector box's centre (no forehead).
+    assert -0.5 < result["dx"] < 0.5 and -0.5 < result["dy"] < 0.5
+
+
+def test_calibrate_needs_ten_faces(w300_folder):
+    samples = read_300w(w300_folder)[:5]
+    with pytest.raises(ValueError, match="only 5 faces"):
+        calibrate_detector_box(samples, model="full")
