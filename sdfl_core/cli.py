@@ -37,6 +37,9 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-confidence", type=float, default=0.5, help="detector score threshold")
     p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
     p.add_argument("--no-raw", action="store_true", help="omit the raw (unsmoothed) point columns from the CSV")
+    p.add_argument("--redetect-every", type=int, default=1, metavar="K",
+                   help="run the face detector every K-th frame and crop from the previous landmarks in between "
+                        "(re-detecting early when a face is lost); 1 = every frame (default)")
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:

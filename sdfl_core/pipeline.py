@@ -1,5 +1,9 @@
 """The real-time engine: frame -> MediaPipe faces -> batched SDFL landmarks -> Kalman tracks -> FrameResult.
 
+With ``PipelineOptions.redetect_every = K > 1`` the detector runs only every K-th frame (and whenever a
+frame has no tracks or a track looked lost); in between, each face is cropped from its previous frame's
+raw landmarks exactly as in training (``crops.landmark_crop_affine``).
+
     with Pipeline(PipelineOptions()) as pipeline, open_source("video.mp4") as source:
         for result in pipeline.run(source):
             ...
@@ -20,8 +24,8 @@ from . import crops
 from .predictor import load_predictor  # isort: skip
 from .detector import DetectorOptions, FaceDetector, to_rgb_uint8  # isort: skip
 from .sources import Frame, Source
-from .tracker import Tracker, TrackerOptions
-from .types import Detection, FrameResult, Landmarks
+from .tracker import Tracker, TrackerOptions, iou_matrix
+from .types import Detection, FrameResult, Landmarks, Track
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,14 @@ class PipelineOptions:
     running_mode: str = "video"
     num_threads: int | None = None
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    redetect_every: int = 1
+    """1 = run the face detector on every frame; K > 1 = only every K-th frame, and on the frame after
+    one without tracks or with a lost track; the frames in between crop from the previous landmarks."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.redetect_every, bool) or not isinstance(self.redetect_every, (int, np.integer)) \
+                or self.redetect_every < 1:
+            raise ValueError(f"redetect_every must be an int >= 1, got {self.redetect_every!r}")
         if self.max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
         if not 0.0 <= self.smoothing <= 1.0:
@@ -56,6 +66,48 @@ def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> n
     cy = y + h / 2 + cal.get("dy", 0.0) * h
     side = info.crop_scale * cal.get("scale", 1.0) * max(w, h)
     return crops.crop_affine(np.array([cx, cy]), side, info.config.input_size)
+
+
+MAX_SIZE_CHANGE = 0.4
+"""A landmark-cropped face whose landmark box grows or shrinks by more than this fraction in one frame is lost."""
+MAX_MOVE = 0.5
+"""... or whose landmark box centre moves by more than this many box sizes in one frame."""
+
+
+def prediction_lost(previous: np.ndarray, current: np.ndarray, frame_size: tuple[int, int],
+                    detected_size: float | None = None) -> bool:
+    """Whether landmarks predicted from a crop of the ``previous`` (N, 2) landmarks look lost: not finite,
+    a degenerate box, a box that changed size by > MAX_SIZE_CHANGE (against the previous frame, and
+    against ``detected_size``, the landmark-box size at the last detection, which catches slow drift)
+    or moved by > MAX_MOVE box sizes, or a box centre outside the (width, height) frame."""
+    if not np.isfinite(current).all():
+        return True
+    prev_box, box = crops.landmark_box(previous).astype(np.float64), crops.landmark_box(current).astype(np.float64)
+    if box[2] <= 0 or box[3] <= 0 or prev_box[2] <= 0 or prev_box[3] <= 0:
+        return True
+    prev_size, size = np.sqrt(prev_box[2] * prev_box[3]), np.sqrt(box[2] * box[3])
+    for reference in (prev_size, detected_size or prev_size):
+        if abs(size / reference - 1.0) > MAX_SIZE_CHANGE:
+            return True
+    centre, prev_centre = box[:2] + box[2:] / 2, prev_box[:2] + prev_box[2:] / 2
+    if np.linalg.norm(centre - prev_centre) > MAX_MOVE * prev_size:
+        return True
+    width, height = frame_size
+    return not (-0.5 <= centre[0] <= width - 0.5 and -0.5 <= centre[1] <= height - 0.5)
+
+
+def _box_size(box: np.ndarray) -> float:
+    return float(np.sqrt(max(box[2], 0.0) * max(box[3], 0.0)))
+
+
+def carry_box(detected_box: np.ndarray, detected_landmark_box: np.ndarray, landmark_box: np.ndarray) -> np.ndarray:
+    """The detector box of the last detection moved and scaled as the landmark box has moved and scaled
+    since then: an (x, y, w, h) box in the detector's convention for a frame without detection."""
+    d, a, b = (np.asarray(v, np.float64) for v in (detected_box, detected_landmark_box, landmark_box))
+    scale = _box_size(b) / _box_size(a)
+    centre = b[:2] + b[2:] / 2 + (d[:2] + d[2:] / 2 - a[:2] - a[2:] / 2) * scale
+    size = d[2:] * scale
+    return np.concatenate([centre - size / 2, size]).astype(np.float32)
 
 
 def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
@@ -103,6 +155,10 @@ class Pipeline:
 
         self.tracker = Tracker(replace(tracker_opts, smoothing=self.options.smoothing if self.options.smooth else 0.0))
         self._last_ts = -1
+        self._previous: tuple[Track, ...] = ()
+        self._since_detect = 0
+        self._force_detect = True
+        self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def info(self):
@@ -132,6 +188,12 @@ class Pipeline:
     def reset(self) -> None:
         """Forget tracks (e.g. after a seek); detector timestamps keep increasing."""
         self.tracker.reset()
+        self._previous = ()
+        self._force_detect = True
+
+    def _detect_now(self) -> bool:
+        return (self._force_detect or not self._previous
+                or self._since_detect + 1 >= self.options.redetect_every)
 
     def process(self, image: np.ndarray, index: int = 0, timestamp_ms: float | None = None) -> FrameResult:
         t0 = time.perf_counter()
@@ -140,16 +202,59 @@ class Pipeline:
         ts = int(round(timestamp_ms if timestamp_ms is not None else index * 33.3))
         ts = max(ts, self._last_ts + 1)
         self._last_ts = ts
-        detections = self.detector.detect(bgr, ts)
-        t1 = time.perf_counter()
-        landmarks = self.engine.predict_boxes(bgr, detections, self.options.detector)
+        if self._detect_now():
+            detections = self.detector.detect(bgr, ts)
+            t1 = time.perf_counter()
+            landmarks = self.engine.predict_boxes(bgr, detections, self.options.detector)
+            self._since_detect = 0
+            self._force_detect = False
+        else:
+            t1 = time.perf_counter()
+            detections, landmarks = self._from_previous_landmarks(bgr)
+            self._since_detect += 1
         t2 = time.perf_counter()
         tracks = self.tracker.update(detections, landmarks)
+        self._previous = tuple(tracks)
+        if self._since_detect == 0:
+            self._anchors = {t.track_id: (t.detection.box, crops.landmark_box(t.raw.points)) for t in tracks}
         t3 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1e3, "landmarks": (t2 - t1) * 1e3, "track": (t3 - t2) * 1e3,
                    "total": (t3 - t0) * 1e3}
         return FrameResult(index=index, timestamp_ms=float(timestamp_ms if timestamp_ms is not None else ts),
                            tracks=tuple(tracks), timings_ms=timings, frame_size=(bgr.shape[1], bgr.shape[0]))
+
+    def _from_previous_landmarks(self, bgr: np.ndarray) -> tuple[list[Detection], list[Landmarks]]:
+        """Landmarks of last frame's tracks from crops of their raw landmarks (one batch), minus the ones
+        that look lost; any lost one makes the next frame run the detector. A dropped track counts a
+        tracker miss, so re-detection on the next frame picks it up under the same id.
+
+        Each Detection is the last detector box carried along by the landmark box (``carry_box``), score
+        carried over: box columns then stay in the detector's convention on every frame, and the
+        tracker's IoU association at the next detection compares like with like (a bare landmark box
+        is a different shape, ~0.85 IoU with a detector box for a trained model, far less for a drifting one).
+        """
+        previous = self._previous[: self.options.max_faces]
+        size, scale = self.info.config.input_size, self.info.crop_scale
+        predicted = self.engine.predict(bgr, [crops.landmark_crop_affine(t.raw.points, scale, size) for t in previous])
+        frame_size = (bgr.shape[1], bgr.shape[0])
+        detections, landmarks = [], []
+        for track, lm in zip(previous, predicted):
+            detected_box, detected_landmarks = self._anchors.get(
+                track.track_id, (crops.landmark_box(track.raw.points),) * 2)
+            lost = prediction_lost(track.raw.points, lm.points, frame_size, _box_size(detected_landmarks))
+            if not lost:
+                box = carry_box(detected_box, detected_landmarks, crops.landmark_box(lm.points))
+                detection = Detection(box=box, score=track.detection.score)
+                # A box the tracker would not associate with the track would start a new id instead.
+                iou = iou_matrix(track.detection.xyxy[None], detection.xyxy[None])[0, 0]
+                lost = iou < self.tracker.options.iou_threshold
+            if lost:
+                log.debug("track %d lost its face between detections; re-detecting next frame", track.track_id)
+                self._force_detect = True
+                continue
+            detections.append(detection)
+            landmarks.append(lm)
+        return detections, landmarks
 
     def run_frames(self, source: Source, max_frames: int = 0) -> Iterator[tuple[Frame, FrameResult]]:
         for n, frame in enumerate(source):

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 def run(args) -> int:
     options = PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
                               min_confidence=args.min_confidence, max_faces=args.max_faces,
-                              smoothing=args.smoothing, smooth=not args.no_smooth)
+                              smoothing=args.smoothing, smooth=not args.no_smooth,
+                              redetect_every=args.redetect_every)
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(open_source(args.source))
         pipeline = stack.enter_context(Pipeline(options))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sdfl_core import crops
-from sdfl_core.pipeline import LandmarkEngine, Pipeline, PipelineOptions, detection_to_crop, to_bgr_uint8
+from sdfl_core.pipeline import LandmarkEngine, Pipeline, PipelineOptions, carry_box, detection_to_crop, to_bgr_uint8
 from sdfl_core.sources import open_source
 from sdfl_core.types import Detection, FrameResult
 
@@ -231,3 +231,195 @@ def test_cuda_without_cuda(tiny_checkpoint):
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA"):
         Pipeline(PipelineOptions(weights=tiny_checkpoint, device="cuda"))
+
+
+# --- redetect_every: detect every K-th frame, crop from the previous landmarks in between -------------------
+# The conftest model is random: its points sit near an ellipse mean shape whose box is 0.6 of the crop, so
+# with the default crop_scale 1.4 a landmark crop shrinks the face by 16 % a frame until the lost check
+# fires. ``steady_engine`` uses the same model with crop_scale 1 / 0.6, which makes that mean shape (almost)
+# a fixed point of the landmark crop, so the schedule itself can be checked; the drifting model is used
+# for the loss mechanics.
+SLOW_FRAMES = 12
+
+
+def slow_frame(i: int) -> np.ndarray:
+    """The astronaut sliding 2 px a frame (the landmarks of a random model do not follow the face)."""
+    return synthetic_frame(i, num_frames=51)
+
+
+@pytest.fixture(scope="module")
+def steady_engine(tiny_checkpoint, tmp_path_factory) -> LandmarkEngine:
+    from dataclasses import replace
+
+    from sdfl_core.checkpoint import load_checkpoint, save_checkpoint
+
+    model, info = load_checkpoint(tiny_checkpoint)
+    path = tmp_path_factory.mktemp("steady") / "steady.pt"
+    save_checkpoint(path, model, replace(info, crop_scale=1 / 0.6))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SDFL_CACHE", str(tmp_path_factory.mktemp("onnx-cache-steady")))
+        return LandmarkEngine(path, device="cpu")
+
+
+def spy_detect(pipeline, monkeypatch) -> list[int]:
+    """Record the frame index of every detector call (frames are processed with index == position)."""
+    calls, detect, frame = [], pipeline.detector.detect, {"index": -1}
+    process = pipeline.process
+
+    def spy(bgr, ts=None):
+        calls.append(frame["index"])
+        return detect(bgr, ts)
+
+    def indexed(image, index=0, timestamp_ms=None):
+        frame["index"] = index
+        return process(image, index, timestamp_ms)
+
+    monkeypatch.setattr(pipeline.detector, "detect", spy)
+    monkeypatch.setattr(pipeline, "process", indexed)
+    return calls
+
+
+def test_redetect_every_runs_the_detector_every_kth_frame(steady_engine, monkeypatch):
+    engine = steady_engine
+    with make_pipeline(engine, redetect_every=5) as pipeline:
+        calls = spy_detect(pipeline, monkeypatch)
+        results = [pipeline.process(slow_frame(i), i, i * 40.0) for i in range(SLOW_FRAMES)]
+    assert calls == [0, 5, 10]
+    assert all(len(r.tracks) == 1 for r in results)
+    assert {r.tracks[0].track_id for r in results} == {0}
+    assert [r.tracks[0].hits for r in results] == list(range(1, SLOW_FRAMES + 1))
+    size, scale = engine.info.config.input_size, engine.info.crop_scale
+    for prev, r in zip(results, results[1:]):
+        assert set(r.timings_ms) == STAGES
+        if r.index in calls:
+            continue
+        # In between: the box is the last detector box carried along by the landmark box, the score the
+        # last detection's, and the points are exactly what the model gives for the training crop
+        # around the previous frame's raw points.
+        track, det = r.tracks[0], results[max(c for c in calls if c < r.index)].tracks[0]
+        expected_box = carry_box(det.detection.box, crops.landmark_box(det.raw.points), crops.landmark_box(track.raw.points))
+        np.testing.assert_allclose(track.detection.box, expected_box, atol=1e-3)
+        assert track.detection.score == det.detection.score
+        [expected] = engine.predict(slow_frame(r.index), [crops.landmark_crop_affine(prev.tracks[0].raw.points, scale, size)])
+        np.testing.assert_allclose(track.raw.points, expected.points, atol=1e-3)
+
+
+def test_redetect_every_one_is_todays_behaviour(engine, video, monkeypatch):
+    with make_pipeline(engine) as a, make_pipeline(engine, redetect_every=1) as b, open_source(video) as source:
+        calls = spy_detect(b, monkeypatch)
+        for frame in source:
+            ra, rb = a.process(frame.image, frame.index, frame.timestamp_ms), b.process(frame.image, frame.index, frame.timestamp_ms)
+            np.testing.assert_array_equal(ra.tracks[0].raw.points, rb.tracks[0].raw.points)
+            np.testing.assert_array_equal(ra.tracks[0].detection.box, rb.tracks[0].detection.box)
+    assert calls == list(range(NUM_FRAMES))
+
+
+def test_drifting_landmarks_are_caught_as_lost(engine, monkeypatch):
+    """The random model's landmark crops shrink 16 % a frame: the lost check must stop that early."""
+    def size(track) -> float:
+        box = crops.landmark_box(track.raw.points)
+        return float(np.sqrt(box[2] * box[3]))
+
+    with make_pipeline(engine, redetect_every=10) as pipeline:
+        calls = spy_detect(pipeline, monkeypatch)
+        results = [pipeline.process(slow_frame(i), i, i * 40.0) for i in range(SLOW_FRAMES)]
+    assert calls[0] == 0 and 1 < len(calls) < SLOW_FRAMES
+    assert max(np.diff(calls)) < 10  # re-detected before the schedule would have
+    detected = None
+    for r in results:
+        if r.index in calls:
+            detected = size(r.tracks[0]) if r.tracks else None
+        elif r.tracks:  # never more than 40 % away from the size at the last detection
+            assert 0.6 <= size(r.tracks[0]) / detected <= 1.4
+    assert {t.track_id for r in results for t in r.tracks} == {0}
+
+
+def test_vanished_face_is_redetected_and_dropped(steady_engine, monkeypatch):
+    engine = steady_engine
+    blank = np.full((SIZE[1], SIZE[0], 3), 40, np.uint8)
+    frames = [slow_frame(i) for i in range(3)] + [blank] * 9
+    with make_pipeline(engine, redetect_every=5) as pipeline:
+        calls = spy_detect(pipeline, monkeypatch)
+        results = [pipeline.process(f, i, i * 40.0) for i, f in enumerate(frames)]
+    # Frames 3-4 still crop from the last landmarks (or drop a lost track and re-detect early); the
+    # detector runs by frame 5 at the latest, finds nothing, and from then on it runs on every frame.
+    first_empty = next(i for i, r in enumerate(results) if not r.tracks)
+    assert 3 <= first_empty <= 5
+    assert all(not r.tracks for r in results[first_empty:])
+    assert all(len(r.tracks) == 1 for r in results[:3])
+    assert calls[0] == 0 and 0 < len([c for c in calls if c < 3]) <= 1
+    assert calls[-7:] == list(range(5, 12))
+
+
+def test_lost_prediction_forces_redetection_next_frame_and_keeps_the_id(steady_engine, monkeypatch):
+    import sdfl_core.pipeline as pipeline_module
+
+    real = pipeline_module.prediction_lost
+    state = {"calls": 0}
+
+    def lost_on_second(*args):
+        state["calls"] += 1
+        return state["calls"] == 2 or real(*args)
+
+    monkeypatch.setattr(pipeline_module, "prediction_lost", lost_on_second)
+    with make_pipeline(steady_engine, redetect_every=5) as pipeline:
+        calls = spy_detect(pipeline, monkeypatch)
+        results = [pipeline.process(slow_frame(i), i, i * 40.0) for i in range(NUM_FRAMES)]
+    # Frame 2's prediction is declared lost: no track that frame, a detection on frame 3, and the
+    # schedule restarts from there (3, 8).
+    assert calls == [0, 3, 8]
+    assert [len(r.tracks) for r in results] == [1, 1, 0] + [1] * (NUM_FRAMES - 3)
+    assert {r.tracks[0].track_id for r in results if r.tracks} == {0}
+
+
+def test_redetect_keeps_one_batch_and_max_faces(steady_engine, face_grid, monkeypatch):
+    engine = steady_engine
+    batches = []
+    predict = engine.predictor.predict
+
+    def spy(batch):
+        batches.append(batch.shape[0])
+        return predict(batch)
+
+    monkeypatch.setattr(engine.predictor, "predict", spy)
+    with make_pipeline(engine, detector="full", max_faces=6, redetect_every=3) as pipeline:
+        calls = spy_detect(pipeline, monkeypatch)
+        results = [pipeline.process(face_grid, i, i * 33.0) for i in range(3)]
+    assert calls == [0]
+    assert batches == [len(r.tracks) for r in results] == [6, 6, 6]
+    assert [t.track_id for t in results[2].tracks] == [t.track_id for t in results[0].tracks]
+
+
+def test_carry_box():
+    detected, landmarks = np.array([10.0, 20.0, 40.0, 40.0]), np.array([15.0, 30.0, 30.0, 36.0])
+    np.testing.assert_allclose(carry_box(detected, landmarks, landmarks), detected, atol=1e-5)
+    np.testing.assert_allclose(carry_box(detected, landmarks, landmarks + [7, -3, 0, 0]), detected + [7, -3, 0, 0], atol=1e-5)
+    # Landmark box twice the size around the same centre (30, 48): the detector box doubles, and so does
+    # its centre's offset from the landmark centre ((0, -8) -> (0, -16)).
+    grown = carry_box(detected, landmarks, np.array([0.0, 12.0, 60.0, 72.0]))
+    np.testing.assert_allclose(grown, [30 - 40, 48 - 16 - 40, 80, 80], atol=1e-5)
+
+
+def test_prediction_lost():
+    from sdfl_core.pipeline import prediction_lost
+
+    square = np.array([[100.0, 100.0], [200.0, 100.0], [200.0, 200.0], [100.0, 200.0]])
+    frame = (640, 480)
+    assert not prediction_lost(square, square + [30, -20], frame)
+    assert not prediction_lost(square, (square - 150) * 1.3 + 150, frame)
+    assert prediction_lost(square, square + [60, 0], frame)  # moved > 0.5 box sizes
+    assert prediction_lost(square, (square - 150) * 1.5 + 150, frame)  # grew by > 40 %
+    assert prediction_lost(square, (square - 150) * 0.5 + 150, frame)  # shrank by > 40 %
+    assert prediction_lost(square, square + [0, 0], (120, 120))  # centre outside the frame
+    assert prediction_lost(square, np.full_like(square, 150.0), frame)  # collapsed
+    assert prediction_lost(square, np.where(square > 150, np.nan, square), frame)
+
+
+def test_redetect_every_validation_and_cli():
+    from sdfl_core.cli import build_parser
+
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="redetect_every"):
+            PipelineOptions(redetect_every=bad)
+    assert build_parser().parse_args(["track", "demo"]).redetect_every == 1
+    assert build_parser().parse_args(["track", "demo", "--redetect-every", "5"]).redetect_every == 5
