@@ -7,7 +7,9 @@ import pytest
 
 from sdfl_core.cli import main
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
+from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
+from slide_video import synthetic_frame as slide_frame  # noqa: E402
+
 NUM_FRAMES, FPS, SIZE = 8, 25.0, (320, 240)
 META = ["frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
 POINTS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
@@ -15,21 +17,12 @@ RAW = [f"raw_x_{i}" for i in range(68)] + [f"raw_y_{i}" for i in range(68)]
 
 
 def synthetic_frame(i: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
-    """The astronaut (200 px) sliding left to right over a dark 320x240 frame."""
-    frame = np.full((SIZE[1], SIZE[0], 3), 40, np.uint8)
-    x = 10 + round(100 * i / max(1, num_frames - 1))
-    frame[20:220, x:x + 200] = cv2.resize(cv2.imread(str(FIXTURE)), (200, 200))
-    return frame
+    return slide_frame(i, num_frames)
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("video") / "slide.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
-    for i in range(NUM_FRAMES):
-        writer.write(synthetic_frame(i))
-    writer.release()
-    return path
+    return write_slide(tmp_path_factory.mktemp("video") / "slide.mp4", NUM_FRAMES)
 
 
 def track(*args) -> int:
