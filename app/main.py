@@ -54,12 +54,28 @@ def run_smoke(window, source: str | None, frames: int, screenshot: str | None,
     return code
 
 
+def _check_display(smoke: bool) -> None:
+    """Without a screen Qt aborts the process; say why instead. Smoke mode runs offscreen by itself."""
+    import os
+
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if smoke:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return
+    raise OSError("no display to open a window on (DISPLAY is not set); run it under a desktop or xvfb-run, "
+                  "or use `sdfl track` for headless work")
+
+
 def run(args) -> int:
     """``sdfl gui``: the arguments are defined in ``sdfl_core.cli``."""
+    smoke = bool(args.frames or args.screenshot)
+    _check_display(smoke)
     app = _application()
     from .window import MainWindow
 
-    smoke = bool(args.frames or args.screenshot)
     window = MainWindow(weights=args.weights, device=args.device, interactive=not smoke)
     window.show()
     try:

@@ -28,7 +28,7 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     model, info = load_checkpoint(run_dir / "best.pt")
     # Calibrate on training images only (300W-style folders: their faces are framed like a webcam's).
-    train = [s for entry in config["data"]["train"] if entry.get("format") == "300w" for s in gather([entry])]
+    train = [s for entry in config["data"]["train"] if entry.get("format") == "300w" for s in gather([entry], info.config.num_points)]
     random.Random(0).shuffle(train)
     boxes = {name: calibrate_detector_box(train[:calibration_faces], name) for name in ("short", "full")}
     info = replace(info, detector_box={k: {key: v[key] for key in ("dx", "dy", "scale")} for k, v in boxes.items()})
@@ -42,7 +42,7 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     metrics = {"calibration": boxes, "onnx_max_abs_diff": diff}
     curves = {}
     for entry in config["data"]["test"]:
-        samples = gather([entry])
+        samples = gather([entry], info.config.num_points)
         for protocol in ("gt", "detector"):
             report, errors = evaluate(predictor, samples, protocol)
             metrics[f"{Path(entry['path']).name}/{protocol}"] = report

@@ -241,3 +241,15 @@ def test_smoke_mode_through_the_cli(qapp, face_video, tiny_checkpoint, tmp_path)
     assert code == 0
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
+
+
+def test_gui_without_a_display_says_so(monkeypatch, capsys):
+    from sdfl_core.cli import main
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["gui"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no display" in err[0]
