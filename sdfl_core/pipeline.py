@@ -23,7 +23,7 @@ from . import crops
 # triton's native library loads after mediapipe's, and triton loaded first is fine.
 from .predictor import load_predictor  # isort: skip
 from .detector import DetectorOptions, FaceDetector, to_rgb_uint8  # isort: skip
-from .sources import Frame, Source
+from .sources import Frame, Source, prefetch
 from .tracker import Tracker, TrackerOptions, iou_matrix
 from .types import Detection, FrameResult, Landmarks, Track
 
@@ -256,8 +256,10 @@ class Pipeline:
             landmarks.append(lm)
         return detections, landmarks
 
-    def run_frames(self, source: Source, max_frames: int = 0) -> Iterator[tuple[Frame, FrameResult]]:
-        for n, frame in enumerate(source):
+    def run_frames(self, source: Source, max_frames: int = 0, decode_ahead: bool = True
+                   ) -> Iterator[tuple[Frame, FrameResult]]:
+        frames = prefetch(source) if decode_ahead else source
+        for n, frame in enumerate(frames):
             if max_frames and n >= max_frames:
                 return
             yield frame, self.process(frame.image, frame.index, frame.timestamp_ms)

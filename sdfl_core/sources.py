@@ -6,9 +6,11 @@ Every source is an iterable context manager of :class:`Frame`; opening a bad sou
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -213,6 +215,43 @@ class DemoSource(Source):
             i = self._next
             self._next += 1
             yield Frame(i, i * 1000.0 / self.fps, self.render(i))
+
+
+def prefetch(frames: Iterable[Frame], depth: int = 4) -> Iterator[Frame]:
+    """Decode ahead in a background thread (OpenCV releases the GIL while decoding), so decoding
+    overlaps inference on a second core. Errors of the source are raised in the consumer, in order."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        items.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            items.put(exc)
+
+    thread = threading.Thread(target=produce, name="sdfl-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def open_source(spec: str | Path) -> Source:

@@ -171,3 +171,26 @@ def test_camera_cannot_seek():
     source.name = "camera:0"
     with pytest.raises(ValueError, match="cannot seek"):
         source.seek(3)
+
+
+def test_prefetch_keeps_order_and_raises_source_errors_in_the_consumer():
+    import threading
+
+    from sdfl_core.sources import Frame, prefetch
+
+    def frames(fail_at=None):
+        for i in range(20):
+            if i == fail_at:
+                raise ValueError("camera:0 stopped delivering frames (unplugged?)")
+            yield Frame(i, float(i), np.zeros((2, 2, 3), np.uint8))
+
+    assert [f.index for f in prefetch(frames())] == list(range(20))
+    got = []
+    with pytest.raises(ValueError, match="unplugged"):
+        for f in prefetch(frames(fail_at=7)):
+            got.append(f.index)
+    assert got == list(range(7))
+    stream = prefetch(frames())
+    assert next(stream).index == 0
+    stream.close()  # an early stop ends the reader thread
+    assert not any(t.name == "sdfl-prefetch" and t.is_alive() for t in threading.enumerate())
