@@ -69,6 +69,7 @@ DEFAULTS: dict = {
         "balance": "none",
         "eval_every": 1,
         "device": "auto",
+        "init_from": "",
     },
 }
 

@@ -158,6 +158,13 @@ def train(config: dict, resume: str | None = None) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start_epoch, best, step = 0, float("inf"), 0
+    if tc["init_from"] and not resume:
+        # Warm start (e.g. from a shipped model in a new session): weights only, fresh optimizer/schedule.
+        init, init_info = load_checkpoint(tc["init_from"], expect_points=schema.num_points)
+        if init_info.config != model_cfg or not np.array_equal(init_info.mask, mask):
+            raise ValueError(f"{tc['init_from']} has another architecture or graph than this config; it cannot initialise it")
+        model.load_state_dict(init.state_dict())
+        log.info("initialised from %s", tc["init_from"])
     if resume:
         payload = read_checkpoint(resume)
         extra = payload.get("extra") or {}

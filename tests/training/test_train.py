@@ -119,6 +119,27 @@ def test_resume_from_best_is_refused(trained, tmp_path):
         train(config, resume=str(best))
 
 
+def test_init_from_a_checkpoint_warm_starts_the_weights(trained, tmp_path):
+    import torch
+
+    config, best = trained
+    config = {**config, "name": "warm", "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best),
+                                                  "max_steps": 1}, "optim": {**config["optim"], "epochs": 1, "lr": 0.0}}
+    warm = train(config)
+    start, _ = load_checkpoint(best)
+    after, _ = load_checkpoint(warm)
+    # lr 0: the warm-started weights are the checkpoint's (BN running stats move, weights do not).
+    torch.testing.assert_close(after.gc_out.linear.weight, start.gc_out.linear.weight)
+
+
+def test_init_from_another_architecture_is_refused(trained, tmp_path):
+    config, best = trained
+    config = {**config, "model": {**config["model"], "input_size": 96},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best)}}
+    with pytest.raises(ValueError, match="another architecture"):
+        train(config)
+
+
 def test_fc_head_trains_through_the_same_loop(w300_folder, tmp_path):
     config = tiny_config(w300_folder, tmp_path, model={"head": "fc"}, optim={"epochs": 1}, train={"max_steps": 1})
     best = train(config)
