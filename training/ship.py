@@ -98,8 +98,12 @@ def write_model_card(models: dict[str, Path], out: Path) -> None:
         model, info = load_checkpoint(path)
         first = first or info
         metrics = json.loads(path.with_suffix(".json").read_text())
-        commands.append(f"sdfl train --config training/configs/{name}.yaml")
-        commands.append(f"python -m training.ship --run runs/{name} --out assets/models/{name}.pt")
+        run_name = info.train_config.get("name", name)
+        init = info.train_config.get("train", {}).get("init_from", "")
+        if init:  # a warm restart: the stage it started from comes first
+            commands.append(f"sdfl train --config training/configs/{Path(init).parent.name}.yaml")
+        commands.append(f"sdfl train --config training/configs/{run_name}.yaml")
+        commands.append(f"python -m training.ship --run runs/{run_name} --out assets/models/{name}.pt")
         for key, r in metrics.items():
             if not isinstance(r, dict) or "nme_io" not in r:
                 continue
