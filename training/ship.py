@@ -83,10 +83,12 @@ detector box is mapped to that box by the calibration below). Backbone `{backbon
 {commands}
 ```
 Recipe: see `training/configs/sdfl_68.yaml` (AdamW lr 1e-3, cosine, batch 32, Soft Wing + Laplacian
-relative-location loss, the paper's augmentation with a ramp, Pose-based Data Balancing).
+relative-location loss, the paper's augmentation with a ramp, Pose-based Data Balancing). A `*_ft`
+config is a warm restart from the first stage's best weights (`train.init_from`), the same for both
+models; the validation split is the same in both stages.
 
 ## Dev-test results (AFW, 337 faces; NME as % of the inter-ocular / inter-pupil distance)
-| model | boxes | NME io % | NME ip % | FR@0.1 % | AUC@0.1 | epochs | val NME io % |
+| model | boxes | NME io % | NME ip % | FR@0.1 % | AUC@0.1 | best epoch (last stage) | val NME io % |
 |---|---|---|---|---|---|---|---|
 """
 
