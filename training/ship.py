@@ -31,7 +31,9 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     train = [s for entry in config["data"]["train"] if entry.get("format") == "300w" for s in gather([entry], info.config.num_points)]
     random.Random(0).shuffle(train)
     boxes = {name: calibrate_detector_box(train[:calibration_faces], name) for name in ("short", "full")}
-    info = replace(info, detector_box={k: {key: v[key] for key in ("dx", "dy", "scale")} for k, v in boxes.items()})
+    # The shipped file's name is the model's name (a run such as sdfl_68_ft ships as sdfl_68).
+    info = replace(info, name=out.stem,
+                   detector_box={k: {key: v[key] for key in ("dx", "dy", "scale")} for k, v in boxes.items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, info, half=True)
     # Evaluate what users get: the half-precision weights, through the ONNX Runtime engine.

@@ -40,6 +40,7 @@ def test_ship_writes_checkpoint_onnx_metrics_and_plot(shipped):
 def test_shipped_files_carry_the_calibration_and_metrics(shipped):
     target, metrics = shipped
     _, info = load_checkpoint(target)
+    assert info.name == "tiny"  # the shipped file's stem
     assert set(info.detector_box) == {"short", "full"}
     for cal in info.detector_box.values():
         assert set(cal) == {"dx", "dy", "scale"} and 0.5 < cal["scale"] < 2 and np.isfinite([cal["dx"], cal["dy"]]).all()
