@@ -3,29 +3,16 @@ import onnx
 import pytest
 import torch
 
-from sdfl_core.checkpoint import CheckpointError, ModelInfo
-from sdfl_core.model import ModelConfig, SDFLModel
+from sdfl_core.checkpoint import CheckpointError
 from sdfl_core.onnx_export import META_KEY, compare, export_onnx, info_from_json, info_to_json
 from sdfl_core.predictor import OnnxPredictor
 
-SIZE = 64
+from small_models import SIZE  # noqa: E402  (tests/core is on sys.path)
+from small_models import build as _build  # noqa: E402
 
 
-def ring_mask(n: int, k: int = 3) -> np.ndarray:
-    mask = np.eye(n, dtype=bool)
-    for d in range(1, k + 1):
-        mask[np.arange(n), (np.arange(n) + d) % n] = True
-    return mask
-
-
-def build(head: str) -> tuple[SDFLModel, ModelInfo]:
-    torch.manual_seed(0)
-    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head)
-    mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
-    model = SDFLModel(cfg, ring_mask(68), mean).eval()
-    info = ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68), mean_shape=mean, name=head,
-                     train_config={"not": "exported"})
-    return model, info
+def build(head: str):
+    return _build(head, name=head, train_config={"not": "exported"})
 
 
 @pytest.fixture(scope="module", params=["graph", "fc"])

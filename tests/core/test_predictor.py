@@ -2,25 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from sdfl_core.checkpoint import CheckpointError, ModelInfo, save_checkpoint
-from sdfl_core.model import ModelConfig, SDFLModel
+from sdfl_core.checkpoint import CheckpointError, save_checkpoint
 from sdfl_core.predictor import OnnxPredictor, TorchPredictor, default_weights, load_predictor
 
-SIZE = 64
-
-
-def ring_mask(n: int, k: int = 3) -> np.ndarray:
-    mask = np.eye(n, dtype=bool)
-    for d in range(1, k + 1):
-        mask[np.arange(n), (np.arange(n) + d) % n] = True
-    return mask
-
-
-def build(head: str) -> tuple[SDFLModel, ModelInfo]:
-    torch.manual_seed(0)
-    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head)
-    mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
-    return SDFLModel(cfg, ring_mask(68), mean).eval(), ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68), mean_shape=mean)
+from small_models import SIZE, build  # noqa: E402  (tests/core is on sys.path)
 
 
 def test_default_weights_unknown_kind():

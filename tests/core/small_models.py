@@ -1,0 +1,30 @@
+"""Small random-init models shared by the ONNX-export and predictor tests."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sdfl_core.checkpoint import ModelInfo
+from sdfl_core.model import ModelConfig, SDFLModel
+
+SIZE = 64
+
+
+def ring_mask(n: int, k: int = 3) -> np.ndarray:
+    mask = np.eye(n, dtype=bool)
+    for d in range(1, k + 1):
+        mask[np.arange(n), (np.arange(n) + d) % n] = True
+    return mask
+
+
+def build(head: str, **info_fields) -> tuple[SDFLModel, ModelInfo]:
+    """A 68-point model whose output depends on its input (the output layer is re-randomised: trained
+    models start from a zero output layer, which would make every engine comparison trivially equal)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head)
+    mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
+    model = SDFLModel(cfg, ring_mask(68), mean).eval()
+    last = model.gc_out.linear if head == "graph" else model.fc[-1]
+    torch.nn.init.normal_(last.weight, std=0.02)
+    info = ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68), mean_shape=mean, **info_fields)
+    return model, info
