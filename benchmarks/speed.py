@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--frames", type=int, default=500, help="video frames to run (franck.mp4 has 4800)")
     parser.add_argument("--repeats", type=int, default=150, help="frames per synthetic 640x480 case")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime / LiteRT threads (default: ORT's own)")
+    parser.add_argument("--threads", type=int, default=PipelineOptions().num_threads,
+                        help="ONNX Runtime / LiteRT threads (default: the pipeline's)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--no-mesh", action="store_true")

@@ -42,6 +42,9 @@ class PipelineOptions:
     smooth: bool = True
     running_mode: str = "video"
     num_threads: int | None = None
+    """ONNX Runtime intra-op threads; None = ORT's default. On franck -> CSV, 1 thread measured 171, 130
+    and 130 fps and ORT's default 133 and 144 fps, in runs minutes apart on the shared 2-core machine:
+    no clear winner, so the default is left to ORT (benchmarks/speed.py --threads N)."""
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     redetect_every: int = 1
     """1 = run the face detector on every frame; K > 1 = only every K-th frame, and on the frame after
