@@ -11,7 +11,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -540,3 +540,15 @@ def load_image(sample: Sample) -> np.ndarray:
     if image is None or image.size == 0:
         raise ValueError(f"cannot read image {path}")
     return _to_bgr(image)
+
+
+def readable_images(samples: Iterable[Sample]) -> Iterator[tuple[Sample, np.ndarray]]:
+    """(sample, BGR image) for every sample whose image reads; the others are skipped with a warning
+    naming them (a corrupt file in a dataset should not end an evaluation or a training run)."""
+    for sample in samples:
+        try:
+            image = load_image(sample)
+        except (ValueError, FileNotFoundError) as exc:
+            log.warning("skipping %s", exc)
+            continue
+        yield sample, image

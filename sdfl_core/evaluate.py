@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import crops
-from .datasets import Sample, load_image, load_samples
+from .datasets import Sample, load_samples, readable_images
 from .metrics import ced, nme_io, summarize
 from .types import Detection
 
@@ -55,12 +55,7 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
             batch_affines.clear()
 
     try:
-        for sample in samples:
-            try:
-                image = load_image(sample)
-            except (ValueError, FileNotFoundError) as exc:
-                log.warning("skipping %s", exc)
-                continue
+        for sample, image in readable_images(samples):
             affine = None
             if detector is not None:
                 det = _best_detection(detector.detect(image), sample.points)

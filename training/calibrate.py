@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 from sdfl_core import crops
-from sdfl_core.datasets import Sample, load_image
+from sdfl_core.datasets import Sample, readable_images
 from sdfl_core.detector import DetectorOptions, FaceDetector
 from sdfl_core.evaluate import _best_detection
 
@@ -22,12 +22,7 @@ def calibrate_detector_box(samples: list[Sample], model: str = "short", min_conf
     """Median (dx, dy) centre shift in detector-box widths/heights and the size ratio, with counts."""
     dxs, dys, scales = [], [], []
     with FaceDetector(DetectorOptions(model=model, min_confidence=min_confidence)) as detector:
-        for sample in samples:
-            try:
-                image = load_image(sample)
-            except (ValueError, FileNotFoundError) as exc:
-                log.warning("skipping %s", exc)
-                continue
+        for sample, image in readable_images(samples):
             det = _best_detection(detector.detect(image), sample.points)
             if det is None:
                 continue

@@ -21,7 +21,7 @@ from sdfl_core.occlusion import (
     point_visibility,
 )
 from sdfl_core.schemas import W300
-from conftest import make_checkpoint
+from model_factory import make_checkpoint
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
 
