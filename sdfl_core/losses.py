@@ -71,3 +71,26 @@ class LandmarkLoss(nn.Module):
         else:
             out["total"] = absolute
         return out
+
+
+def edge_occlusion_loss(edge_weights: torch.Tensor, occluded: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Share of each visible node's neighbour weight that goes to occluded neighbours, summed over
+    visible nodes, batch mean.
+
+    An extension beyond the paper (which learns the dynamic edge weights from the landmark loss alone):
+    training occluders are placed by the augmentation, so which landmarks they cover is known, and the
+    edges that would carry their noise into visible landmarks can be pushed down directly. The share is
+    taken over the neighbours only (self-loops left out): otherwise the loss would be minimised by
+    putting all weight on the self-loops, i.e. by switching message passing off.
+    ``edge_weights`` is (B, N, N), rows summing to 1; ``occluded`` is (B, N), 1 for an occluded landmark.
+    """
+    if edge_weights.ndim != 3 or edge_weights.shape[1:] != (occluded.shape[1], occluded.shape[1]) \
+            or edge_weights.shape[0] != occluded.shape[0]:
+        raise ValueError(f"edge weights (B, N, N) and occlusion flags (B, N) do not match: "
+                         f"{tuple(edge_weights.shape)} and {tuple(occluded.shape)}")
+    occ = occluded.to(edge_weights.dtype)
+    neighbours = edge_weights * (1 - torch.eye(edge_weights.shape[1], dtype=edge_weights.dtype,
+                                               device=edge_weights.device))
+    into_occluded = (neighbours * occ[:, None, :]).sum(dim=2)  # (B, N)
+    share = into_occluded / (neighbours.sum(dim=2) + eps)
+    return (share * (1 - occ)).sum(dim=1).mean()

@@ -1,8 +1,10 @@
 """The real-time engine: frame -> MediaPipe faces -> batched SDFL landmarks -> Kalman tracks -> FrameResult.
 
 With ``PipelineOptions.redetect_every = K > 1`` the detector runs only every K-th frame (and whenever a
-frame has no tracks or a track looked lost); in between, each face is cropped from its previous frame's
-raw landmarks exactly as in training (``crops.landmark_crop_affine``).
+frame has no tracks or a track looked lost); a tracked face is cropped from its previous frame's raw
+landmarks exactly as in training (``crops.landmark_crop_affine``), through a dead band that keeps the
+crop still while the face is (``PipelineOptions.crop_deadband``), also on detection frames, where the
+detector finds new faces and checks the tracked ones.
 
     with Pipeline(PipelineOptions()) as pipeline, open_source("video.mp4") as source:
         for result in pipeline.run(source):
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from . import crops
 # Keep this import above .detector: the model stack (timm -> torch._dynamo -> triton) segfaults when
@@ -49,6 +52,10 @@ class PipelineOptions:
     redetect_every: int = 1
     """1 = run the face detector on every frame; K > 1 = only every K-th frame, and on the frame after
     one without tracks or with a lost track; the frames in between crop from the previous landmarks."""
+    crop_deadband: float = 0.04
+    """Between detections, a track keeps its last crop until its landmark crop moves by more than this
+    fraction of the crop side (or changes size by more than this fraction): a crop that followed every
+    frame's landmarks would feed their noise back into the next frame. 0 = follow every frame."""
 
     def __post_init__(self) -> None:
         if isinstance(self.redetect_every, bool) or not isinstance(self.redetect_every, (int, np.integer)) \
@@ -58,6 +65,8 @@ class PipelineOptions:
             raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ValueError(f"smoothing must be in [0, 1], got {self.smoothing}")
+        if not 0.0 <= self.crop_deadband < 0.5:
+            raise ValueError(f"crop_deadband must be in [0, 0.5), got {self.crop_deadband}")
 
 
 def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> np.ndarray:
@@ -97,6 +106,18 @@ def prediction_lost(previous: np.ndarray, current: np.ndarray, frame_size: tuple
         return True
     width, height = frame_size
     return not (-0.5 <= centre[0] <= width - 0.5 and -0.5 <= centre[1] <= height - 0.5)
+
+
+def stable_crop(previous: tuple[np.ndarray, float] | None, target: tuple[np.ndarray, float],
+                deadband: float) -> tuple[np.ndarray, float]:
+    """The (centre, side) crop square to use: ``previous`` while ``target`` stays within ``deadband``
+    (a fraction of the previous side) of it in position and in size, else ``target``."""
+    if previous is None:
+        return target
+    (c0, s0), (c1, s1) = previous, target
+    if np.linalg.norm(np.asarray(c1) - np.asarray(c0)) <= deadband * s0 and abs(s1 / s0 - 1.0) <= deadband:
+        return previous
+    return target
 
 
 def _box_size(box: np.ndarray) -> float:
@@ -162,6 +183,7 @@ class Pipeline:
         self._since_detect = 0
         self._force_detect = True
         self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._crops: dict[int, tuple[np.ndarray, float]] = {}
 
     @property
     def info(self):
@@ -192,6 +214,7 @@ class Pipeline:
         """Forget tracks (e.g. after a seek); detector timestamps keep increasing."""
         self.tracker.reset()
         self._previous = ()
+        self._crops = {}
         self._force_detect = True
 
     def _detect_now(self) -> bool:
@@ -205,10 +228,14 @@ class Pipeline:
         ts = int(round(timestamp_ms if timestamp_ms is not None else index * 33.3))
         ts = max(ts, self._last_ts + 1)
         self._last_ts = ts
+        squares: list = []
         if self._detect_now():
             detections = self.detector.detect(bgr, ts)
             t1 = time.perf_counter()
-            landmarks = self.engine.predict_boxes(bgr, detections, self.options.detector)
+            if self.options.redetect_every > 1 and self._previous:
+                landmarks, squares = self._tracked_crops_at_detection(bgr, detections)
+            else:
+                landmarks = self.engine.predict_boxes(bgr, detections, self.options.detector)
             self._since_detect = 0
             self._force_detect = False
         else:
@@ -220,11 +247,65 @@ class Pipeline:
         self._previous = tuple(tracks)
         if self._since_detect == 0:
             self._anchors = {t.track_id: (t.detection.box, crops.landmark_box(t.raw.points)) for t in tracks}
+            # Tracks whose landmarks came from their own kept crop keep it; the others start afresh.
+            self._crops = {t.track_id: sq for t in tracks for lm, sq in zip(landmarks, squares)
+                           if sq is not None and t.raw is lm}
         t3 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1e3, "landmarks": (t2 - t1) * 1e3, "track": (t3 - t2) * 1e3,
                    "total": (t3 - t0) * 1e3}
         return FrameResult(index=index, timestamp_ms=float(timestamp_ms if timestamp_ms is not None else ts),
                            tracks=tuple(tracks), timings_ms=timings, frame_size=(bgr.shape[1], bgr.shape[0]))
+
+    def _tracked_crops_at_detection(self, bgr: np.ndarray, detections: list[Detection]
+                                    ) -> tuple[list[Landmarks], list[tuple[np.ndarray, float] | None]]:
+        """Landmarks for a detection frame when ``redetect_every > 1``: a detection that overlaps a tracked
+        face (IoU >= the tracker's threshold with its last box) is cropped from that face's landmarks,
+        through the dead band, like the frames in between; the detection still drives association and
+        the box columns. Switching to the detector's crop every K frames would make the points jump
+        between two crop conventions. New faces, and tracked ones whose landmark crop looks lost, are
+        cropped from the detector box. Returns the landmarks and each one's kept square (None: detector crop)."""
+        if not detections:
+            return [], []
+        previous = self._previous[: self.options.max_faces]
+        size = self.info.config.input_size
+        iou = iou_matrix(np.stack([t.detection.xyxy for t in previous]), np.stack([d.xyxy for d in detections]))
+        squares: list = [None] * len(detections)
+        sources: list = [None] * len(detections)
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows, cols):
+            if iou[r, c] >= self.tracker.options.iou_threshold:
+                squares[c], sources[c] = self._kept_square(previous[r]), previous[r]
+        affines = [crops.crop_affine(sq[0], sq[1], size) if sq is not None
+                   else detection_to_crop(d, self.info, self.options.detector) for d, sq in zip(detections, squares)]
+        landmarks = self.engine.predict(bgr, affines)
+        frame_size = (bgr.shape[1], bgr.shape[0])
+        redo = [i for i, track in enumerate(sources)
+                if track is not None and self._carried(track, landmarks[i], frame_size, detections[i]) is None]
+        if redo:
+            fresh = self.engine.predict_boxes(bgr, [detections[i] for i in redo], self.options.detector)
+            for i, lm in zip(redo, fresh):
+                landmarks[i], squares[i] = lm, None
+        return landmarks, squares
+
+    def _kept_square(self, track: Track) -> tuple[np.ndarray, float]:
+        """The (centre, side) crop square for a tracked face: the landmark crop of its last raw points,
+        or the square it already had while that stays within the dead band."""
+        target = crops.square_from_box(crops.landmark_box(track.raw.points), self.info.crop_scale)
+        return stable_crop(self._crops.get(track.track_id), target, self.options.crop_deadband)
+
+    def _carried(self, track: Track, landmarks: Landmarks, frame_size: tuple[int, int],
+                 reference: Detection) -> Detection | None:
+        """The track's last detector box carried along by ``landmarks`` (from the track's own crop; score
+        carried over), or None when they look lost: ``prediction_lost`` against the previous frame, or a
+        carried box overlapping ``reference`` with IoU below the tracker's threshold."""
+        detected_box, detected_landmarks = self._anchors.get(track.track_id, (crops.landmark_box(track.raw.points),) * 2)
+        if prediction_lost(track.raw.points, landmarks.points, frame_size, _box_size(detected_landmarks)):
+            return None
+        box = carry_box(detected_box, detected_landmarks, crops.landmark_box(landmarks.points))
+        carried = Detection(box=box, score=track.detection.score)
+        if iou_matrix(reference.xyxy[None], carried.xyxy[None])[0, 0] < self.tracker.options.iou_threshold:
+            return None
+        return carried
 
     def _from_previous_landmarks(self, bgr: np.ndarray) -> tuple[list[Detection], list[Landmarks]]:
         """Landmarks of last frame's tracks from crops of their raw landmarks (one batch), minus the ones
@@ -237,21 +318,16 @@ class Pipeline:
         is a different shape, ~0.85 IoU with a detector box for a trained model, far less for a drifting one).
         """
         previous = self._previous[: self.options.max_faces]
-        size, scale = self.info.config.input_size, self.info.crop_scale
-        predicted = self.engine.predict(bgr, [crops.landmark_crop_affine(t.raw.points, scale, size) for t in previous])
+        size = self.info.config.input_size
+        squares = [self._kept_square(t) for t in previous]
+        self._crops = {t.track_id: sq for t, sq in zip(previous, squares)}
+        predicted = self.engine.predict(bgr, [crops.crop_affine(c, side, size) for c, side in squares])
         frame_size = (bgr.shape[1], bgr.shape[0])
         detections, landmarks = [], []
         for track, lm in zip(previous, predicted):
-            detected_box, detected_landmarks = self._anchors.get(
-                track.track_id, (crops.landmark_box(track.raw.points),) * 2)
-            lost = prediction_lost(track.raw.points, lm.points, frame_size, _box_size(detected_landmarks))
-            if not lost:
-                box = carry_box(detected_box, detected_landmarks, crops.landmark_box(lm.points))
-                detection = Detection(box=box, score=track.detection.score)
-                # A box the tracker would not associate with the track would start a new id instead.
-                iou = iou_matrix(track.detection.xyxy[None], detection.xyxy[None])[0, 0]
-                lost = iou < self.tracker.options.iou_threshold
-            if lost:
+            # A box the tracker would not associate with the track would start a new id instead.
+            detection = self._carried(track, lm, frame_size, track.detection)
+            if detection is None:
                 log.debug("track %d lost its face between detections; re-detecting next frame", track.track_id)
                 self._force_detect = True
                 continue

@@ -115,15 +115,35 @@ def augment(image: np.ndarray, points: np.ndarray, schema: Schema, crop_scale: f
             cfg: AugmentConfig | None, rng: np.random.Generator, texture: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """One training crop (out_size x out_size BGR uint8) and its points in crop units (N, 2)."""
+    crop, units, _ = augment_with_occlusion(image, points, schema, crop_scale, out_size, cfg, rng, texture)
+    return crop, units
+
+
+def augment_with_occlusion(image: np.ndarray, points: np.ndarray, schema: Schema, crop_scale: float, out_size: int,
+                           cfg: AugmentConfig | None, rng: np.random.Generator, texture: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``augment`` plus an (N,) bool array: True where the random occluder covers the landmark."""
     affine = sample_crop(points, crop_scale, out_size, cfg, rng)
     fill = tuple(int(v) for v in rng.integers(0, 256, size=3)) if cfg is not None else (0, 0, 0)
     crop = crops.warp(image, affine, out_size, border_value=fill)
     units = crops.image_to_units(points, affine, out_size)
+    occluded = np.zeros(len(units), bool)
     if cfg is None:
-        return crop, units
+        return crop, units, occluded
     if rng.random() < cfg.flip:
         crop, units = flip_crop(crop, units, schema)
     crop = photometric(crop, cfg, rng)
     if rng.random() < cfg.occlusion:
-        occlude(crop, cfg.occlusion_area, rng, texture)
-    return crop, units
+        mask = occlude(crop, cfg.occlusion_area, rng, texture)
+        occluded = points_in_mask(units, mask)
+    return crop, units, occluded
+
+
+def points_in_mask(units: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N,) bool: the crop pixel under each point (crop units) is set in ``mask``; points off the crop are False."""
+    size = mask.shape[0]
+    pix = np.floor(units * size).astype(int)
+    inside = ((pix >= 0) & (pix < size)).all(axis=1)
+    hit = np.zeros(len(units), bool)
+    hit[inside] = mask[pix[inside, 1], pix[inside, 0]]
+    return hit

@@ -47,7 +47,7 @@ DEFAULTS: dict = {
         "noise": 0.2,
         "ramp_epochs": 0,
     },
-    "loss": {"kind": "softwing", "relative_weight": 1.0},
+    "loss": {"kind": "softwing", "relative_weight": 1.0, "edge_occlusion": 0.0},
     "optim": {
         "name": "adamw",
         "lr": 0.002,

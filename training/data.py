@@ -12,7 +12,7 @@ from sdfl_core.datasets import Sample, load_image
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import Schema
 
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, augment_with_occlusion
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def load_cached(samples: list[Sample], size: int, schema: Schema) -> tuple[list[
 
 
 class LandmarkDataset(Dataset):
-    """Yields (input tensor (3, S, S), target (N, 2) in crop units). ``augment=None`` gives plain crops."""
+    """Yields (input (3, S, S), target (N, 2) in crop units, occluded (N,) float: 1 under the random occluder).
+
+    ``augment=None`` gives plain crops (nothing occluded)."""
 
     def __init__(self, images: list[np.ndarray], points: list[np.ndarray], schema: Schema, input_size: int,
                  crop_scale: float, norm_mean, norm_std, augment_cfg: AugmentConfig | None, seed: int = 0) -> None:
@@ -69,17 +71,21 @@ class LandmarkDataset(Dataset):
             self.augment_cfg = self.base_augment.at_epoch(epoch)
 
     def crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        crop, units, _ = self.crop_with_occlusion(index)
+        return crop, units
+
+    def crop_with_occlusion(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = np.random.default_rng((self.seed, self.epoch, index))
         texture = None
         if self.augment_cfg is not None and len(self.images) > 1:
             texture = self.images[int(rng.integers(len(self.images)))]
-        return augment(self.images[index], self.points[index], self.schema, self.crop_scale, self.input_size,
-                       self.augment_cfg, rng, texture)
+        return augment_with_occlusion(self.images[index], self.points[index], self.schema, self.crop_scale,
+                                      self.input_size, self.augment_cfg, rng, texture)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        crop, units = self.crop(index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        crop, units, occluded = self.crop_with_occlusion(index)
         x = to_input(crop, self.norm_mean, self.norm_std)[0]
-        return torch.from_numpy(x), torch.from_numpy(units.astype(np.float32))
+        return torch.from_numpy(x), torch.from_numpy(units.astype(np.float32)), torch.from_numpy(occluded.astype(np.float32))
 
 
 def pose_balance_weights(shapes: np.ndarray, bins: int = 9) -> np.ndarray:

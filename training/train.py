@@ -16,7 +16,7 @@ from tqdm import tqdm
 from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
 from sdfl_core.datasets import load_samples, split_by_group
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
-from sdfl_core.losses import LandmarkLoss
+from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss
 from sdfl_core.model import ModelConfig, SDFLModel
 from sdfl_core.schemas import get_schema
 
@@ -82,7 +82,7 @@ def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
     """Mean inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
     model.eval()
     errors = []
-    for x, y in loader:
+    for x, y, _ in loader:
         pred, _ = model(x.to(device).contiguous(memory_format=torch.channels_last))
         pred, y = pred.float().cpu().numpy(), y.numpy()
         err = np.linalg.norm(pred - y, axis=-1).mean(axis=1) / schema.ocular_distance(y)
@@ -151,6 +151,9 @@ def train(config: dict, resume: str | None = None) -> Path:
     val_loader = DataLoader(val_set, batch_size=64, shuffle=False, num_workers=0)
 
     criterion = LandmarkLoss(uniform_laplacian(mask), config["loss"]["kind"], config["loss"]["relative_weight"]).to(device)
+    edge_weight = float(config["loss"]["edge_occlusion"])
+    if edge_weight and model_cfg.head != "graph":
+        raise ValueError("loss.edge_occlusion needs the graph head (the FC head has no edges)")
     optimizer = make_optimizer(model, optim)
     plan = {"epochs": int(optim["epochs"])}
     scheduler = make_scheduler(optimizer, optim, len(train_loader), plan)
@@ -196,16 +199,20 @@ def train(config: dict, resume: str | None = None) -> Path:
         while epoch < plan["epochs"]:
             epoch_start = time.time()
             train_set.set_epoch(epoch)
-            losses = []
+            losses, edge_terms = [], []
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{plan['epochs']}", leave=False, dynamic_ncols=True)
-            for x, y in bar:
+            for x, y, occluded in bar:
                 x = x.to(device, non_blocking=True)
                 if device.type == "cpu":
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
                 with torch.autocast(device_type="cuda", enabled=use_amp):
-                    pred, _ = model(x)
+                    pred, adj = model(x)
                 loss = criterion(pred.float(), y)["total"]
+                if edge_weight:
+                    edge_term = edge_occlusion_loss(adj.float(), occluded.to(device))
+                    edge_terms.append(edge_term.item())
+                    loss = loss + edge_weight * edge_term
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower optim.lr")
                 optimizer.zero_grad(set_to_none=True)
@@ -235,7 +242,8 @@ def train(config: dict, resume: str | None = None) -> Path:
                 writer.writerow([epoch + 1, step, f"{scheduler.get_last_lr()[0]:.6g}", f"{np.mean(losses):.4f}",
                                  f"{val:.5f}", f"{best:.5f}", f"{(time.time() - t_start) / 60:.1f}"])
                 fh.flush()
-                log.info("epoch %d: loss %.3f val NME %.4f (best %.4f)", epoch + 1, np.mean(losses), val, best)
+                log.info("epoch %d: loss %.3f val NME %.4f (best %.4f)%s", epoch + 1, np.mean(losses), val, best,
+                         f"; occluded-edge weight {np.mean(edge_terms):.3f} per face" if edge_terms else "")
                 metrics = {"val_nme_io": val, "epoch": epoch + 1, "step": step}
                 if improved:
                     save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))

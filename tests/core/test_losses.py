@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sdfl_core.graph import uniform_laplacian
-from sdfl_core.losses import LandmarkLoss, soft_wing, wing
+from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss, soft_wing, wing
 
 
 def t(*values) -> torch.Tensor:
@@ -124,3 +124,36 @@ def test_bad_construction():
         LandmarkLoss(None, relative_weight=1.0)
     with pytest.raises(ValueError, match="unknown loss 'l2'"):
         LandmarkLoss(ring_laplacian(), "l2")
+
+
+def test_edge_occlusion_loss_is_the_visible_rows_neighbour_share_on_occluded_nodes():
+    # 3 nodes; row i's weights on (0, 1, 2). Node 2 occluded: rows 0 and 1 count, row 2 does not.
+    adj = torch.tensor([[[0.5, 0.2, 0.3], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4]]])
+    occ = torch.tensor([[0.0, 0.0, 1.0]])
+    expected = 0.3 / 0.5 + 0.4 / 0.5  # self-loops left out of each row's share
+    assert edge_occlusion_loss(adj, occ).item() == pytest.approx(expected, rel=1e-4)
+    # Batch mean; nothing occluded costs nothing.
+    both = edge_occlusion_loss(torch.cat([adj, adj]), torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    assert both.item() == pytest.approx(expected / 2, rel=1e-4)
+
+
+def test_edge_occlusion_loss_is_not_lowered_by_moving_weight_onto_self_loops():
+    occ = torch.tensor([[0.0, 1.0, 0.0]])
+    spread = torch.tensor([[[0.4, 0.3, 0.3], [0.3, 0.4, 0.3], [0.3, 0.3, 0.4]]])
+    selfish = torch.tensor([[[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]])
+    assert edge_occlusion_loss(spread, occ).item() == pytest.approx(edge_occlusion_loss(selfish, occ).item(), rel=1e-4)
+
+
+def test_edge_occlusion_loss_gradient_moves_weight_from_occluded_to_visible_neighbours():
+    logits = torch.zeros(1, 3, 3, requires_grad=True)
+    occ = torch.tensor([[0.0, 1.0, 0.0]])
+    edge_occlusion_loss(torch.softmax(logits, dim=-1), occ).backward()
+    grad = logits.grad[0]
+    # Visible row 0 pushes its edge into occluded node 1 down and the one into visible node 2 up.
+    assert grad[0, 1] > 0 and grad[0, 2] < 0 and grad[2, 1] > 0 and grad[2, 0] < 0
+    assert torch.all(grad[1] == 0)
+
+
+def test_edge_occlusion_loss_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="do not match"):
+        edge_occlusion_loss(torch.zeros(2, 3, 3), torch.zeros(2, 4))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sdfl_core import crops
-from sdfl_core.pipeline import LandmarkEngine, Pipeline, PipelineOptions, carry_box, detection_to_crop, to_bgr_uint8
+from sdfl_core.pipeline import (LandmarkEngine, Pipeline, PipelineOptions, carry_box, detection_to_crop, stable_crop,
+                                to_bgr_uint8)
 from sdfl_core.sources import open_source
 from sdfl_core.types import Detection, FrameResult
 
@@ -274,7 +275,7 @@ def spy_detect(pipeline, monkeypatch) -> list[int]:
 
 def test_redetect_every_runs_the_detector_every_kth_frame(steady_engine, monkeypatch):
     engine = steady_engine
-    with make_pipeline(engine, redetect_every=5) as pipeline:
+    with make_pipeline(engine, redetect_every=5, crop_deadband=0.0) as pipeline:
         calls = spy_detect(pipeline, monkeypatch)
         results = [pipeline.process(slow_frame(i), i, i * 40.0) for i in range(SLOW_FRAMES)]
     assert calls == [0, 5, 10]
@@ -284,17 +285,58 @@ def test_redetect_every_runs_the_detector_every_kth_frame(steady_engine, monkeyp
     size, scale = engine.info.config.input_size, engine.info.crop_scale
     for prev, r in zip(results, results[1:]):
         assert set(r.timings_ms) == STAGES
+        # On every frame after the first, detection frames included, the points are exactly what the
+        # model gives for the training crop around the previous frame's raw points (no dead band here).
+        track = r.tracks[0]
+        [expected] = engine.predict(slow_frame(r.index), [crops.landmark_crop_affine(prev.tracks[0].raw.points, scale, size)])
+        np.testing.assert_allclose(track.raw.points, expected.points, atol=1e-3)
         if r.index in calls:
             continue
         # In between: the box is the last detector box carried along by the landmark box, the score the
-        # last detection's, and the points are exactly what the model gives for the training crop
-        # around the previous frame's raw points.
-        track, det = r.tracks[0], results[max(c for c in calls if c < r.index)].tracks[0]
+        # last detection's.
+        det = results[max(c for c in calls if c < r.index)].tracks[0]
         expected_box = carry_box(det.detection.box, crops.landmark_box(det.raw.points), crops.landmark_box(track.raw.points))
         np.testing.assert_allclose(track.detection.box, expected_box, atol=1e-3)
         assert track.detection.score == det.detection.score
-        [expected] = engine.predict(slow_frame(r.index), [crops.landmark_crop_affine(prev.tracks[0].raw.points, scale, size)])
-        np.testing.assert_allclose(track.raw.points, expected.points, atol=1e-3)
+
+
+def test_stable_crop_keeps_the_square_inside_the_dead_band():
+    kept = (np.array([100.0, 100.0]), 50.0)
+    assert stable_crop(None, kept, 0.1) is kept
+    inside = (np.array([103.0, 96.0]), 52.0)  # moved 5 px (0.1 x 50), 4 % larger
+    assert stable_crop(kept, inside, 0.1) is kept
+    assert stable_crop(kept, (np.array([106.0, 100.0]), 50.0), 0.1)[0][0] == 106.0  # moved 6 px
+    assert stable_crop(kept, (np.array([100.0, 100.0]), 56.0), 0.1)[1] == 56.0  # 12 % larger
+    assert stable_crop(kept, inside, 0.0) is inside
+
+
+def test_dead_band_holds_a_still_faces_crop_across_detections(steady_engine):
+    still = slow_frame(0)
+    with make_pipeline(steady_engine, redetect_every=4, crop_deadband=0.2) as banded, \
+            make_pipeline(steady_engine, redetect_every=4, crop_deadband=0.0) as free:
+        held = [banded.process(still, i, i * 40.0).tracks[0].raw.points for i in range(10)]
+        followed = [free.process(still, i, i * 40.0).tracks[0].raw.points for i in range(10)]
+    # Frame 0 uses the detector's crop, frame 1 the landmark crop; from then on the crop (and, on a
+    # still frame, the points) stay put, through the detections at frames 4 and 8 too.
+    assert not np.array_equal(held[0], held[1])
+    for points in held[2:]:
+        np.testing.assert_array_equal(points, held[1])
+    # Without the band every frame re-crops from the last points, which the model never reproduces exactly.
+    assert any(not np.array_equal(a, b) for a, b in zip(followed[2:], followed[1:]))
+
+
+def test_new_faces_at_a_detection_frame_use_the_detector_crop(steady_engine, monkeypatch):
+    affines = []
+    predict = steady_engine.predict
+
+    def spy(bgr, batch):
+        affines.append(batch)
+        return predict(bgr, batch)
+
+    monkeypatch.setattr(steady_engine, "predict", spy)
+    with make_pipeline(steady_engine, redetect_every=3) as pipeline:
+        [track] = pipeline.process(slow_frame(0), 0, 0.0).tracks
+    np.testing.assert_allclose(affines[0][0], detection_to_crop(track.detection, steady_engine.info), atol=1e-6)
 
 
 def test_redetect_every_one_is_todays_behaviour(engine, video, monkeypatch):
@@ -414,5 +456,8 @@ def test_redetect_every_validation_and_cli():
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="redetect_every"):
             PipelineOptions(redetect_every=bad)
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ValueError, match="crop_deadband"):
+            PipelineOptions(crop_deadband=bad)
     assert build_parser().parse_args(["track", "demo"]).redetect_every == 1
     assert build_parser().parse_args(["track", "demo", "--redetect-every", "5"]).redetect_every == 5

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sdfl_core.schemas import W300
-from training.augment import AugmentConfig, augment, flip_crop, occlude
+from training.augment import AugmentConfig, augment, augment_with_occlusion, flip_crop, occlude, points_in_mask
 
 SIZE = 96
 # Points drawn as blobs; none is the mirror partner of another, so a wrong reorder after a flip shows.
@@ -193,3 +193,40 @@ def test_at_epoch_never_exceeds_the_configured_rotation():
     gentle = AugmentConfig(rotation=5.0, ramp_epochs=3)
     assert all(gentle.at_epoch(e).rotation <= 5.0 for e in range(5))
     assert AugmentConfig(rotation=0.0, ramp_epochs=3).at_epoch(0).rotation == 0.0
+
+
+def test_points_in_mask_reads_the_pixel_under_each_point():
+    mask = np.zeros((10, 10), bool)
+    mask[2:5, 6:9] = True  # rows 2-4, columns 6-8
+    units = np.array([[0.65, 0.25], [0.95, 0.25], [0.65, 0.55], [-0.1, 0.3], [1.2, 0.3], [0.85, 0.45]])
+    assert points_in_mask(units, mask).tolist() == [True, False, False, False, False, True]
+
+
+def test_occlusion_flags_mark_exactly_the_points_under_the_occluder(face):
+    # A flat grey image big enough that the crop never leaves it: only the occluder differs from grey.
+    image = np.full((512, 512, 3), 90, np.uint8)
+    shifted = face + 128
+    cfg = AugmentConfig(**{**GEOMETRY_ONLY, "occlusion": 1.0, "occlusion_area": 0.3})
+    flagged = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        crop, units, occluded = augment_with_occlusion(image, shifted, W300, 1.4, SIZE, cfg, rng)
+        # Same draws as augment(): the flags describe the crop that augment() returns.
+        plain_crop, plain_units = augment(image, shifted, W300, 1.4, SIZE, cfg, np.random.default_rng(seed))
+        np.testing.assert_array_equal(crop, plain_crop)
+        np.testing.assert_array_equal(units, plain_units)
+        painted = (crop != 90).any(axis=2)
+        pix = np.floor(units * SIZE).astype(int)
+        on_crop = ((pix >= 0) & (pix < SIZE)).all(axis=1)
+        assert on_crop.all()
+        np.testing.assert_array_equal(occluded, painted[pix[:, 1], pix[:, 0]])
+        flagged += int(occluded.sum())
+    assert flagged > 20  # 30 % occluders over 20 crops cover plenty of landmarks
+
+
+def test_no_occlusion_means_no_flags(face):
+    image = np.full((256, 256, 3), 90, np.uint8)
+    _, _, none_cfg = augment_with_occlusion(image, face, W300, 1.4, SIZE, None, np.random.default_rng(0))
+    cfg = AugmentConfig(**{**GEOMETRY_ONLY, "occlusion": 0.0})
+    _, _, off = augment_with_occlusion(image, face, W300, 1.4, SIZE, cfg, np.random.default_rng(0))
+    assert not none_cfg.any() and not off.any()

@@ -99,27 +99,30 @@ def test_dataset_items_are_normalised_tensors_with_unit_targets(cached):
     ds = make_dataset(cached)
     assert len(ds) == 4
     for i in range(len(ds)):
-        x, y = ds[i]
+        x, y, occluded = ds[i]
         assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+        assert occluded.shape == (68,) and set(occluded.unique().tolist()) <= {0.0, 1.0}
         assert y.shape == (68, 2) and y.dtype == torch.float32
         assert y.min() > -0.1 and y.max() < 1.1
         # Normalised with the ImageNet mean/std: uint8 [0, 255] maps to about [-2.1, 2.6].
         assert x.min() >= -2.2 and x.max() <= 2.7 and x.min() < -0.5
-        crop, units = ds.crop(i)
+        crop, units, flags = ds.crop_with_occlusion(i)
         np.testing.assert_allclose(x.numpy(), to_input(crop, IMAGENET_MEAN, IMAGENET_STD)[0], atol=1e-6)
         np.testing.assert_allclose(y.numpy(), units, atol=1e-6)
+        np.testing.assert_array_equal(occluded.numpy(), flags.astype(np.float32))
 
 
 def test_dataset_plain_crops_centre_the_landmark_box(cached):
     ds = make_dataset(cached, cfg=None)
-    _, y = ds[0]
+    _, y, occluded = ds[0]
+    assert not occluded.any()
     lo, hi = y.min(0).values.numpy(), y.max(0).values.numpy()
     np.testing.assert_allclose((lo + hi) / 2, [0.5, 0.5], atol=1e-4)
 
 
 def test_dataset_is_deterministic_per_seed_epoch_and_index(cached):
     a, b = make_dataset(cached), make_dataset(cached)
-    x0, y0 = a[1]
+    x0, y0, _ = a[1]
     torch.testing.assert_close(a[1][0], x0)
     torch.testing.assert_close(b[1][0], x0)
     torch.testing.assert_close(b[1][1], y0)

@@ -216,3 +216,14 @@ def test_calibrate_needs_ten_faces(w300_folder):
     samples = read_300w(w300_folder)[:5]
     with pytest.raises(ValueError, match="only 5 faces"):
         calibrate_detector_box(samples, model="full")
+
+
+def test_edge_occlusion_loss_trains_the_graph_head_and_is_refused_for_fc(w300_folder, tmp_path):
+    config = tiny_config(w300_folder, tmp_path, loss={"edge_occlusion": 5.0}, augment={"occlusion": 1.0},
+                         optim={"epochs": 1}, train={"max_steps": 2})
+    best = train(config)
+    _, info = load_checkpoint(best)
+    assert info.train_config["loss"]["edge_occlusion"] == 5.0
+    fc = tiny_config(w300_folder, tmp_path / "fc", model={"head": "fc"}, loss={"edge_occlusion": 5.0})
+    with pytest.raises(ValueError, match="needs the graph head"):
+        train(fc)
