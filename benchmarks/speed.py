@@ -107,8 +107,14 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
             pipeline.process(warm, i, i * 33.0)
         pipeline.reset()
         start = time.perf_counter()
-        for index, ts, image in frames_of(kind, n, args.video):
-            result = pipeline.process(image, index, ts + 1000.0)
+        if kind == "video":
+            # Exactly `sdfl track VIDEO --csv OUT`'s loop: decode and detection run ahead in threads.
+            source = open_source(args.video)
+            results = (r for _, r in pipeline.run_frames(source, n))
+        else:
+            source = None
+            results = (pipeline.process(image, index, ts + 1000.0) for index, ts, image in frames_of(kind, n, args.video))
+        for result in results:
             if kind == "video":
                 sink.write(result)
             for stage in row.stages:
@@ -118,7 +124,10 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
         row.wall = time.perf_counter() - start
         if kind == "video":
             sink.close()
+            source.close()
     row.note = f"{pipeline.engine.predictor.engine}, input {pipeline.info.config.input_size}"
+    if kind == "video":
+        row.note += "; detection runs ahead in a thread, so 'other' < 0 is the overlap"
     return row
 
 

@@ -218,8 +218,9 @@ class DemoSource(Source):
 
 
 def prefetch(frames: Iterable[Frame], depth: int = 4) -> Iterator[Frame]:
-    """Decode ahead in a background thread (OpenCV releases the GIL while decoding), so decoding
-    overlaps inference on a second core. Errors of the source are raised in the consumer, in order."""
+    """Run ``frames`` (any iterable) ahead in a background thread, up to ``depth`` items: decoding
+    (OpenCV releases the GIL while decoding) then overlaps inference on a second core. Errors of the
+    iterable are raised in the consumer, in order."""
     items: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()

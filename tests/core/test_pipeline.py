@@ -74,6 +74,56 @@ def test_run_yields_frame_results_with_stable_ids(engine, video):
     assert xs[-1] - xs[0] == pytest.approx(100, abs=10)
 
 
+def test_detect_ahead_gives_the_same_results_as_process(engine, video):
+    with make_pipeline(engine) as a, make_pipeline(engine) as b, open_source(video) as sa, open_source(video) as sb:
+        ahead = list(a.run_frames(sa, detect_ahead=True))
+        inline = [b.process(f.image, f.index, f.timestamp_ms) for f in sb]
+    assert [f.index for f, _ in ahead] == list(range(NUM_FRAMES))
+    for (_, ra), rb in zip(ahead, inline):
+        assert [t.track_id for t in ra.tracks] == [t.track_id for t in rb.tracks]
+        for ta, tb in zip(ra.tracks, rb.tracks):
+            np.testing.assert_array_equal(ta.detection.box, tb.detection.box)
+            np.testing.assert_array_equal(ta.raw.points, tb.raw.points)
+            np.testing.assert_array_equal(ta.smoothed, tb.smoothed)
+        assert set(ra.timings_ms) == STAGES and ra.timings_ms["detect"] > 0
+
+
+def test_detect_ahead_stops_at_max_frames_and_raises_detector_errors_in_order(engine, video, monkeypatch):
+    with make_pipeline(engine) as pipeline, open_source(video) as source:
+        assert len(list(pipeline.run_frames(source, max_frames=4, detect_ahead=True))) == 4
+    with make_pipeline(engine) as pipeline, open_source(video) as source:
+        detect, seen = pipeline.detector.detect, []
+
+        def failing(bgr, ts=None):
+            if len(seen) == 3:
+                raise ValueError("detector broke")
+            seen.append(ts)
+            return detect(bgr, ts)
+
+        monkeypatch.setattr(pipeline.detector, "detect", failing)
+        got = []
+        with pytest.raises(ValueError, match="detector broke"):
+            for frame, _ in pipeline.run_frames(source, detect_ahead=True):
+                got.append(frame.index)
+    assert got == [0, 1, 2]
+
+
+def test_detect_ahead_is_the_default_only_when_detecting_every_frame(engine, video, monkeypatch):
+    import sdfl_core.pipeline as pipeline_module
+
+    calls = []
+    real = pipeline_module.prefetch
+    monkeypatch.setattr(pipeline_module, "prefetch", lambda items, **kw: calls.append(kw) or real(items, **kw))
+    for k, expected in ((1, 2), (3, 1)):
+        calls.clear()
+        with make_pipeline(engine, redetect_every=k) as pipeline, open_source(video) as source:
+            list(pipeline.run_frames(source))
+        assert len(calls) == expected  # decode thread, plus the detect thread for K = 1
+    with make_pipeline(engine, redetect_every=3) as pipeline, open_source(video) as source:
+        with pytest.raises(ValueError, match="redetect_every == 1"):
+            next(pipeline.run_frames(source, detect_ahead=True))
+
+
 def test_max_frames(engine, video):
     with make_pipeline(engine) as pipeline, open_source(video) as source:
         assert len(list(pipeline.run(source, max_frames=3))) == 3

@@ -95,15 +95,16 @@ def test_video_output(video, tiny_checkpoint, tmp_path, capsys):
 def test_interrupt_keeps_rows_written(video, tiny_checkpoint, tmp_path, monkeypatch, capsys):
     from sdfl_core.pipeline import Pipeline
 
-    process, calls, k = Pipeline.process, [], 3
+    # Ctrl-C lands in the main thread, which runs the landmark and tracking step of every frame.
+    finish, calls, k = Pipeline._finish, [], 3
 
     def interrupting(self, *args, **kwargs):
         if len(calls) == k:
             raise KeyboardInterrupt
         calls.append(1)
-        return process(self, *args, **kwargs)
+        return finish(self, *args, **kwargs)
 
-    monkeypatch.setattr(Pipeline, "process", interrupting)
+    monkeypatch.setattr(Pipeline, "_finish", interrupting)
     out = tmp_path / "marks.csv"
     assert track(video, "--csv", out, "--weights", tiny_checkpoint) == 130
     assert "interrupted" in capsys.readouterr().err
