@@ -86,27 +86,60 @@ detector box is mapped to that box by the calibration below). Backbone `{backbon
 ```
 Recipe: see `training/configs/sdfl_68.yaml` (AdamW lr 1e-3, cosine, batch 32, Soft Wing + Laplacian
 relative-location loss, the paper's augmentation with a ramp, Pose-based Data Balancing). A `*_ft`
-config is a warm restart from the first stage's best weights (`train.init_from`), the same for both
-models; the validation split is the same in both stages.
-
+config is a warm restart from the first stage's best weights (`train.init_from`); a `*_s3` config is a
+third, lower cosine cycle (AdamW lr 4e-4, 30 epochs) warm-started from the shipped weights, run in a
+later session. Every stage is the same for both models and keeps the same validation split.
+{extra_losses}
 ## Dev-test results (AFW, 337 faces; NME as % of the inter-ocular / inter-pupil distance)
 | model | boxes | NME io % | NME ip % | FR@0.1 % | AUC@0.1 | best epoch (last stage) | val NME io % |
 |---|---|---|---|---|---|---|---|
 """
 
 
+STAGE_SUFFIXES = ("", "_ft", "_s3")
+"""Stage names of a model NAME: NAME, NAME_ft, NAME_s3, each a warm restart of the one before."""
+
+
+def training_commands(run_name: str, train_config: dict, configs: Path = Path("training/configs")) -> list[str]:
+    """The commands that reproduce a run, earlier stages first. A stage that starts from a run
+    (``train.init_from: runs/X/best.pt``) follows run X; one that starts from a shipped model
+    (``assets/models/Y.pt``, as a stage trained in a later session does) follows the stage before it in
+    STAGE_SUFFIXES, shipped to that path."""
+    init = str(train_config.get("train", {}).get("init_from") or "")
+    lines: list[str] = []
+    if init:
+        from_run = Path(init).parts[:1] == ("runs",)
+        previous = None
+        if from_run:
+            previous = Path(init).parent.name
+        else:
+            base = next((run_name[: -len(x)] for x in STAGE_SUFFIXES[1:] if run_name.endswith(x)), run_name)
+            order = [base + x for x in STAGE_SUFFIXES]
+            if run_name in order and order.index(run_name) > 0:
+                previous = order[order.index(run_name) - 1]
+        path = configs / f"{previous}.yaml"
+        if previous and path.is_file():
+            lines += training_commands(previous, yaml.safe_load(path.read_text()), configs)
+            if not from_run:
+                lines.append(f"python -m training.ship --run runs/{previous} --out {init}")
+    lines.append(f"sdfl train --config training/configs/{run_name}.yaml")
+    return lines
+
+
 def write_model_card(models: dict[str, Path], out: Path) -> None:
     """MODEL_CARD.md from the shipped models' own metrics (the JSON that ship() wrote beside each)."""
-    rows, commands, first = [], [], None
+    rows, commands, first, extra = [], [], None, []
     for name, path in models.items():
         model, info = load_checkpoint(path)
         first = first or info
+        edge = float(info.train_config.get("loss", {}).get("edge_occlusion") or 0.0)
+        if edge > 0:
+            extra.append(f"`{name}` adds the occluded-edge loss (`loss.edge_occlusion: {edge:g}`, beyond the "
+                         "paper: it pushes down the edge weights from visible into occluded landmarks under the "
+                         "training occluders), so the twins differ by that loss as well as by the head.")
         metrics = json.loads(path.with_suffix(".json").read_text())
         run_name = info.train_config.get("name", name)
-        init = info.train_config.get("train", {}).get("init_from", "")
-        if init:  # a warm restart: the stage it started from comes first
-            commands.append(f"sdfl train --config training/configs/{Path(init).parent.name}.yaml")
-        commands.append(f"sdfl train --config training/configs/{run_name}.yaml")
+        commands.extend(training_commands(run_name, info.train_config))
         commands.append(f"python -m training.ship --run runs/{run_name} --out assets/models/{name}.pt")
         for key, r in metrics.items():
             if not isinstance(r, dict) or "nme_io" not in r:
@@ -115,9 +148,10 @@ def write_model_card(models: dict[str, Path], out: Path) -> None:
                         f"{r['fr_10'] * 100:.2f} | {r['auc_10']:.4f} | {metrics.get('epoch')} | "
                         f"{(metrics.get('val_nme_io') or 0) * 100:.2f} |")
     cfg = first.train_config
+    extra_losses = "".join(line + "\n" for line in extra)
     text = CARD_HEADER.format(input_size=first.config.input_size, crop_scale=first.crop_scale, backbone=first.config.backbone,
                               k=first.k, val_pct=round(cfg.get("data", {}).get("val_fraction", 0) * 100),
-                              commands="\n".join(commands))
+                              commands="\n".join(commands), extra_losses=extra_losses)
     text += "\n".join(rows) + "\n\n"
     text += ("`gt` boxes: crop from the ground-truth landmark box (the standard protocol). `detector` boxes: "
              "MediaPipe full-range detections through the calibration.\n\n")

@@ -9,7 +9,7 @@ import yaml
 
 from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.predictor import OnnxPredictor
-from training.ship import ship, write_model_card
+from training.ship import ship, training_commands, write_model_card
 from training.train import train
 
 from test_train import tiny_config
@@ -57,3 +57,16 @@ def test_model_card_lists_the_measured_numbers(shipped, tmp_path):
     text = card.read_text()
     assert f"{metrics['faces/gt']['nme_io'] * 100:.2f}" in text
     assert "non-commercial" in text and "tiny_ced.png" in text and "short-range detector" in text
+
+
+def test_training_commands_follow_warm_restarts_back_to_the_first_stage(tmp_path):
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"name": "m"}))
+    (tmp_path / "m_ft.yaml").write_text(yaml.safe_dump({"name": "m_ft", "train": {"init_from": "runs/m/best.pt"}}))
+    s3 = {"name": "m_s3", "train": {"init_from": "assets/models/m.pt"}}
+    assert training_commands("m_s3", s3, tmp_path) == [
+        "sdfl train --config training/configs/m.yaml",
+        "sdfl train --config training/configs/m_ft.yaml",
+        "python -m training.ship --run runs/m_ft --out assets/models/m.pt",  # s3 starts from the shipped m_ft
+        "sdfl train --config training/configs/m_s3.yaml",
+    ]
+    assert training_commands("m", {"name": "m"}, tmp_path) == ["sdfl train --config training/configs/m.yaml"]
