@@ -350,8 +350,9 @@ class Landmarker(Protocol):
     name: str
     num_points: int
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> np.ndarray:
-        """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points."""
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points, and
+        the (B, N, N) edge weights the model used (None for a model without a graph)."""
 
 
 class PredictorModel:
@@ -362,13 +363,14 @@ class PredictorModel:
         self.name = name
         self.num_points = int(predictor.info.config.num_points)
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> np.ndarray:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         info = self.predictor.info
         size = int(info.config.input_size)
         affine = crops.landmark_crop_affine(points_gt, info.crop_scale, size)
         batch = np.stack([crops.warp(img, affine, size) for img in images])
-        units, _ = self.predictor.predict(batch)
-        return crops.units_to_image(units, affine, size)
+        units, weights = self.predictor.predict(batch)
+        weights = np.asarray(weights)
+        return crops.units_to_image(units, affine, size), (weights if weights.shape[-1] == self.num_points else None)
 
 
 def dlib_model_path() -> Path | None:
@@ -402,7 +404,7 @@ class DlibModel:
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(path))
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> np.ndarray:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, None]:
         x, y, w, h = crops.landmark_box(points_gt)
         rect = self._dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
         out = []
@@ -410,7 +412,7 @@ class DlibModel:
             rgb = np.ascontiguousarray(img[:, :, ::-1])
             shape = self._predictor(rgb, rect)
             out.append([(p.x, p.y) for p in shape.parts()])
-        return np.asarray(out, np.float32)
+        return np.asarray(out, np.float32), None
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -454,6 +456,12 @@ class Row:
     """Mean achieved coverage of the landmark box, fraction."""
     occluded_count: int
     """Images with at least one occluded point (the ones in the occluded mean)."""
+    edge_occluded: float = float("nan")
+    """Mean weight of the graph edges from a visible landmark to an occluded neighbour (self-loops left out),
+    in the occluded image; NaN for a model without a graph or when no such edge exists."""
+    edge_clean: float = float("nan")
+    """The same edges' mean weight in the unoccluded image. ``edge_occluded < edge_clean`` means the model
+    moves weight away from occluded neighbours; equal means the edge weighting ignores the occlusion."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -477,7 +485,17 @@ def _texture_pool(samples: Sequence[Sample], count: int, rng: np.random.Generato
     return pool
 
 
-def _summarize(model: str, kind: str, level: int, pred, gt, visible, coverage, schema: Schema) -> Row:
+def visible_to_occluded_edges(mask: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(N, N) bool: the edges i -> j of ``mask`` with i visible and j occluded, self-loops left out."""
+    mask = np.asarray(mask, bool)
+    visible = np.asarray(visible, bool)
+    return mask & ~np.eye(len(visible), dtype=bool) & visible[:, None] & ~visible[None, :]
+
+
+def _summarize(model: str, kind: str, level: int, pred, gt, visible, coverage, schema: Schema,
+               edges: tuple[list, list] = ((), ())) -> Row:
+    occluded_w = np.concatenate([np.ravel(v) for v in edges[0]] or [np.zeros(0)])
+    clean_w = np.concatenate([np.ravel(v) for v in edges[1]] or [np.zeros(0)])
     pred, gt, visible = np.stack(pred), np.stack(gt), np.stack(visible)
     all_ = nme_io(pred, gt, schema)
     vis = nme_io(pred, gt, schema, point_mask=visible)
@@ -489,6 +507,8 @@ def _summarize(model: str, kind: str, level: int, pred, gt, visible, coverage, s
         nme_occluded=float(occ[has_occ].mean()) if has_occ.any() else float("nan"),
         nme_all=float(all_.mean()), fr_10=failure_rate(all_, 0.1),
         coverage=float(np.mean(coverage)), occluded_count=int(has_occ.sum()),
+        edge_occluded=float(occluded_w.mean()) if occluded_w.size else float("nan"),
+        edge_clean=float(clean_w.mean()) if clean_w.size else float("nan"),
     )
 
 
@@ -537,13 +557,19 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
             size = options.example_size
             affine = crops.landmark_crop_affine(sample.points, 1.3, size)
         for m in models:
-            pred = m.predict([o.image for o in occlusions], sample.points)
-            for (kind, level), o, p in zip(kinds, occlusions, pred):
-                bucket = results.setdefault((m.name, kind, level), {"pred": [], "gt": [], "visible": [], "coverage": []})
+            # The clean image goes last in the batch: its edge weights are the reference for each occlusion's.
+            pred, weights = m.predict([o.image for o in occlusions] + [image], sample.points)
+            for i, ((kind, level), o, p) in enumerate(zip(kinds, occlusions, pred)):
+                bucket = results.setdefault((m.name, kind, level), {"pred": [], "gt": [], "visible": [], "coverage": [],
+                                                                    "edges": ([], [])})
                 bucket["pred"].append(p)
                 bucket["gt"].append(sample.points)
                 bucket["visible"].append(o.visible)
                 bucket["coverage"].append(o.coverage)
+                if weights is not None:
+                    sel = visible_to_occluded_edges(weights[-1] > 0, o.visible)
+                    bucket["edges"][0].append(weights[i][sel])
+                    bucket["edges"][1].append(weights[-1][sel])
                 if is_example and kind == "random":
                     examples["points"][m.name][level] = crops.transform_points(p, affine)
         if is_example:
@@ -561,13 +587,15 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
         for kind, level in kinds:
             b = results[(m.name, kind, level)]
             shown_level = level if level is not None else int(round(100 * float(np.mean(b["coverage"]))))
-            rows.append(_summarize(m.name, kind, shown_level, b["pred"], b["gt"], b["visible"], b["coverage"], schema))
+            rows.append(_summarize(m.name, kind, shown_level, b["pred"], b["gt"], b["visible"], b["coverage"], schema,
+                                   b["edges"]))
     return OcclusionReport(tuple(rows), examples)
 
 
 # ------------------------------------------------------------------------------------------ outputs
 
-CSV_COLUMNS = ("model", "level", "kind", "count", "nme_visible", "nme_occluded", "nme_all", "fr_10")
+CSV_COLUMNS = ("model", "level", "kind", "count", "nme_visible", "nme_occluded", "nme_all", "fr_10",
+               "edge_occluded", "edge_clean")
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -583,13 +611,16 @@ def write_csv(path: str | Path, rows: Sequence[Row]) -> None:
         writer.writerow(CSV_COLUMNS)
         for r in rows:
             writer.writerow([r.model, r.level, r.kind, r.count]
-                            + ["" if not np.isfinite(v) else f"{v:.6f}" for v in (r.nme_visible, r.nme_occluded, r.nme_all, r.fr_10)])
+                            + ["" if not np.isfinite(v) else f"{v:.6f}"
+                               for v in (r.nme_visible, r.nme_occluded, r.nme_all, r.fr_10, r.edge_occluded, r.edge_clean)])
 
 
 def report_json(rows: Sequence[Row]) -> dict:
-    """{model: [{level, count, nme_visible, nme_occluded, nme_all, fr_10}, ...]} for the random occluders.
+    """{model: [{level, count, nme_visible, nme_occluded, nme_all, fr_10, edge_occluded, edge_clean}, ...]}
+    for the random occluders.
 
-    Values are fractions; an NME with nothing to average (no occluded point at level 0) is null.
+    Values are fractions; a value with nothing to average (no occluded point at level 0, edge weights of
+    a model without a graph) is null.
     """
     out: dict[str, list[dict]] = {}
     for r in rows:
@@ -599,6 +630,7 @@ def report_json(rows: Sequence[Row]) -> dict:
             "level": int(r.level), "count": r.count,
             "nme_visible": _finite_or_none(r.nme_visible), "nme_occluded": _finite_or_none(r.nme_occluded),
             "nme_all": _finite_or_none(r.nme_all), "fr_10": r.fr_10,
+            "edge_occluded": _finite_or_none(r.edge_occluded), "edge_clean": _finite_or_none(r.edge_clean),
         })
     return out
 

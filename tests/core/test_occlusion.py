@@ -19,6 +19,7 @@ from sdfl_core.occlusion import (
     occlude_random,
     part_points,
     point_visibility,
+    visible_to_occluded_edges,
 )
 from sdfl_core.schemas import W300
 from model_factory import make_checkpoint
@@ -180,10 +181,16 @@ def test_cli_writes_csv_json_and_plots(tmp_path, tiny_checkpoint, tiny_fc_checkp
             assert 0.0 <= e["fr_10"] <= 1.0
         assert entries[0]["nme_occluded"] is None  # level 0 has no occluded point
         assert all(0 < e["nme_occluded"] < 10 for e in entries[1:])
+    # Edge weights: a softmax row's entries lie in (0, 1); none at level 0 (nothing occluded), none for the FC head.
+    for name in ("test-graph", "test-graph-2"):
+        assert report[name][0]["edge_occluded"] is None and report[name][0]["edge_clean"] is None
+        for e in report[name][1:]:
+            assert 0 < e["edge_occluded"] < 1 and 0 < e["edge_clean"] < 1
+    assert all(e["edge_occluded"] is None and e["edge_clean"] is None for e in report["test-fc"])
     # The duplicate model sees the same occluded pixels, so its numbers are the same.
     assert report["test-graph"] == report["test-graph-2"]
     lines = (out / "occlusion.csv").read_text().splitlines()
-    assert lines[0] == "model,level,kind,count,nme_visible,nme_occluded,nme_all,fr_10"
+    assert lines[0] == "model,level,kind,count,nme_visible,nme_occluded,nme_all,fr_10,edge_occluded,edge_clean"
     kinds = {line.split(",")[2] for line in lines[1:]}
     assert kinds == {"random", "eyes", "mouth", "left_half", "right_half"}
     assert len(lines) == 1 + 3 * (3 + 4)
@@ -241,7 +248,8 @@ def test_dlib_baseline_joins(tmp_path, tiny_checkpoint, face):
     if not dlib_available():
         pytest.skip("face_recognition_models (dlib's 68-point model) is not installed")
     image, points = face
-    pred = DlibModel().predict([image, image], points)
+    pred, weights = DlibModel().predict([image, image], points)
+    assert weights is None
     assert pred.shape == (2, 68, 2)
     assert np.array_equal(pred[0], pred[1])
     # dlib's points land around the given box.
@@ -254,3 +262,13 @@ def test_dlib_baseline_joins(tmp_path, tiny_checkpoint, face):
     report = json.loads((out / "occlusion.json").read_text())
     assert list(report) == ["test-graph", "dlib"]
     assert [e["level"] for e in report["dlib"]] == [0, 30]
+
+
+def test_visible_to_occluded_edges_picks_edges_into_occluded_nodes_only():
+    mask = np.ones((3, 3), bool)
+    mask[0, 2] = False
+    visible = np.array([True, False, True])
+    expected = np.zeros((3, 3), bool)
+    expected[0, 1] = expected[2, 1] = True  # 0 -> 2 is not an edge; 1 is occluded, so its own row is left out
+    np.testing.assert_array_equal(visible_to_occluded_edges(mask, visible), expected)
+    assert not visible_to_occluded_edges(mask, np.ones(3, bool)).any()
