@@ -350,9 +350,9 @@ class Landmarker(Protocol):
     name: str
     num_points: int
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points, and
-        the (B, N, N) edge weights the model used (None for a model without a graph)."""
+        the (B, N, N) edge weights the model used ((B, N, 0) for a model without a graph)."""
 
 
 class PredictorModel:
@@ -363,14 +363,13 @@ class PredictorModel:
         self.name = name
         self.num_points = int(predictor.info.config.num_points)
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         info = self.predictor.info
         size = int(info.config.input_size)
         affine = crops.landmark_crop_affine(points_gt, info.crop_scale, size)
         batch = np.stack([crops.warp(img, affine, size) for img in images])
         units, weights = self.predictor.predict(batch)
-        weights = np.asarray(weights)
-        return crops.units_to_image(units, affine, size), (weights if weights.shape[-1] == self.num_points else None)
+        return crops.units_to_image(units, affine, size), np.asarray(weights)
 
 
 def dlib_model_path() -> Path | None:
@@ -404,7 +403,7 @@ class DlibModel:
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(path))
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, None]:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, w, h = crops.landmark_box(points_gt)
         rect = self._dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
         out = []
@@ -412,7 +411,7 @@ class DlibModel:
             rgb = np.ascontiguousarray(img[:, :, ::-1])
             shape = self._predictor(rgb, rect)
             out.append([(p.x, p.y) for p in shape.parts()])
-        return np.asarray(out, np.float32), None
+        return np.asarray(out, np.float32), np.zeros((len(out), self.num_points, 0), np.float32)
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -566,7 +565,7 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
                 bucket["gt"].append(sample.points)
                 bucket["visible"].append(o.visible)
                 bucket["coverage"].append(o.coverage)
-                if weights is not None:
+                if weights.shape[-1]:  # a graph model
                     sel = visible_to_occluded_edges(weights[-1] > 0, o.visible)
                     bucket["edges"][0].append(weights[i][sel])
                     bucket["edges"][1].append(weights[-1][sel])

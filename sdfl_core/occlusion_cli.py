@@ -90,16 +90,21 @@ def run(args) -> int:
     plot_curves(out / "occlusion.png", report.rows)
     plot_examples(out / "examples.png", report.examples)
 
+    print(format_table(report.rows))
+    print(f"{report.rows[0].count} faces, {len(models)} models -> {out}")
+    return 0
+
+
+def format_table(rows) -> str:
+    """The printed table of ``sdfl occlusion``: one line per row, NMEs and FR in percent."""
     header = (f"{'model':<20} {'kind':<11} {'level':>5} {'n':>4} {'cover%':>6} {'vis%':>6} {'occ%':>6} {'all%':>6} "
               f"{'FR%':>5} {'edge v->o':>9} {'clean':>6}")
     lines = [header]
-    for r in report.rows:
+    for r in rows:
         occ = f"{100 * r.nme_occluded:6.2f}" if r.occluded_count else f"{'-':>6}"
         edges = (f"{r.edge_occluded:9.3f} {r.edge_clean:6.3f}" if np.isfinite(r.edge_occluded) else f"{'-':>9} {'-':>6}")
         lines.append(f"{r.model:<20} {r.kind:<11} {r.level:>5} {r.count:>4} {100 * r.coverage:6.1f} "
                      f"{100 * r.nme_visible:6.2f} {occ} {100 * r.nme_all:6.2f} {100 * r.fr_10:5.1f} {edges}")
-    print("\n".join(lines))
-    print("edge v->o: mean weight of the graph edges from visible to occluded landmarks; clean: the same edges "
-          "on the unoccluded image")
-    print(f"{report.rows[0].count} faces, {len(models)} models -> {out}")
-    return 0
+    lines.append("edge v->o: mean weight of the graph edges from visible to occluded landmarks; clean: the same "
+                 "edges on the unoccluded image")
+    return "\n".join(lines)

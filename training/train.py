@@ -46,6 +46,25 @@ def gather(entries: list[dict], num_points: int) -> list:
     return samples
 
 
+def split_samples(config: dict) -> tuple[list, list]:
+    """The (train, val) samples of a resolved config: ``data.val`` when given, else a split of
+    ``data.train`` by group (identity / image), the same for every run with that data and seed."""
+    data_cfg = config["data"]
+    num_points = get_schema(data_cfg["schema"]).num_points
+    if not data_cfg["train"]:
+        raise ValueError("config has no training data (data.train is empty)")
+    train_samples = gather(data_cfg["train"], num_points)
+    if data_cfg["val"]:
+        val_samples = gather(data_cfg["val"], num_points)
+    else:
+        train_samples, val_samples = split_by_group(train_samples, data_cfg["val_fraction"], config["seed"])
+    if data_cfg["limit"]:
+        train_samples, val_samples = train_samples[: data_cfg["limit"]], val_samples[: max(2, data_cfg["limit"] // 4)]
+    if not val_samples:
+        raise ValueError("validation split is empty: add data.val or raise data.val_fraction")
+    return train_samples, val_samples
+
+
 def make_scheduler(optimizer, optim: dict, steps_per_epoch: int, plan: dict):
     """LR schedule over ``plan['epochs']`` epochs; the plan may shrink once the speed is known."""
     warmup = int(optim["warmup_epochs"] * steps_per_epoch)
@@ -104,17 +123,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     device = resolve_device(tc["device"])
     schema = get_schema(data_cfg["schema"])
 
-    if not data_cfg["train"]:
-        raise ValueError("config has no training data (data.train is empty)")
-    train_samples = gather(data_cfg["train"], schema.num_points)
-    if data_cfg["val"]:
-        val_samples = gather(data_cfg["val"], schema.num_points)
-    else:
-        train_samples, val_samples = split_by_group(train_samples, data_cfg["val_fraction"], config["seed"])
-    if data_cfg["limit"]:
-        train_samples, val_samples = train_samples[: data_cfg["limit"]], val_samples[: max(2, data_cfg["limit"] // 4)]
-    if not val_samples:
-        raise ValueError("validation split is empty: add data.val or raise data.val_fraction")
+    train_samples, val_samples = split_samples(config)
     log.info("train %d samples, val %d samples", len(train_samples), len(val_samples))
 
     size = data_cfg["precrop_size"]

@@ -1,0 +1,28 @@
+"""`python -m training.occlusion_val`: occlusion robustness on a config's validation split."""
+from __future__ import annotations
+
+import json
+
+from sdfl_core.datasets import load_samples
+from training.occlusion_val import main
+from training.train import split_samples
+
+from test_train import tiny_config
+
+
+def test_evaluates_exactly_the_validation_split(tmp_path, w300_folder, tiny_checkpoint, tiny_fc_checkpoint, capsys):
+    config = tiny_config(w300_folder, tmp_path / "runs")
+    train_samples, val = split_samples(config)
+    assert val and train_samples
+    assert len(train_samples) + len(val) == len(load_samples(w300_folder, "300w"))
+    assert not {s.group for s in val} & {s.group for s in train_samples}
+    out = tmp_path / "val"
+    assert main(["--config", str(tmp_path / "runs" / "tiny.yaml"), "--weights", str(tiny_checkpoint),
+                 "--weights", str(tiny_fc_checkpoint), "--levels", "0,30", "--out", str(out)]) == 0
+    report = json.loads((out / "occlusion.json").read_text())
+    assert list(report) == ["tiny_sdfl", "tiny_fc"]
+    for entries in report.values():
+        assert [e["level"] for e in entries] == [0, 30]
+        assert all(e["count"] == len(val) for e in entries)
+    assert report["tiny_sdfl"][1]["edge_occluded"] is not None and report["tiny_fc"][1]["edge_occluded"] is None
+    assert f"{len(val)} validation faces" in capsys.readouterr().out

@@ -1,0 +1,56 @@
+"""Occlusion robustness on a training config's validation split, for choosing between models.
+
+``sdfl occlusion`` on the dev test set is the evidence; choices (a loss weight, one run or another) are
+made here, on faces the models validated on but never trained on, so the dev test stays unseen:
+
+    python -m training.occlusion_val --config training/configs/sdfl_68_s3.yaml \\
+        --weights runs/sdfl_68_s3/best.pt --weights runs/sdfl_68_s3_edge/best.pt --out runs/occlusion_val
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sdfl_core.occlusion import OcclusionOptions, PredictorModel, evaluate_occlusion, report_json, write_csv
+from sdfl_core.occlusion_cli import format_table, parse_levels, unique_names
+from sdfl_core.predictor import load_predictor
+from sdfl_core.schemas import get_schema
+
+from .config import load_config
+from .train import split_samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="the training config whose validation split to use")
+    parser.add_argument("--weights", action="append", required=True, help="a model to compare (repeat)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for occlusion.csv and occlusion.json")
+    parser.add_argument("--levels", default="0,10,20,30,40,50")
+    parser.add_argument("--parts", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    _, val = split_samples(config)
+    schema = get_schema(config["data"]["schema"])
+    predictors = [load_predictor(w, device="cpu") for w in args.weights]
+    names = unique_names([Path(w).parent.name if Path(w).stem in ("best", "last") else Path(w).stem
+                          for w in args.weights])
+    models = [PredictorModel(p, n) for p, n in zip(predictors, names)]
+    options = OcclusionOptions(levels=parse_levels(args.levels), parts=args.parts, seed=args.seed)
+    with tqdm(total=len(val), unit="face", desc="occlusion (val)", dynamic_ncols=True) as bar:
+        report = evaluate_occlusion(models, val, schema, options, progress=bar)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "occlusion.csv", report.rows)
+    (args.out / "occlusion.json").write_text(json.dumps(report_json(report.rows), indent=2), encoding="utf-8")
+    print(format_table(report.rows))
+    print(f"{report.rows[0].count} validation faces of {args.config} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
