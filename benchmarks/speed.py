@@ -29,7 +29,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions, to_bgr_uint8  # noqa: E402  isort: skip
+from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8  # noqa: E402  isort: skip
 from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
 from sdfl_core.sinks import CsvSink  # noqa: E402
 from sdfl_core.sources import open_source  # noqa: E402
@@ -98,6 +98,8 @@ def csv_writer_for(kind: str):
 def bench_sdfl(args, kind: str, n: int) -> Row:
     row = Row("sdfl", GOALS[kind][0])
     options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads)
+    if kind == "video":
+        options = streaming_options(options)  # as sdfl track sets them
     with Pipeline(options) as pipeline:
         if kind == "video":
             out = Path(args.csv_dir) / "speed.csv"
@@ -127,7 +129,8 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
             source.close()
     row.note = f"{pipeline.engine.predictor.engine}, input {pipeline.info.config.input_size}"
     if kind == "video":
-        row.note += "; detection runs ahead in a thread, so 'other' < 0 is the overlap"
+        row.note += (f"; detection runs ahead in a thread, so 'other' < 0 is the overlap; "
+                     f"ORT threads {options.num_threads or 'default'}")
     return row
 
 

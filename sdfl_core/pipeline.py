@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -45,9 +45,9 @@ class PipelineOptions:
     smooth: bool = True
     running_mode: str = "video"
     num_threads: int | None = None
-    """ONNX Runtime intra-op threads; None = ORT's default. On franck -> CSV, 1 thread measured 171, 130
-    and 130 fps and ORT's default 133 and 144 fps, in runs minutes apart on the shared 2-core machine:
-    no clear winner, so the default is left to ORT (benchmarks/speed.py --threads N)."""
+    """ONNX Runtime intra-op threads; None = ORT's default (see :func:`streaming_options` for the loop of
+    ``sdfl track``). Frame by frame (``process``) neither 1 thread nor ORT's default won clearly on the
+    shared 2-core machine (benchmarks/speed.py --threads N)."""
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     redetect_every: int = 1
     """1 = run the face detector on every frame; K > 1 = only every K-th frame, and on the frame after
@@ -164,6 +164,16 @@ class LandmarkEngine:
 
     def predict_boxes(self, image_bgr: np.ndarray, detections: list[Detection], detector: str | Path = "short") -> list[Landmarks]:
         return self.predict(image_bgr, [detection_to_crop(d, self.info, detector) for d in detections])
+
+
+def streaming_options(options: PipelineOptions) -> PipelineOptions:
+    """``options`` for :meth:`Pipeline.run_frames` with the detector running ahead in its own thread:
+    one ONNX Runtime thread unless ``num_threads`` is set, since the detector has the other core.
+    On franck.mp4 -> CSV (2 cores, five interleaved runs each) that measured 184 fps median (176-193)
+    against 136 (129-141) with ORT's default threads."""
+    if options.num_threads is None and options.redetect_every == 1:
+        return replace(options, num_threads=1)
+    return options
 
 
 class Pipeline:

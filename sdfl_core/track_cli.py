@@ -7,7 +7,7 @@ import logging
 from tqdm import tqdm
 
 from .draw import DrawOptions, annotate
-from .pipeline import Pipeline, PipelineOptions, to_bgr_uint8
+from .pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8
 from .sinks import CsvSink, VideoSink
 from .sources import open_source
 
@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def run(args) -> int:
-    options = PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
-                              min_confidence=args.min_confidence, max_faces=args.max_faces,
-                              smoothing=args.smoothing, smooth=not args.no_smooth,
-                              redetect_every=args.redetect_every)
+    options = streaming_options(PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
+                                                min_confidence=args.min_confidence, max_faces=args.max_faces,
+                                                smoothing=args.smoothing, smooth=not args.no_smooth,
+                                                redetect_every=args.redetect_every))
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(open_source(args.source))
         pipeline = stack.enter_context(Pipeline(options))

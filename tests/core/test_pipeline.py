@@ -7,7 +7,7 @@ import pytest
 
 from sdfl_core import crops
 from sdfl_core.pipeline import (LandmarkEngine, Pipeline, PipelineOptions, carry_box, detection_to_crop, stable_crop,
-                                to_bgr_uint8)
+                                streaming_options, to_bgr_uint8)
 from sdfl_core.sources import open_source
 from sdfl_core.types import Detection, FrameResult
 
@@ -511,3 +511,10 @@ def test_redetect_every_validation_and_cli():
             PipelineOptions(crop_deadband=bad)
     assert build_parser().parse_args(["track", "demo"]).redetect_every == 1
     assert build_parser().parse_args(["track", "demo", "--redetect-every", "5"]).redetect_every == 5
+
+
+def test_streaming_options_leave_the_other_core_to_the_detector_thread():
+    assert streaming_options(PipelineOptions()).num_threads == 1
+    assert streaming_options(PipelineOptions(num_threads=2)).num_threads == 2  # the user's choice stands
+    assert streaming_options(PipelineOptions(redetect_every=3)).num_threads is None  # nothing runs ahead
+    assert streaming_options(PipelineOptions(smoothing=0.2)).smoothing == 0.2
