@@ -558,6 +558,7 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
         for m in models:
             # The clean image goes last in the batch: its edge weights are the reference for each occlusion's.
             pred, weights = m.predict([o.image for o in occlusions] + [image], sample.points)
+            clean_edges = weights[-1] > 0 if weights.shape[-1] else None  # None: a model without a graph
             for i, ((kind, level), o, p) in enumerate(zip(kinds, occlusions, pred)):
                 bucket = results.setdefault((m.name, kind, level), {"pred": [], "gt": [], "visible": [], "coverage": [],
                                                                     "edges": ([], [])})
@@ -565,8 +566,8 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
                 bucket["gt"].append(sample.points)
                 bucket["visible"].append(o.visible)
                 bucket["coverage"].append(o.coverage)
-                if weights.shape[-1]:  # a graph model
-                    sel = visible_to_occluded_edges(weights[-1] > 0, o.visible)
+                if clean_edges is not None:
+                    sel = visible_to_occluded_edges(clean_edges, o.visible)
                     bucket["edges"][0].append(weights[i][sel])
                     bucket["edges"][1].append(weights[-1][sel])
                 if is_example and kind == "random":
