@@ -27,6 +27,9 @@ class ModelConfig:
     hidden: int = 128
     num_blocks: int = 4
     fc_hidden: int = 256
+    feature_level: int = -1
+    """Which of the backbone's feature maps the head reads (timm ``out_indices``): -1 the last
+    (stride 32 for most backbones, a 4 x 4 map at 128 px), -2 the one before (stride 16, 8 x 8)."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -39,6 +42,8 @@ class ModelConfig:
             raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
         if not timm.is_model(self.backbone):
             raise ValueError(f"unknown timm backbone {self.backbone!r}")
+        if not -5 <= self.feature_level <= -1:
+            raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +107,9 @@ class SDFLModel(nn.Module):
         # Predictions are offsets from the training mean shape: training from scratch converges faster.
         self.register_buffer("mean_shape", mean_t)
 
-        self.backbone = timm.create_model(config.backbone, pretrained=False, features_only=True, out_indices=(-1,))
+        self.backbone = timm.create_model(config.backbone, pretrained=False, features_only=True,
+                                          out_indices=(config.feature_level,))
+        _drop_unused_blocks(self.backbone)
         channels = self.backbone.feature_info.channels()[-1]
         reduction = self.backbone.feature_info.reduction()[-1]
         side = max(1, -(-config.input_size // reduction))
@@ -181,6 +188,22 @@ class SDFLModel(nn.Module):
     def head_parameters(self) -> int:
         backbone = sum(p.numel() for p in self.backbone.parameters())
         return sum(p.numel() for p in self.parameters()) - backbone
+
+
+def _drop_unused_blocks(backbone: nn.Module) -> None:
+    """Drop the stages after the requested feature map where timm keeps them.
+
+    timm's generic feature wrapper already stops at the last requested layer; its EfficientNet family
+    wrapper (MobileNet, EfficientNet) builds and runs every block, so an earlier map would still pay for
+    the later stages (and leave their weights without gradients). Kept block indices keep their names.
+    """
+    stage_out = getattr(backbone, "_stage_out_idx", None)
+    blocks = getattr(backbone, "blocks", None)
+    if not stage_out or not isinstance(blocks, nn.Sequential):
+        return
+    last = max(stage_out)
+    if last < len(blocks):
+        backbone.blocks = blocks[:last]
 
 
 def build_model(config: ModelConfig, mask: np.ndarray, mean_shape: np.ndarray | None = None) -> SDFLModel:

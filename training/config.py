@@ -31,6 +31,7 @@ DEFAULTS: dict = {
         "hidden": 128,
         "num_blocks": 4,
         "fc_hidden": 256,
+        "feature_level": -1,
     },
     "augment": {
         "rotation": 40.0,
@@ -70,6 +71,7 @@ DEFAULTS: dict = {
         "eval_every": 1,
         "device": "auto",
         "init_from": "",
+        "init_partial": False,
     },
 }
 
@@ -80,6 +82,10 @@ class ConfigError(ValueError):
 
 def _check_value(name: str, default: object, value: object) -> object:
     """``value`` in the type of the default: a typo'd type fails here, not deep inside training."""
+    if isinstance(default, bool):  # before int: bool is an int subclass
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} must be true or false, got {value!r}")
+        return value
     if isinstance(default, float):
         # PyYAML reads 1e-3 (no dot) as a string; accept it, and ints, as floats.
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):

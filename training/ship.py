@@ -96,8 +96,8 @@ later session. Every stage is the same for both models and keeps the same valida
 """
 
 
-STAGE_SUFFIXES = ("", "_ft", "_s3")
-"""Stage names of a model NAME: NAME, NAME_ft, NAME_s3, each a warm restart of the one before."""
+STAGE_SUFFIXES = ("", "_ft", "_s3", "_s16")
+"""Stage names of a model NAME: NAME, NAME_ft, NAME_s3, NAME_s16, each a warm restart of the one before."""
 
 
 def training_commands(run_name: str, train_config: dict, configs: Path = Path("training/configs")) -> list[str]:

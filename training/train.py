@@ -110,6 +110,18 @@ def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
     return float(np.concatenate(errors).mean())
 
 
+def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int, int]:
+    """Copy every tensor of ``source`` whose name and shape ``model`` shares (e.g. the backbone stages a new
+    head still reads); returns (copied, model's tensor count). Raises when nothing matches."""
+    target = model.state_dict()
+    matching = {key: value for key, value in source.state_dict().items()
+                if key in target and target[key].shape == value.shape}
+    if not matching:
+        raise ValueError("train.init_partial: the initialising model shares no tensor with this one")
+    model.load_state_dict({**target, **{k: v.to(target[k].dtype) for k, v in matching.items()}})
+    return len(matching), len(target)
+
+
 def train(config: dict, resume: str | None = None) -> Path:
     """Run (or resume) a training; returns the path of the best checkpoint."""
     t_start = time.time()
@@ -137,7 +149,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
 
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
-                                                         "hidden", "num_blocks", "fc_hidden")},
+                                                         "hidden", "num_blocks", "fc_hidden", "feature_level")},
                             num_points=schema.num_points)
     model = SDFLModel(model_cfg, mask, mean_shape).to(device)
     if device.type == "cpu":
@@ -173,10 +185,15 @@ def train(config: dict, resume: str | None = None) -> Path:
     if tc["init_from"] and not resume:
         # Warm start (e.g. from a shipped model in a new session): weights only, fresh optimizer/schedule.
         init, init_info = load_checkpoint(tc["init_from"], expect_points=schema.num_points)
-        if init_info.config != model_cfg or not np.array_equal(init_info.mask, mask):
-            raise ValueError(f"{tc['init_from']} has another architecture or graph than this config; it cannot initialise it")
-        model.load_state_dict(init.state_dict())
-        log.info("initialised from %s", tc["init_from"])
+        if tc["init_partial"]:
+            copied, total = init_matching(model, init)
+            log.info("initialised %d of %d tensors from %s (train.init_partial)", copied, total, tc["init_from"])
+        else:
+            if init_info.config != model_cfg or not np.array_equal(init_info.mask, mask):
+                raise ValueError(f"{tc['init_from']} has another architecture or graph than this config; it cannot "
+                                 "initialise it (train.init_partial: true copies the tensors that match)")
+            model.load_state_dict(init.state_dict())
+            log.info("initialised from %s", tc["init_from"])
     if resume:
         payload = read_checkpoint(resume)
         extra = payload.get("extra") or {}

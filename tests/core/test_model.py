@@ -160,6 +160,8 @@ def test_bad_config():
         ModelConfig(backbone=TINY, input_size=16)
     with pytest.raises(ValueError, match="num_points"):
         ModelConfig(backbone=TINY, num_points=1)
+    with pytest.raises(ValueError, match="feature_level"):
+        ModelConfig(backbone=TINY, feature_level=0)
 
 
 def test_bad_mask_and_mean_shape():
@@ -184,3 +186,21 @@ def test_wrong_input_shape(shape):
 def test_config_to_dict_round_trip():
     cfg = ModelConfig(backbone=TINY, num_points=29, input_size=SIZE, head="fc", edge_mode="static")
     assert ModelConfig(**cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("head", ["graph", "fc"])
+def test_stride_16_features_give_a_finer_map_and_drop_the_unused_stages(head):
+    deep = shared(head=head)
+    mid = make(head=head, feature_level=-2).eval()
+    assert deep.feature_side == SIZE // 32 and mid.feature_side == SIZE // 16
+    # mobilenetv2 reaches stride 16 after 5 of its 7 blocks; the last two would only cost time.
+    assert len(mid.backbone.blocks) == 5 and len(deep.backbone.blocks) == 7
+    with torch.no_grad():
+        coords, weights = mid(images(2))
+    assert coords.shape == (2, 68, 2) and weights.shape == (2, 68, 68 if head == "graph" else 0)
+    # Every remaining backbone weight is trained: each one gets a gradient.
+    mid.train()
+    coords, _ = mid(images(2))
+    coords.sum().backward()
+    assert all(p.grad is not None for p in mid.backbone.parameters())
+

@@ -80,6 +80,7 @@ def test_set_overrides_the_yaml(tmp_path):
     ("optim.lr=fast", r"'optim\.lr' must be a number"),
     ("optim.epochs=2.5", r"'optim\.epochs' must be an integer"),
     ("train.balance=[1]", r"'train\.balance' must be a string"),
+    ("train.init_partial=1", r"'train\.init_partial' must be true or false"),
     ("optim=3", r"'optim' must be a mapping"),
     ("data.train=/some/path", r"'data\.train' must be a list"),
     ("optim.lr=[1,", r"not valid YAML"),
@@ -87,6 +88,11 @@ def test_set_overrides_the_yaml(tmp_path):
 def test_bad_set_gives_a_config_error(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def test_booleans_stay_booleans():
+    assert load_config(None, ["train.init_partial=true"])["train"]["init_partial"] is True
+    assert load_config(None, [])["train"]["init_partial"] is False
 
 
 def test_parse_override_splits_the_dotted_key():

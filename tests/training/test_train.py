@@ -140,6 +140,33 @@ def test_init_from_another_architecture_is_refused(trained, tmp_path):
         train(config)
 
 
+def test_init_partial_copies_the_shared_backbone_into_another_feature_level(trained, tmp_path):
+    import torch
+
+    config, best = trained
+    config = {**config, "name": "partial", "model": {**config["model"], "feature_level": -2},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "init_partial": True,
+                        "max_steps": 1}, "optim": {**config["optim"], "epochs": 1, "lr": 0.0}}
+    warm = train(config)
+    start, _ = load_checkpoint(best)
+    after, info = load_checkpoint(warm)
+    assert info.config.feature_level == -2
+    # The stem and the kept blocks are the checkpoint's; the embedding reads another map, so it is new.
+    torch.testing.assert_close(after.backbone.conv_stem.weight, start.backbone.conv_stem.weight)
+    torch.testing.assert_close(after.backbone.blocks[4][0].conv_pw.weight, start.backbone.blocks[4][0].conv_pw.weight)
+    assert after.embed[0].weight.shape != start.embed[0].weight.shape
+
+
+def test_init_partial_from_a_model_sharing_nothing_is_refused(trained, tmp_path):
+    from training.train import init_matching
+
+    _, best = trained
+    model, _ = load_checkpoint(best)
+    import torch
+    with pytest.raises(ValueError, match="shares no tensor"):
+        init_matching(torch.nn.Linear(2, 2), model)
+
+
 def test_fc_head_trains_through_the_same_loop(w300_folder, tmp_path):
     config = tiny_config(w300_folder, tmp_path, model={"head": "fc"}, optim={"epochs": 1}, train={"max_steps": 1})
     best = train(config)
