@@ -30,6 +30,9 @@ class ModelConfig:
     feature_level: int = -1
     """Which of the backbone's feature maps the head reads (timm ``out_indices``): -1 the last
     (stride 32 for most backbones, a 4 x 4 map at 128 px), -2 the one before (stride 16, 8 x 8)."""
+    node_attention: bool = False
+    """Beyond the paper: gate each node's n x H x W features with its own spatial softmax, so a node reads
+    the part of the map around its landmark and an occluder elsewhere reaches it less (graph head only)."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -42,6 +45,8 @@ class ModelConfig:
             raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
         if not timm.is_model(self.backbone):
             raise ValueError(f"unknown timm backbone {self.backbone!r}")
+        if self.node_attention and self.head != "graph":
+            raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if not -5 <= self.feature_level <= -1:
             raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
 
@@ -124,6 +129,12 @@ class SDFLModel(nn.Module):
                 nn.Conv2d(nn_ch, nn_ch, 3, padding=1, groups=n, bias=False), nn.BatchNorm2d(nn_ch), nn.ReLU(inplace=True),
             )
             node_dim = config.expansion * side * side
+            if config.node_attention:
+                # One logit map per node from its own channels; zero-initialised, so training starts from
+                # the paper's plain map-to-node (a uniform gate).
+                self.node_attn = nn.Conv2d(nn_ch, n, 1, groups=n)
+                nn.init.zeros_(self.node_attn.weight)
+                nn.init.zeros_(self.node_attn.bias)
             nnz = int(mask_t.sum())
             if config.edge_mode == "dynamic":
                 self.edge_fc = nn.Sequential(nn.Linear(nn_ch, config.hidden), nn.ReLU(inplace=True), nn.Linear(config.hidden, nnz))
@@ -179,8 +190,11 @@ class SDFLModel(nn.Module):
             return coords + self.mean_shape, coords[..., :0]
         h = self.embed(feats)
         adj = self.edge_weights(h)
-        nodes = h.unflatten(1, (n, self.config.expansion)).flatten(2)
-        nodes = self.gc_in(nodes, adj)
+        nodes = h.unflatten(1, (n, self.config.expansion)).flatten(3)  # (B, N, n, HW)
+        if self.config.node_attention:
+            gate = torch.softmax(self.node_attn(h).flatten(2), dim=-1)  # (B, N, HW), sums to 1 per node
+            nodes = nodes * (gate * gate.shape[-1]).unsqueeze(2)  # a uniform gate leaves the features as they are
+        nodes = self.gc_in(nodes.flatten(2), adj)
         for block in self.blocks:
             nodes = block(nodes, adj)
         return self.gc_out(nodes, adj) + self.mean_shape, adj

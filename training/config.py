@@ -32,6 +32,7 @@ DEFAULTS: dict = {
         "num_blocks": 4,
         "fc_hidden": 256,
         "feature_level": -1,
+        "node_attention": False,
     },
     "augment": {
         "rotation": 40.0,

@@ -149,7 +149,8 @@ def train(config: dict, resume: str | None = None) -> Path:
     plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
 
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
-                                                         "hidden", "num_blocks", "fc_hidden", "feature_level")},
+                                                         "hidden", "num_blocks", "fc_hidden", "feature_level",
+                                                         "node_attention")},
                             num_points=schema.num_points)
     model = SDFLModel(model_cfg, mask, mean_shape).to(device)
     if device.type == "cpu":

@@ -17,14 +17,20 @@ def ring_mask(n: int, k: int = 3) -> np.ndarray:
     return mask
 
 
-def build(head: str, **info_fields) -> tuple[SDFLModel, ModelInfo]:
-    """A 68-point model whose output depends on its input (the output layer is re-randomised: trained
-    models start from a zero output layer, which would make every engine comparison trivially equal)."""
+LOCAL = {"feature_level": -2, "node_attention": True}
+"""The stride-16, node-attention graph head (``build("graph", LOCAL)``)."""
+
+
+def build(head: str, config: dict | None = None, **info_fields) -> tuple[SDFLModel, ModelInfo]:
+    """A 68-point model whose output depends on its input (the output layer and any node gate are
+    re-randomised: trained models start from zeros there, which would make engine comparisons trivial)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head)
+    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head, **(config or {}))
     mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
     model = SDFLModel(cfg, ring_mask(68), mean).eval()
     last = model.gc_out.linear if head == "graph" else model.fc[-1]
     torch.nn.init.normal_(last.weight, std=0.02)
+    if cfg.node_attention:
+        torch.nn.init.normal_(model.node_attn.weight, std=0.5)
     info = ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68), mean_shape=mean, **info_fields)
     return model, info

@@ -204,3 +204,27 @@ def test_stride_16_features_give_a_finer_map_and_drop_the_unused_stages(head):
     coords.sum().backward()
     assert all(p.grad is not None for p in mid.backbone.parameters())
 
+
+
+def test_node_attention_starts_as_the_plain_map_to_node_and_learns_a_gate():
+    plain = make(head="graph", feature_level=-2).eval()
+    gated = make(head="graph", feature_level=-2, node_attention=True).eval()
+    shared_keys = plain.state_dict().keys()
+    assert set(gated.state_dict()) - set(shared_keys) == {"node_attn.weight", "node_attn.bias"}
+    gated.load_state_dict({**gated.state_dict(), **plain.state_dict()})
+    torch.nn.init.normal_(plain.gc_out.linear.weight, 0, 0.1)
+    gated.gc_out.linear.weight.data.copy_(plain.gc_out.linear.weight.data)
+    x = images(2)
+    with torch.no_grad():
+        torch.testing.assert_close(gated(x)[0], plain(x)[0])  # zero-initialised gate: uniform, a no-op
+        torch.nn.init.normal_(gated.node_attn.weight, 0, 1.0)
+        assert not torch.allclose(gated(x)[0], plain(x)[0])
+    gated.train()
+    coords, _ = gated(x)
+    coords.sum().backward()
+    assert gated.node_attn.weight.grad is not None and gated.node_attn.weight.grad.abs().sum() > 0
+
+
+def test_node_attention_needs_the_graph_head():
+    with pytest.raises(ValueError, match="node_attention needs the graph head"):
+        ModelConfig(backbone=TINY, head="fc", node_attention=True)

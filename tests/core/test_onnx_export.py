@@ -8,14 +8,17 @@ from sdfl_core.onnx_export import META_KEY, compare, export_onnx, info_from_json
 from sdfl_core.predictor import OnnxPredictor
 
 from small_models import SIZE  # noqa: E402  (tests/core is on sys.path)
+from small_models import LOCAL  # noqa: E402
 from small_models import build as _build  # noqa: E402
 
 
 def build(head: str):
+    if head == "graph-local":
+        return _build("graph", LOCAL, name=head, train_config={"not": "exported"})
     return _build(head, name=head, train_config={"not": "exported"})
 
 
-@pytest.fixture(scope="module", params=["graph", "fc"])
+@pytest.fixture(scope="module", params=["graph", "fc", "graph-local"])
 def exported(request, tmp_path_factory):
     model, info = build(request.param)
     model.train()  # export must work on (and leave alone) a model that is still training
