@@ -88,7 +88,10 @@ Recipe: see `training/configs/sdfl_68.yaml` (AdamW lr 1e-3, cosine, batch 32, So
 relative-location loss, the paper's augmentation with a ramp, Pose-based Data Balancing). A `*_ft`
 config is a warm restart from the first stage's best weights (`train.init_from`); a `*_s3` config is a
 third, lower cosine cycle (AdamW lr 4e-4, 30 epochs) warm-started from the shipped weights, run in a
-later session. Every stage is the same for both models and keeps the same validation split.
+later session. A `*_s16` config moves the head to the backbone's stride-16 map (8 x 8 at 128 px, the
+map size the paper feeds its graph): the backbone stages up to stride 16 start from the stage-3 weights
+(`train.init_partial`), the head is new, AdamW lr 1e-3, 30 epochs. Every stage is the same for both
+models and keeps the same validation split.
 {extra_losses}
 ## Dev-test results (AFW, 337 faces; NME as % of the inter-ocular / inter-pupil distance)
 | model | boxes | NME io % | NME ip % | FR@0.1 % | AUC@0.1 | best epoch (last stage) | val NME io % |
@@ -113,10 +116,13 @@ def training_commands(run_name: str, train_config: dict, configs: Path = Path("t
         if from_run:
             previous = Path(init).parent.name
         else:
-            base = next((run_name[: -len(x)] for x in STAGE_SUFFIXES[1:] if run_name.endswith(x)), run_name)
-            order = [base + x for x in STAGE_SUFFIXES]
-            if run_name in order and order.index(run_name) > 0:
-                previous = order[order.index(run_name) - 1]
+            # NAME_s16 follows NAME_s3; a variant of a stage (NAME_s16_att) follows the same stage before it.
+            for i in range(len(STAGE_SUFFIXES) - 1, 0, -1):
+                x = STAGE_SUFFIXES[i]
+                if run_name.endswith(x) or x + "_" in run_name:
+                    base = run_name[: run_name.rindex(x)]
+                    previous = base + STAGE_SUFFIXES[i - 1]
+                    break
         path = configs / f"{previous}.yaml"
         if previous and path.is_file():
             lines += training_commands(previous, yaml.safe_load(path.read_text()), configs)
@@ -137,6 +143,9 @@ def write_model_card(models: dict[str, Path], out: Path) -> None:
             extra.append(f"`{name}` adds the occluded-edge loss (`loss.edge_occlusion: {edge:g}`, beyond the "
                          "paper: it pushes down the edge weights from visible into occluded landmarks under the "
                          "training occluders), so the twins differ by that loss as well as by the head.")
+        if info.config.node_attention:
+            extra.append(f"`{name}` gates each node's features with its own spatial softmax (`model.node_attention`, "
+                         "beyond the paper), so a node reads the part of the map around its landmark.")
         metrics = json.loads(path.with_suffix(".json").read_text())
         run_name = info.train_config.get("name", name)
         commands.extend(training_commands(run_name, info.train_config))

@@ -70,3 +70,19 @@ def test_training_commands_follow_warm_restarts_back_to_the_first_stage(tmp_path
         "sdfl train --config training/configs/m_s3.yaml",
     ]
     assert training_commands("m", {"name": "m"}, tmp_path) == ["sdfl train --config training/configs/m.yaml"]
+
+
+def test_training_commands_of_a_stage_variant_follow_the_stage_before(tmp_path):
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"name": "m"}))
+    (tmp_path / "m_ft.yaml").write_text(yaml.safe_dump({"name": "m_ft", "train": {"init_from": "assets/models/m.pt"}}))
+    (tmp_path / "m_s3.yaml").write_text(yaml.safe_dump({"name": "m_s3", "train": {"init_from": "assets/models/m.pt"}}))
+    variant = {"name": "m_s16_att", "train": {"init_from": "assets/models/m.pt"}}
+    assert training_commands("m_s16_att", variant, tmp_path) == [
+        "sdfl train --config training/configs/m.yaml",
+        "python -m training.ship --run runs/m --out assets/models/m.pt",
+        "sdfl train --config training/configs/m_ft.yaml",
+        "python -m training.ship --run runs/m_ft --out assets/models/m.pt",
+        "sdfl train --config training/configs/m_s3.yaml",
+        "python -m training.ship --run runs/m_s3 --out assets/models/m.pt",
+        "sdfl train --config training/configs/m_s16_att.yaml",
+    ]
