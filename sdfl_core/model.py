@@ -190,6 +190,14 @@ class SDFLModel(nn.Module):
             return coords + self.mean_shape, coords[..., :0]
         h = self.embed(feats)
         adj = self.edge_weights(h)
+        return self.graph_regress(h, adj), adj
+
+    def graph_regress(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """Graph head from the map-to-node output ``h`` (B, N*n, H, W) and edge weights ``adj`` (B, N, N).
+
+        Split out of ``forward`` so an analysis can feed node features and adjacencies of its own (e.g.
+        the clean image's features for some nodes, ``benchmarks/occlusion_paths.py``)."""
+        n = self.config.num_points
         nodes = h.unflatten(1, (n, self.config.expansion)).flatten(3)  # (B, N, n, HW)
         if self.config.node_attention:
             gate = torch.softmax(self.node_attn(h).flatten(2), dim=-1)  # (B, N, HW), sums to 1 per node
@@ -197,7 +205,7 @@ class SDFLModel(nn.Module):
         nodes = self.gc_in(nodes.flatten(2), adj)
         for block in self.blocks:
             nodes = block(nodes, adj)
-        return self.gc_out(nodes, adj) + self.mean_shape, adj
+        return self.gc_out(nodes, adj) + self.mean_shape
 
     def head_parameters(self) -> int:
         backbone = sum(p.numel() for p in self.backbone.parameters())

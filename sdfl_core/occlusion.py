@@ -470,7 +470,7 @@ class OcclusionReport:
     """'crops': {level: display crop}, 'points': {model: {level: (N, 2) display-crop points}}, 'visible': {level: (N,)}."""
 
 
-def _texture_pool(samples: Sequence[Sample], count: int, rng: np.random.Generator, side: int = 256) -> list[tuple[int, np.ndarray]]:
+def texture_pool(samples: Sequence[Sample], count: int, rng: np.random.Generator, side: int = 256) -> list[tuple[int, np.ndarray]]:
     pool = []
     for i in rng.permutation(len(samples))[:count]:
         try:
@@ -531,7 +531,7 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
     kinds: list[tuple[str, int | None]] = [("random", int(lv)) for lv in options.levels]
     if options.parts:
         kinds += [(p, None) for p in available_parts(schema)]
-    pool = _texture_pool(samples, options.texture_pool, np.random.default_rng([options.seed, 1 << 20]))
+    pool = texture_pool(samples, options.texture_pool, np.random.default_rng([options.seed, 1 << 20]))
     results: dict[tuple[str, str, int | None], dict[str, list]] = {}
     examples: dict = {"crops": {}, "points": {m.name: {} for m in models}, "visible": {}}
     kept = 0

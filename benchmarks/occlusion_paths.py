@@ -1,0 +1,114 @@
+"""Which way does an occluder reach the visible landmarks of a graph model: their own node features, or
+messages from occluded nodes along the graph?
+
+    python benchmarks/occlusion_paths.py --config training/configs/sdfl_68_s16.yaml --weights W [--weights W2]
+
+Runs on the config's validation split (``training.train.split_samples``), with the random occluders of
+``sdfl occlusion`` (same seed, same draws). For each level the graph head is fed, per face:
+- ``clean`` / ``occluded``: the clean or occluded image, as usual;
+- ``own features``: visible nodes keep the occluded image's node features, occluded nodes get the clean
+  image's, so the occluder can reach a visible landmark only through that landmark's own features;
+- ``graph messages``: the reverse; the occluder reaches visible landmarks only through the graph;
+- ``cut edges``: the occluded image, with every edge from an occluded node into a visible
+  one cut (oracle visibility, rows renormalised);
+- ``uniform adj``: the occluded image with the edge weights replaced by the mask's uniform rows.
+It prints the NME of the visible points (% of the inter-ocular distance) and the share of the rise from
+``clean`` to ``occluded`` each path carries. An analysis, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdfl_core import crops  # noqa: E402
+from sdfl_core.checkpoint import load_checkpoint  # noqa: E402
+from sdfl_core.datasets import load_image  # noqa: E402
+from sdfl_core.metrics import nme_io  # noqa: E402
+from sdfl_core.occlusion import OcclusionOptions, case_rng, occlude_random, texture_pool  # noqa: E402
+from sdfl_core.preprocess import to_input  # noqa: E402
+from sdfl_core.schemas import get_schema  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.train import split_samples  # noqa: E402
+
+VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
+
+
+def run_variants(model, h_occ: torch.Tensor, h_clean: torch.Tensor, visible: np.ndarray) -> dict[str, torch.Tensor]:
+    """Coordinates (1, N, 2) of each variant for one face, from its two map-to-node outputs."""
+    e = model.config.expansion
+    vis = torch.from_numpy(visible)
+    chan = vis.repeat_interleave(e)[None, :, None, None]
+    adj = model.edge_weights(h_occ)
+    cut = adj.clone()
+    cut[0][vis[:, None] & ~vis[None, :]] = 0
+    cut = cut / cut.sum(-1, keepdim=True)
+    mask = model.mask.float()
+    uniform = (mask / mask.sum(-1, keepdim=True))[None]
+    return {
+        "clean": model.graph_regress(h_clean, model.edge_weights(h_clean)),
+        "occluded": model.graph_regress(h_occ, adj),
+        "own features": model.graph_regress(torch.where(chan, h_occ, h_clean), adj),
+        "graph messages": model.graph_regress(torch.where(chan, h_clean, h_occ), adj),
+        "cut edges": model.graph_regress(h_occ, cut),
+        "uniform adj": model.graph_regress(h_occ, uniform),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="training config whose validation split to use")
+    parser.add_argument("--weights", action="append", required=True, help="a graph-head checkpoint (repeat)")
+    parser.add_argument("--levels", default="10,30,50")
+    parser.add_argument("--limit", type=int, default=0, help="first N validation faces only (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    levels = [int(v) for v in args.levels.split(",")]
+    _, val = split_samples(load_config(args.config))
+    if args.limit:
+        val = val[: args.limit]
+    schema = get_schema("300w")
+    pool = texture_pool(val, OcclusionOptions().texture_pool, np.random.default_rng([args.seed, 1 << 20]))
+    for weights in args.weights:
+        model, info = load_checkpoint(weights)
+        if info.config.head != "graph":
+            print(f"{weights}: not a graph model, skipped")
+            continue
+        model.eval()
+        size = info.config.input_size
+        errors: dict[tuple[int, str], list[float]] = {}
+        for index, sample in enumerate(val):
+            image = load_image(sample)
+            textures = [t for i, t in pool if i != index]
+            affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
+            for level in levels:
+                occ = occlude_random(image, sample.points, level, case_rng(args.seed, index, "random"), textures)
+                batch = np.stack([crops.warp(occ.image, affine, size), crops.warp(image, affine, size)])
+                with torch.inference_mode():
+                    h = model.embed(model.backbone(torch.from_numpy(to_input(batch, info.norm_mean, info.norm_std)))[-1])
+                    outs = run_variants(model, h[:1], h[1:], occ.visible)
+                for name, coords in outs.items():
+                    pred = crops.units_to_image(coords.numpy(), affine, size)
+                    err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]
+                    errors.setdefault((level, name), []).append(float(err))
+        print(f"\n{Path(weights).parent.name if Path(weights).stem in ('best', 'last') else Path(weights).stem}: "
+              f"visible-point NME %, {len(val)} validation faces of {args.config}")
+        print(f"{'level':>5}  " + "  ".join(f"{v:>14}" for v in VARIANTS) + "   own share  graph share")
+        for level in levels:
+            m = {v: 100 * float(np.mean(errors[(level, v)])) for v in VARIANTS}
+            rise = m["occluded"] - m["clean"]
+            own = (m["own features"] - m["clean"]) / rise if rise > 0 else float("nan")
+            graph = (m["graph messages"] - m["clean"]) / rise if rise > 0 else float("nan")
+            print(f"{level:>5}  " + "  ".join(f"{m[v]:>14.2f}" for v in VARIANTS) + f"   {own:>9.0%}  {graph:>11.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
