@@ -51,6 +51,9 @@ class ModelInfo:
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     name: str = ""
+    provenance: dict = field(default_factory=dict)
+    """Where the weights came from: the ImageNet source of the backbone (with its file's sha256), the
+    sha256 of the resolved training config and of the checkpoint it was warm-started from."""
 
     @property
     def schema_obj(self) -> Schema:
@@ -68,6 +71,7 @@ class ModelInfo:
             "train_config": self.train_config,
             "metrics": self.metrics,
             "name": self.name,
+            "provenance": self.provenance,
         }
 
     @classmethod
@@ -87,6 +91,7 @@ class ModelInfo:
                 train_config=dict(payload.get("train_config", {})),
                 metrics=dict(payload.get("metrics", {})),
                 name=str(payload.get("name", "")),
+                provenance=dict(payload.get("provenance", {})),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"checkpoint metadata is incomplete or malformed ({exc!r})") from exc

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 import yaml
@@ -33,6 +35,7 @@ DEFAULTS: dict = {
         "fc_hidden": 256,
         "feature_level": -1,
         "node_attention": False,
+        "pretrained": "",
     },
     "augment": {
         "rotation": 40.0,
@@ -61,6 +64,7 @@ DEFAULTS: dict = {
         "warmup_epochs": 1.0,
         "step_size": 100,
         "gamma": 0.2,
+        "backbone_lr_mult": 1.0,
     },
     "train": {
         "out_dir": "runs",
@@ -153,19 +157,48 @@ def apply_override(config: dict, keys: list[str], value: object) -> None:
             node = node[key]
 
 
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    return data
+
+
+def _overlay(base: dict, update: dict) -> dict:
+    """``update`` over ``base``: mappings merge key by key, anything else (lists included) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _overlay(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_layers(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A config file with its ``base:`` chain resolved (paths relative to the file), before defaults."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        raise ConfigError(f"config inheritance loops: {' -> '.join(p.name for p in (*_chain, resolved))}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must name another config file, got {base!r}")
+    return _overlay(read_layers(path.parent / base, (*_chain, resolved)), data)
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping at the top level")
-        config = _merge(config, data)
+        config = _merge(config, read_layers(path))
     for text in overrides:
         apply_override(config, *parse_override(text))
     for entry in config["data"]["train"] + config["data"]["val"] + config["data"]["test"]:
@@ -174,3 +207,9 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
         if str(entry.get("format", "300w")).lower() not in FORMATS:
             raise ConfigError(f"data entry {entry['path']!r} has unknown format {entry['format']!r} (valid: {', '.join(FORMATS)})")
     return config
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of a resolved config (key order and YAML layout do not matter)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -5,6 +5,7 @@ import csv
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,13 @@ from tqdm import tqdm
 from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
 from sdfl_core.datasets import load_samples, split_by_group
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
+from sdfl_core.metrics import auc, failure_rate, nme_io
 from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss
 from sdfl_core.model import ModelConfig, SDFLModel
 from sdfl_core.schemas import get_schema
 
 from .augment import AugmentConfig
+from .config import config_hash
 from .data import LandmarkDataset, load_cached, pose_balance_weights
 
 log = logging.getLogger(__name__)
@@ -87,27 +90,42 @@ def make_scheduler(optimizer, optim: dict, steps_per_epoch: int, plan: dict):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def param_groups(model: torch.nn.Module, optim: dict) -> list[dict]:
+    """The backbone's parameters at ``optim.lr x optim.backbone_lr_mult`` (lower for ImageNet weights), the
+    head's at ``optim.lr``; the scheduler scales both by the same factor."""
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    groups = [{"params": head, "lr": optim["lr"]}]
+    if backbone:
+        groups.append({"params": backbone, "lr": optim["lr"] * optim["backbone_lr_mult"]})
+    return groups
+
+
 def make_optimizer(model: torch.nn.Module, optim: dict):
+    groups = param_groups(model, optim)
     if optim["name"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=optim["lr"], momentum=optim["momentum"],
+        return torch.optim.SGD(groups, lr=optim["lr"], momentum=optim["momentum"],
                                weight_decay=optim["weight_decay"], nesterov=False)
     if optim["name"] == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+        return torch.optim.AdamW(groups, lr=optim["lr"], weight_decay=optim["weight_decay"])
     raise ValueError(f"unknown optimizer {optim['name']!r} (sgd, adamw)")
 
 
 @torch.no_grad()
-def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
-    """Mean inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
+def validate_errors(model: SDFLModel, loader: DataLoader, schema, device) -> np.ndarray:
+    """Per-face inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
     model.eval()
     errors = []
     for x, y, _ in loader:
-        pred, _ = model(x.to(device).contiguous(memory_format=torch.channels_last))
-        pred, y = pred.float().cpu().numpy(), y.numpy()
-        err = np.linalg.norm(pred - y, axis=-1).mean(axis=1) / schema.ocular_distance(y)
-        errors.append(err)
+        pred = model(x.to(device).contiguous(memory_format=torch.channels_last))[0]
+        errors.append(nme_io(pred.float().cpu().numpy(), y.numpy(), schema))
     model.train()
-    return float(np.concatenate(errors).mean())
+    return np.concatenate(errors)
+
+
+def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
+    """Mean inter-ocular NME on the validation crops."""
+    return float(validate_errors(model, loader, schema, device).mean())
 
 
 def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int, int]:
@@ -143,7 +161,13 @@ def train(config: dict, resume: str | None = None) -> Path:
     va_img, va_pts, val_samples = load_cached(val_samples, size, schema)
 
     crop_scale = float(config["crop_scale"])
-    plain = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, IMAGENET_MEAN, IMAGENET_STD, None)
+    norm_mean, norm_std = IMAGENET_MEAN, IMAGENET_STD
+    if mc["pretrained"]:
+        from .pretrained import get_source
+
+        source = get_source(mc["pretrained"])
+        norm_mean, norm_std = source.norm_mean, source.norm_std
+    plain = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None)
     mean_shape = np.mean([plain.crop(i)[1] for i in range(len(plain))], axis=0).astype(np.float32)
     mask = mine_adjacency(np.stack(tr_pts), k=mc["k"])
     plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
@@ -152,15 +176,31 @@ def train(config: dict, resume: str | None = None) -> Path:
                                                          "hidden", "num_blocks", "fc_hidden", "feature_level",
                                                          "node_attention")},
                             num_points=schema.num_points)
-    model = SDFLModel(model_cfg, mask, mean_shape).to(device)
+    model = SDFLModel(model_cfg, mask, mean_shape)
+    provenance = {"config_sha256": config_hash(config)}
+    if mc["pretrained"] and not resume and not tc["init_from"]:
+        from .pretrained import init_backbone
+
+        provenance["backbone"] = init_backbone(model.backbone, model_cfg.backbone, mc["pretrained"])
+        log.info("backbone initialised from ImageNet weights %s (%d tensors)", mc["pretrained"], provenance["backbone"]["tensors"])
+    if tc["init_from"]:
+        from .pretrained import sha256
+
+        parent = {"path": str(tc["init_from"]), "sha256": sha256(tc["init_from"])}
+        parent_info = ModelInfo.from_payload(read_checkpoint(tc["init_from"])["info"])
+        if parent_info.provenance:
+            parent["provenance"] = parent_info.provenance
+        provenance["parent"] = parent
+    model = model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     info = ModelInfo(config=model_cfg, schema=schema.name, k=mc["k"], mask=mask, mean_shape=mean_shape,
-                     crop_scale=crop_scale, train_config=config, name=config["name"])
+                     norm_mean=tuple(norm_mean), norm_std=tuple(norm_std),
+                     crop_scale=crop_scale, train_config=config, name=config["name"], provenance=provenance)
 
     aug = AugmentConfig(**config["augment"])
-    train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, IMAGENET_MEAN, IMAGENET_STD, aug, config["seed"])
-    val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, IMAGENET_MEAN, IMAGENET_STD, None)
+    train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, aug, config["seed"])
+    val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None)
     bs = int(optim["batch_size"])
     sampler = None
     if tc["balance"] == "pdb":
@@ -200,8 +240,10 @@ def train(config: dict, resume: str | None = None) -> Path:
         extra = payload.get("extra") or {}
         if "optimizer" not in extra:
             raise ValueError(f"{resume} holds no optimizer state; resume from a run's last.pt")
-        resumed, _ = load_checkpoint(resume, expect_points=schema.num_points)
+        resumed, resumed_info = load_checkpoint(resume, expect_points=schema.num_points)
         model.load_state_dict(resumed.state_dict())
+        # The run's provenance (ImageNet source, parent) was recorded when it started.
+        info = replace(info, provenance={**resumed_info.provenance, "config_sha256": provenance["config_sha256"]})
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         start_epoch, best, step = int(extra["epoch"]) + 1, float(extra["best"]), int(extra["step"])
@@ -219,7 +261,8 @@ def train(config: dict, resume: str | None = None) -> Path:
     with open(metrics_path, "w" if new_file else "a", newline="") as fh:
         writer = csv.writer(fh)
         if new_file:
-            writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes"])
+            writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes",
+                             "val_fr_10", "val_auc_10"])
         model.train()
         stop = False
         epoch = start_epoch
@@ -263,15 +306,17 @@ def train(config: dict, resume: str | None = None) -> Path:
                     plan["epochs"] = max(epoch + 1, fit)
             last_epoch = stop or epoch == plan["epochs"] - 1
             if (epoch + 1) % tc["eval_every"] == 0 or last_epoch:
-                val = validate(model, val_loader, schema, device)
+                val_errors = validate_errors(model, val_loader, schema, device)
+                val, val_fr, val_auc = float(val_errors.mean()), failure_rate(val_errors), auc(val_errors)
                 improved = val < best
                 best = min(best, val)
                 writer.writerow([epoch + 1, step, f"{scheduler.get_last_lr()[0]:.6g}", f"{np.mean(losses):.4f}",
-                                 f"{val:.5f}", f"{best:.5f}", f"{(time.time() - t_start) / 60:.1f}"])
+                                 f"{val:.5f}", f"{best:.5f}", f"{(time.time() - t_start) / 60:.1f}",
+                                 f"{val_fr:.5f}", f"{val_auc:.5f}"])
                 fh.flush()
                 log.info("epoch %d: loss %.3f val NME %.4f (best %.4f)%s", epoch + 1, np.mean(losses), val, best,
                          f"; occluded-edge weight {np.mean(edge_terms):.3f} per face" if edge_terms else "")
-                metrics = {"val_nme_io": val, "epoch": epoch + 1, "step": step}
+                metrics = {"val_nme_io": val, "val_fr_10": val_fr, "val_auc_10": val_auc, "epoch": epoch + 1, "step": step}
                 if improved:
                     save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))
             extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
@@ -285,6 +330,4 @@ def train(config: dict, resume: str | None = None) -> Path:
 
 
 def _with_metrics(info: ModelInfo, metrics: dict) -> ModelInfo:
-    from dataclasses import replace
-
     return replace(info, metrics={**info.metrics, **metrics})

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from training.config import DEFAULTS, ConfigError, load_config, parse_override
 
@@ -23,11 +25,84 @@ def test_defaults_load_and_are_a_copy():
     assert DEFAULTS["optim"]["lr"] == 0.002
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
-def test_shipped_configs_load(name):
-    config = load_config(CONFIGS / name)
-    assert config["name"] == Path(name).stem
+ALL_CONFIGS = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_every_config_resolves_and_builds_its_model(name):
+    import torch
+
+    from sdfl_core.graph import mine_adjacency
+    from sdfl_core.model import ModelConfig, SDFLModel
+    from sdfl_core.schemas import get_schema
+
+    path = CONFIGS / name
+    raw = yaml.safe_load(path.read_text())
+    config = load_config(path)
+    if "name" in raw:
+        assert config["name"] == path.stem
+    else:  # a shared base: some other config must build on it
+        users = [p for p in CONFIGS.rglob("*.yaml") if (yaml.safe_load(p.read_text()) or {}).get("base")
+                 and (p.parent / yaml.safe_load(p.read_text())["base"]).resolve() == path.resolve()]
+        assert users, f"{name} has no name and no config uses it as its base"
     assert config["data"]["train"] and all("path" in e for e in config["data"]["train"])
+    mc = config["model"]
+    n = get_schema(config["data"]["schema"]).num_points
+    shapes = np.random.default_rng(0).normal(size=(20, n, 2))
+    model_cfg = ModelConfig(num_points=n, **{k: v for k, v in mc.items() if k not in ("k", "pretrained")})
+    model = SDFLModel(model_cfg, mine_adjacency(shapes, k=mc["k"])).eval()
+    with torch.no_grad():
+        coords = model(torch.zeros(1, 3, mc["input_size"], mc["input_size"]))[0]
+    assert coords.shape == (1, n, 2)
+    if mc["pretrained"]:
+        from training.pretrained import get_source
+
+        assert get_source(mc["pretrained"]).arch == mc["backbone"]
+
+
+def test_base_chain_overlays_mappings_and_replaces_lists(tmp_path):
+    (tmp_path / "root.yaml").write_text("seed: 3\noptim: {lr: 0.01, epochs: 5}\ndata:\n  train: [{path: a}, {path: b}]\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mid.yaml").write_text("base: ../root.yaml\nname: mid\noptim: {epochs: 7}\n")
+    (tmp_path / "sub" / "leaf.yaml").write_text("base: mid.yaml\nname: leaf\ndata:\n  train: [{path: c}]\n")
+    config = load_config(tmp_path / "sub" / "leaf.yaml")
+    assert config["name"] == "leaf" and config["seed"] == 3
+    assert config["optim"]["lr"] == 0.01 and config["optim"]["epochs"] == 7
+    assert config["optim"]["batch_size"] == DEFAULTS["optim"]["batch_size"]
+    assert config["data"]["train"] == [{"path": "c"}]
+
+
+def test_base_loops_and_missing_bases_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: {x: 1}\n")
+    with pytest.raises(ConfigError, match="base must name"):
+        load_config(tmp_path / "d.yaml")
+
+
+def test_twins_differ_only_in_the_head():
+    sdfl, fc = load_config(CONFIGS / "sdfl_68.yaml"), load_config(CONFIGS / "fc_68.yaml")
+    assert sdfl["model"]["head"] == "graph" and fc["model"]["head"] == "fc"
+    for config in (sdfl, fc):
+        config.pop("name")
+        config["model"] = {k: v for k, v in config["model"].items() if k not in ("head", "node_attention")}
+        config["loss"].pop("edge_occlusion")
+    assert sdfl == fc
+
+
+def test_config_hash_ignores_key_order():
+    from training.config import config_hash
+
+    a = load_config(CONFIGS / "sdfl_68.yaml")
+    b = {key: a[key] for key in reversed(list(a))}
+    assert config_hash(a) == config_hash(b)
+    b["optim"] = {**b["optim"], "lr": 0.5}
+    assert config_hash(a) != config_hash(b)
 
 
 def test_yaml_overrides_only_what_it_names(tmp_path):
