@@ -67,6 +67,21 @@ def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 10001) -> float
     return float(trapezoid(ys, xs) / threshold)
 
 
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive): the probability that a
+    random positive scores above a random negative, ties counting half (Mann-Whitney U). NaN when one
+    class is absent."""
+    from scipy.stats import mannwhitneyu
+
+    scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels).ravel().astype(bool)
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores and labels differ in size: {scores.size} and {labels.size}")
+    pos, neg = scores[labels], scores[~labels]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    return float(mannwhitneyu(pos, neg, alternative="two-sided").statistic / (pos.size * neg.size))
+
+
 def summarize(pred: np.ndarray, gt: np.ndarray, schema: Schema, threshold: float = 0.1) -> dict:
     """The report's keys, as fractions: count, nme_io, nme_ip, fr_10, auc_10."""
     io = nme_io(pred, gt, schema)

@@ -33,6 +33,9 @@ class ModelConfig:
     node_attention: bool = False
     """Beyond the paper: gate each node's n x H x W features with its own spatial softmax, so a node reads
     the part of the map around its landmark and an occluder elsewhere reaches it less (graph head only)."""
+    visibility: bool = False
+    """A per-landmark visibility output: N logits, from each node's features (graph head) or from the
+    shared feature map (FC head), trained against the augmentation's occluder cover."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -149,12 +152,20 @@ class SDFLModel(nn.Module):
             self.blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.num_blocks))
             self.gc_out = GraphConv(config.hidden, 2, activate=False)
             last = self.gc_out.linear
+            if config.visibility:
+                # One MLP shared by the nodes over [map-to-node features, last hidden features], plus a
+                # per-landmark bias (some points, e.g. the jaw, are covered more often than others).
+                self.vis_head = nn.Sequential(nn.Linear(node_dim + config.hidden, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
+                self.vis_bias = nn.Parameter(torch.zeros(n))
         else:
             self.fc = nn.Sequential(
                 nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden), nn.ReLU(inplace=True),
                 nn.Linear(config.fc_hidden, 2 * n),
             )
             last = self.fc[-1]
+            if config.visibility:
+                self.vis_head = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, 128), nn.ReLU(inplace=True),
+                                              nn.Linear(128, n))
         # Start exactly at the mean shape. With random output weights the quickest early win is to
         # shrink the output's variance, which kills the ReLUs feeding it (the FC head collapsed to a
         # constant that way in training from scratch).
@@ -179,6 +190,16 @@ class SDFLModel(nn.Module):
         return masked_softmax(logits, self.mask)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        coords, adj, _ = self._run(x, with_visibility=False)
+        return coords, adj
+
+    def forward_with_visibility(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward`` plus (B, N) visibility logits (sigmoid = probability that the point is visible)."""
+        if not self.config.visibility:
+            raise ValueError("this model has no visibility output (model.visibility is false)")
+        return self._run(x, with_visibility=True)
+
+    def _run(self, x: torch.Tensor, with_visibility: bool):
         size = self.config.input_size
         # The heads are sized for one feature-map side, so any other resolution cannot run.
         if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (size, size):
@@ -187,25 +208,42 @@ class SDFLModel(nn.Module):
         n = self.config.num_points
         if self.config.head == "fc":
             coords = self.fc(feats).unflatten(1, (n, 2))
-            return coords + self.mean_shape, coords[..., :0]
+            vis = self.vis_head(feats) if with_visibility else None
+            return coords + self.mean_shape, coords[..., :0], vis
         h = self.embed(feats)
         adj = self.edge_weights(h)
-        return self.graph_regress(h, adj), adj
+        coords, nodes_in, nodes_out = self._graph(h, adj)
+        vis = None
+        if with_visibility:
+            vis = self.vis_head(torch.cat([nodes_in, nodes_out], dim=-1)).squeeze(-1) + self.vis_bias
+        return coords, adj, vis
 
     def graph_regress(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """Graph head from the map-to-node output ``h`` (B, N*n, H, W) and edge weights ``adj`` (B, N, N).
 
         Split out of ``forward`` so an analysis can feed node features and adjacencies of its own (e.g.
         the clean image's features for some nodes, ``benchmarks/occlusion_paths.py``)."""
+        return self._graph(h, adj)[0]
+
+    def _graph(self, h: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Coordinates, each node's input features (B, N, n*H*W) and its last hidden features (B, N, hidden)."""
         n = self.config.num_points
         nodes = h.unflatten(1, (n, self.config.expansion)).flatten(3)  # (B, N, n, HW)
         if self.config.node_attention:
             gate = torch.softmax(self.node_attn(h).flatten(2), dim=-1)  # (B, N, HW), sums to 1 per node
             nodes = nodes * (gate * gate.shape[-1]).unsqueeze(2)  # a uniform gate leaves the features as they are
-        nodes = self.gc_in(nodes.flatten(2), adj)
+        nodes_in = nodes.flatten(2)
+        hidden = self.gc_in(nodes_in, adj)
         for block in self.blocks:
-            nodes = block(nodes, adj)
-        return self.gc_out(nodes, adj) + self.mean_shape
+            hidden = block(hidden, adj)
+        return self.gc_out(hidden, adj) + self.mean_shape, nodes_in, hidden
+
+    def visibility_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the visibility output only (empty without one)."""
+        if not self.config.visibility:
+            return []
+        params = list(self.vis_head.parameters())
+        return params + ([self.vis_bias] if self.config.head == "graph" else [])
 
     def head_parameters(self) -> int:
         backbone = sum(p.numel() for p in self.backbone.parameters())

@@ -36,6 +36,7 @@ DEFAULTS: dict = {
         "feature_level": -1,
         "node_attention": False,
         "pretrained": "",
+        "visibility": False,
     },
     "augment": {
         "rotation": 40.0,
@@ -52,7 +53,7 @@ DEFAULTS: dict = {
         "noise": 0.2,
         "ramp_epochs": 0,
     },
-    "loss": {"kind": "softwing", "relative_weight": 1.0, "edge_occlusion": 0.0},
+    "loss": {"kind": "softwing", "relative_weight": 1.0, "edge_occlusion": 0.0, "visibility": 1.0},
     "optim": {
         "name": "adamw",
         "lr": 0.002,
@@ -77,6 +78,7 @@ DEFAULTS: dict = {
         "device": "auto",
         "init_from": "",
         "init_partial": False,
+        "trainable": "all",
     },
 }
 

@@ -17,8 +17,8 @@ from tqdm import tqdm
 from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
 from sdfl_core.datasets import load_samples, split_by_group
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
-from sdfl_core.metrics import auc, failure_rate, nme_io
 from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss
+from sdfl_core.metrics import auc, failure_rate, nme_io
 from sdfl_core.model import ModelConfig, SDFLModel
 from sdfl_core.schemas import get_schema
 
@@ -93,8 +93,9 @@ def make_scheduler(optimizer, optim: dict, steps_per_epoch: int, plan: dict):
 def param_groups(model: torch.nn.Module, optim: dict) -> list[dict]:
     """The backbone's parameters at ``optim.lr x optim.backbone_lr_mult`` (lower for ImageNet weights), the
     head's at ``optim.lr``; the scheduler scales both by the same factor."""
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
-    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    backbone = [p for n, p in named if n.startswith("backbone.")]
+    head = [p for n, p in named if not n.startswith("backbone.")]
     groups = [{"params": head, "lr": optim["lr"]}]
     if backbone:
         groups.append({"params": backbone, "lr": optim["lr"] * optim["backbone_lr_mult"]})
@@ -121,6 +122,32 @@ def validate_errors(model: SDFLModel, loader: DataLoader, schema, device) -> np.
         errors.append(nme_io(pred.float().cpu().numpy(), y.numpy(), schema))
     model.train()
     return np.concatenate(errors)
+
+
+@torch.no_grad()
+def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
+    """AUROC of the visibility output against the occluder cover of the validation crops."""
+    from sdfl_core.metrics import auroc
+
+    model.eval()
+    scores, labels = [], []
+    for x, _, occluded in loader:
+        vis = model.forward_with_visibility(x.to(device).contiguous(memory_format=torch.channels_last))[2]
+        scores.append(torch.sigmoid(vis.float()).cpu().numpy().ravel())
+        labels.append(1 - occluded.numpy().ravel())
+    return auroc(np.concatenate(scores), np.concatenate(labels))
+
+
+def visibility_loss(logits: torch.Tensor, occluded: torch.Tensor) -> torch.Tensor:
+    """BCE of the (B, N) visibility logits against the augmentation's cover (1 = occluded, so not visible)."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, 1 - occluded.to(logits.dtype))
+
+
+def set_train_mode(model: SDFLModel, only_visibility: bool) -> None:
+    """Training mode; with ``only_visibility`` everything else stays in eval mode (frozen BatchNorm)."""
+    model.train(not only_visibility)
+    if only_visibility:
+        model.vis_head.train()
 
 
 def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
@@ -174,7 +201,7 @@ def train(config: dict, resume: str | None = None) -> Path:
 
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
                                                          "hidden", "num_blocks", "fc_hidden", "feature_level",
-                                                         "node_attention")},
+                                                         "node_attention", "visibility")},
                             num_points=schema.num_points)
     model = SDFLModel(model_cfg, mask, mean_shape)
     provenance = {"config_sha256": config_hash(config)}
@@ -216,6 +243,24 @@ def train(config: dict, resume: str | None = None) -> Path:
     edge_weight = float(config["loss"]["edge_occlusion"])
     if edge_weight and model_cfg.head != "graph":
         raise ValueError("loss.edge_occlusion needs the graph head (the FC head has no edges)")
+    if tc["trainable"] not in ("all", "visibility"):
+        raise ValueError(f"train.trainable must be all or visibility, got {tc['trainable']!r}")
+    only_visibility = tc["trainable"] == "visibility"
+    if only_visibility:
+        if not model_cfg.visibility:
+            raise ValueError("train.trainable: visibility needs model.visibility: true")
+        # Everything but the visibility output stays exactly as it was (weights and BatchNorm statistics), so
+        # the landmarks of the warm-start model are unchanged by construction.
+        keep = {id(p) for p in model.visibility_parameters()}
+        for param in model.parameters():
+            param.requires_grad_(id(param) in keep)
+    vis_weight = float(config["loss"]["visibility"]) if model_cfg.visibility else 0.0
+    vis_val_loader = None
+    if model_cfg.visibility:
+        # Validation faces under the training occluders, drawn once (fixed seed and epoch).
+        vis_val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std,
+                                      aug.at_epoch(10 ** 6), config["seed"] + 1)
+        vis_val_loader = DataLoader(vis_val_set, batch_size=64, shuffle=False, num_workers=0)
     optimizer = make_optimizer(model, optim)
     plan = {"epochs": int(optim["epochs"])}
     scheduler = make_scheduler(optimizer, optim, len(train_loader), plan)
@@ -262,13 +307,13 @@ def train(config: dict, resume: str | None = None) -> Path:
         writer = csv.writer(fh)
         if new_file:
             writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes",
-                             "val_fr_10", "val_auc_10"])
-        model.train()
+                             "val_fr_10", "val_auc_10", "val_vis_auroc"])
         stop = False
         epoch = start_epoch
         while epoch < plan["epochs"]:
             epoch_start = time.time()
             train_set.set_epoch(epoch)
+            set_train_mode(model, only_visibility)
             losses, edge_terms = [], []
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{plan['epochs']}", leave=False, dynamic_ncols=True)
             for x, y, occluded in bar:
@@ -277,8 +322,13 @@ def train(config: dict, resume: str | None = None) -> Path:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
                 with torch.autocast(device_type="cuda", enabled=use_amp):
-                    pred, adj = model(x)
-                loss = criterion(pred.float(), y)["total"]
+                    pred, adj, vis = model.forward_with_visibility(x) if vis_weight else (*model(x), None)
+                if only_visibility:
+                    loss = vis_weight * visibility_loss(vis.float(), occluded.to(device))
+                else:
+                    loss = criterion(pred.float(), y)["total"]
+                    if vis_weight:
+                        loss = loss + vis_weight * visibility_loss(vis.float(), occluded.to(device))
                 if edge_weight:
                     edge_term = edge_occlusion_loss(adj.float(), occluded.to(device))
                     edge_terms.append(edge_term.item())
@@ -308,15 +358,21 @@ def train(config: dict, resume: str | None = None) -> Path:
             if (epoch + 1) % tc["eval_every"] == 0 or last_epoch:
                 val_errors = validate_errors(model, val_loader, schema, device)
                 val, val_fr, val_auc = float(val_errors.mean()), failure_rate(val_errors), auc(val_errors)
-                improved = val < best
-                best = min(best, val)
+                vis_auroc = validate_visibility(model, vis_val_loader, device) if vis_val_loader else float("nan")
+                # The model is chosen on validation NME, or on visibility AUROC when only that output trains.
+                score = -vis_auroc if only_visibility else val
+                improved = score < best
+                best = min(best, score)
                 writer.writerow([epoch + 1, step, f"{scheduler.get_last_lr()[0]:.6g}", f"{np.mean(losses):.4f}",
                                  f"{val:.5f}", f"{best:.5f}", f"{(time.time() - t_start) / 60:.1f}",
-                                 f"{val_fr:.5f}", f"{val_auc:.5f}"])
+                                 f"{val_fr:.5f}", f"{val_auc:.5f}", f"{vis_auroc:.5f}"])
                 fh.flush()
-                log.info("epoch %d: loss %.3f val NME %.4f (best %.4f)%s", epoch + 1, np.mean(losses), val, best,
+                log.info("epoch %d: loss %.3f val NME %.4f FR %.3f AUC %.3f%s%s", epoch + 1, np.mean(losses), val, val_fr,
+                         val_auc, f" visibility AUROC {vis_auroc:.3f}" if vis_val_loader else "",
                          f"; occluded-edge weight {np.mean(edge_terms):.3f} per face" if edge_terms else "")
                 metrics = {"val_nme_io": val, "val_fr_10": val_fr, "val_auc_10": val_auc, "epoch": epoch + 1, "step": step}
+                if vis_val_loader:
+                    metrics["val_vis_auroc"] = vis_auroc
                 if improved:
                     save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))
             extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,

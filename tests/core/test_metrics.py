@@ -115,3 +115,15 @@ def test_summarize_keys_and_values():
     assert out["nme_ip"] == pytest.approx((5 / 40 + 10 / 40) / 2)
     assert out["fr_10"] == 0.5
     assert out["auc_10"] == pytest.approx((0.1 - 5 / 60) / 0.1 / 2, abs=1e-3)
+
+
+def test_auroc_known_values():
+    from sdfl_core.metrics import auroc
+
+    assert auroc([0.9, 0.8, 0.1, 0.2], [1, 1, 0, 0]) == 1.0
+    assert auroc([0.1, 0.2, 0.9, 0.8], [1, 1, 0, 0]) == 0.0
+    assert auroc([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0]) == 0.5
+    assert auroc([0.9, 0.3, 0.5, 0.1], [1, 1, 0, 0]) == 0.75  # 3 of the 4 positive/negative pairs ordered
+    assert np.isnan(auroc([0.1, 0.2], [1, 1]))
+    with pytest.raises(ValueError, match="differ in size"):
+        auroc([0.1, 0.2], [1])

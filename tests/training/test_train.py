@@ -1,7 +1,6 @@
 """The training loop end to end on a tiny 300W-style folder (CPU, seconds), the CLI, and calibration."""
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -13,32 +12,10 @@ from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
 from sdfl_core.cli import main
 from sdfl_core.datasets import read_300w
 from training.calibrate import calibrate_detector_box
-from training.config import load_config
 from training.train import gather, train
 
 from synthetic_faces import make_300w_folder, write_pts
-
-
-def tiny_config(data: Path, out: Path, **sections) -> dict:
-    overrides = {
-        "name": "tiny",
-        "data": {"schema": "300w", "train": [{"path": str(data), "format": "300w"}], "val_fraction": 0.25,
-                 "precrop_size": 96},
-        "model": {"backbone": "mobilenetv2_050", "input_size": 64},
-        "optim": {"batch_size": 4, "epochs": 2, "warmup_epochs": 0},
-        "train": {"out_dir": str(out), "max_steps": 50, "num_threads": 1, "device": "cpu"},
-    }
-    for section, values in sections.items():
-        overrides[section] = {**overrides.get(section, {}), **values}
-    path = out / "tiny.yaml"
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(overrides))
-    return load_config(path)
-
-
-def read_metrics(run: Path) -> list[dict]:
-    with open(run / "metrics.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
+from train_helpers import read_metrics, tiny_config
 
 
 @pytest.fixture(scope="module")
