@@ -12,7 +12,7 @@ from sdfl_core.predictor import OnnxPredictor
 from training.ship import ship, training_commands, write_model_card
 from training.train import train
 
-from test_train import tiny_config
+from train_helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -53,36 +53,49 @@ def test_shipped_files_carry_the_calibration_and_metrics(shipped):
 def test_model_card_lists_the_measured_numbers(shipped, tmp_path):
     target, metrics = shipped
     card = tmp_path / "MODEL_CARD.md"
-    write_model_card({"tiny": target}, card)
+    write_model_card({"tiny": target}, card, configs=target.parent.parent / "runs")
     text = card.read_text()
     assert f"{metrics['faces/gt']['nme_io'] * 100:.2f}" in text
     assert "non-commercial" in text and "tiny_ced.png" in text and "short-range detector" in text
 
 
-def test_training_commands_follow_warm_restarts_back_to_the_first_stage(tmp_path):
-    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"name": "m"}))
-    (tmp_path / "m_ft.yaml").write_text(yaml.safe_dump({"name": "m_ft", "train": {"init_from": "runs/m/best.pt"}}))
-    s3 = {"name": "m_s3", "train": {"init_from": "assets/models/m.pt"}}
-    assert training_commands("m_s3", s3, tmp_path) == [
-        "sdfl train --config training/configs/m.yaml",
-        "sdfl train --config training/configs/m_ft.yaml",
-        "python -m training.ship --run runs/m_ft --out assets/models/m.pt",  # s3 starts from the shipped m_ft
-        "sdfl train --config training/configs/m_s3.yaml",
+def test_training_commands_follow_warm_starts_back_to_the_first_stage(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"optim": {"epochs": 3}}))
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"base": "base.yaml", "name": "m"}))
+    (tmp_path / "m_vis.yaml").write_text(yaml.safe_dump({"base": "m.yaml", "name": "m_vis",
+                                                         "train": {"init_from": "runs/m/best.pt"}}))
+    assert training_commands("m_vis", tmp_path) == [
+        f"sdfl train --config {(tmp_path / 'm.yaml').as_posix()}",
+        f"sdfl train --config {(tmp_path / 'm_vis.yaml').as_posix()}",
     ]
-    assert training_commands("m", {"name": "m"}, tmp_path) == ["sdfl train --config training/configs/m.yaml"]
+    assert training_commands("m", tmp_path) == [f"sdfl train --config {(tmp_path / 'm.yaml').as_posix()}"]
 
 
-def test_training_commands_of_a_stage_variant_follow_the_stage_before(tmp_path):
-    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"name": "m"}))
-    (tmp_path / "m_ft.yaml").write_text(yaml.safe_dump({"name": "m_ft", "train": {"init_from": "assets/models/m.pt"}}))
+def test_a_stage_that_starts_from_a_shipped_file_cannot_be_rebuilt(tmp_path):
     (tmp_path / "m_s3.yaml").write_text(yaml.safe_dump({"name": "m_s3", "train": {"init_from": "assets/models/m.pt"}}))
-    variant = {"name": "m_s16_att", "train": {"init_from": "assets/models/m.pt"}}
-    assert training_commands("m_s16_att", variant, tmp_path) == [
-        "sdfl train --config training/configs/m.yaml",
-        "python -m training.ship --run runs/m --out assets/models/m.pt",
-        "sdfl train --config training/configs/m_ft.yaml",
-        "python -m training.ship --run runs/m_ft --out assets/models/m.pt",
-        "sdfl train --config training/configs/m_s3.yaml",
-        "python -m training.ship --run runs/m_s3 --out assets/models/m.pt",
-        "sdfl train --config training/configs/m_s16_att.yaml",
-    ]
+    with pytest.raises(ValueError, match="cannot be rebuilt"):
+        training_commands("m_s3", tmp_path)
+    (tmp_path / "m_s4.yaml").write_text(yaml.safe_dump({"name": "m_s4", "train": {"init_from": "runs/gone/best.pt"}}))
+    with pytest.raises(FileNotFoundError, match="no config for run 'gone'"):
+        training_commands("m_s4", tmp_path)
+
+
+def test_the_shipped_chain_starts_from_imagenet_and_the_card_names_existing_configs():
+    import re
+    from pathlib import Path
+
+    from training.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    configs = repo / "training" / "configs"
+    for name in ("sdfl_68", "fc_68"):
+        _, info = load_checkpoint(repo / "assets" / "models" / f"{name}.pt")
+        run = info.train_config["name"]
+        chain = training_commands(run, configs)
+        first = load_config(configs / f"{chain[0].split('/')[-1]}")
+        assert first["model"]["pretrained"] and not first["train"]["init_from"]
+    card = (repo / "assets" / "models" / "MODEL_CARD.md").read_text()
+    named = re.findall(r"--config (\S+\.yaml)", card)
+    assert named, "the model card names no training command"
+    for path in named:
+        assert (repo / path).is_file(), path
