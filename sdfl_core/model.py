@@ -33,6 +33,10 @@ class ModelConfig:
     node_attention: bool = False
     """Beyond the paper: gate each node's n x H x W features with its own spatial softmax, so a node reads
     the part of the map around its landmark and an occluder elsewhere reaches it less (graph head only)."""
+    fc_norm: bool = False
+    """FC head only: BatchNorm between its hidden layer and the ReLU. Without it, the large features of a
+    pretrained backbone drove almost every hidden unit dead within a few epochs (the head collapsed to one
+    shape)."""
     visibility: bool = False
     """A per-landmark visibility output: N logits, from each node's features (graph head) or from the
     shared feature map (FC head), trained against the augmentation's occluder cover."""
@@ -48,6 +52,8 @@ class ModelConfig:
             raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
         if not timm.is_model(self.backbone):
             raise ValueError(f"unknown timm backbone {self.backbone!r}")
+        if self.fc_norm and self.head != "fc":
+            raise ValueError("fc_norm needs the FC head")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if not -5 <= self.feature_level <= -1:
@@ -158,8 +164,9 @@ class SDFLModel(nn.Module):
                 self.vis_head = nn.Sequential(nn.Linear(node_dim + config.hidden, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
                 self.vis_bias = nn.Parameter(torch.zeros(n))
         else:
+            norm = [nn.BatchNorm1d(config.fc_hidden)] if config.fc_norm else []
             self.fc = nn.Sequential(
-                nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden), nn.ReLU(inplace=True),
+                nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden), *norm, nn.ReLU(inplace=True),
                 nn.Linear(config.fc_hidden, 2 * n),
             )
             last = self.fc[-1]

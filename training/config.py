@@ -36,6 +36,7 @@ DEFAULTS: dict = {
         "feature_level": -1,
         "node_attention": False,
         "pretrained": "",
+        "fc_norm": False,
         "visibility": False,
     },
     "augment": {

@@ -228,3 +228,19 @@ def test_node_attention_starts_as_the_plain_map_to_node_and_learns_a_gate():
 def test_node_attention_needs_the_graph_head():
     with pytest.raises(ValueError, match="node_attention needs the graph head"):
         ModelConfig(backbone=TINY, head="fc", node_attention=True)
+
+
+def test_fc_norm_adds_batchnorm_to_the_fc_head_only():
+    from sdfl_core.model import ModelConfig, SDFLModel
+
+    mask = np.eye(68, dtype=bool)
+    plain = SDFLModel(ModelConfig(backbone="mobilenetv2_050", input_size=64, head="fc"), mask)
+    normed = SDFLModel(ModelConfig(backbone="mobilenetv2_050", input_size=64, head="fc", fc_norm=True), mask)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.fc)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in normed.fc) == 1
+    normed.eval()
+    with torch.no_grad():
+        coords, edges = normed(torch.zeros(2, 3, 64, 64))
+    assert coords.shape == (2, 68, 2) and edges.shape == (2, 68, 0)
+    with pytest.raises(ValueError, match="fc_norm needs the FC head"):
+        ModelConfig(backbone="mobilenetv2_050", head="graph", fc_norm=True)

@@ -90,7 +90,7 @@ def test_twins_differ_only_in_the_head():
     assert sdfl["model"]["head"] == "graph" and fc["model"]["head"] == "fc"
     for config in (sdfl, fc):
         config.pop("name")
-        config["model"] = {k: v for k, v in config["model"].items() if k not in ("head", "node_attention")}
+        config["model"] = {k: v for k, v in config["model"].items() if k not in ("head", "node_attention", "fc_norm")}
         config["loss"].pop("edge_occlusion")
     assert sdfl == fc
 

@@ -1,0 +1,54 @@
+"""Accuracy on a training config's validation split, for choosing between recipes and runs.
+
+The dev test set (AFW) stays unseen: every choice of the recipe is made with this table.
+
+    python -m training.validate --config training/configs/sdfl_68.yaml --weights runs/sdfl_68/best.pt \\
+        --weights runs/fc_68/best.pt [--out runs/validation.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from sdfl_core.evaluate import evaluate
+from sdfl_core.predictor import load_predictor
+
+from .config import load_config
+from .train import split_samples
+
+
+def validation_table(config_path: str | Path, weights: list[str | Path]) -> dict[str, dict]:
+    """{model: evaluate()'s report (nme_io, fr_10, auc_10, ...)} on the config's validation faces, cropped
+    from their ground-truth landmark boxes (the standard protocol)."""
+    _, val = split_samples(load_config(config_path))
+    reports = {}
+    for path in weights:
+        path = Path(path)
+        name = path.parent.name if path.stem in ("best", "last") else path.stem
+        report, _ = evaluate(load_predictor(path, device="cpu"), val, "gt")
+        reports[name] = report
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="the training config whose validation split to use")
+    parser.add_argument("--weights", action="append", required=True, help="a model to score (repeat)")
+    parser.add_argument("--out", type=Path, help="also write the reports as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    reports = validation_table(args.config, args.weights)
+    print("| model | val faces | NME io % | FR@0.1 % | AUC@0.1 |")
+    print("|---|---|---|---|---|")
+    for name, r in reports.items():
+        print(f"| {name} | {r['count']} | {r['nme_io'] * 100:.2f} | {r['fr_10'] * 100:.2f} | {r['auc_10']:.4f} |")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(reports, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
