@@ -247,6 +247,13 @@ def table(rows: list[Row], baselines: list[str]) -> str:
             lines.append(f"{case:<16} {r.method:<22} {r.faces / r.frames:>8.2f} {r.median('detect'):>8} "
                          f"{r.median('landmarks'):>8} {r.median('track'):>7} {r.other_ms():>6.2f} {r.fps:>8.1f} {mark:>6}  "
                          f"{ratio:<28} {r.note}")
+    one = by_case.get(GOALS["one"][0], {})
+    sdfl, mesh = one.get("sdfl"), one.get("MediaPipe det+mesh468")
+    if sdfl and mesh and sdfl.stages["landmarks"] and mesh.stages["landmarks"]:
+        ours, theirs = statistics.median(sdfl.stages["landmarks"]), statistics.median(mesh.stages["landmarks"])
+        ratio = ours / theirs
+        lines.append(f"landmark stage, one face (crop + model): sdfl {ours:.2f} ms, MediaPipe mesh {theirs:.2f} ms: "
+                     f"{ratio:.2f}x the mesh (goal <= 2x: {'ok' if ratio <= 2 else 'MISS'})")
     return "\n".join(lines)
 
 
