@@ -17,6 +17,7 @@ left eye, nose tip, mouth centre, right ear tragion, left ear tragion ("right" i
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from pathlib import Path
 import cv2
 
 # torch._dynamo (which timm/torchvision pull in) loads triton's native library, and loading it after
-# mediapipe's segfaults the process; load it first. Every sdfl process imports torch anyway.
-import torch._dynamo  # noqa: F401  isort: skip
-import mediapipe as mp
+# mediapipe's has segfaulted the process; when torch is already loaded, load it first. Inference imports
+# neither torch nor triton, so this costs tracking nothing.
+if "torch" in sys.modules:
+    import torch._dynamo  # noqa: F401  isort: skip
+import mediapipe as mp  # noqa: E402
 import mediapipe.tasks.c  # noqa: F401  (see the note below)
 import numpy as np
 from mediapipe.tasks.python.core.base_options import BaseOptions
