@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .assets import asset_path
-from .checkpoint import ModelInfo, load_checkpoint
+from .checkpoint import CheckpointError, ModelInfo, load_checkpoint
 from .extras import install_hint
 from .onnx_meta import META_KEY, file_sha256, info_from_json, source_sha256
 from .preprocess import to_input
@@ -137,12 +139,25 @@ def onnx_for_checkpoint(weights: Path) -> Path:
     if not _torch_installed():
         raise ImportError(f"{weights} has no current ONNX export beside it, and exporting one needs torch: "
                           f"pass a .onnx model, or {install_hint('torch')}")
-    from .onnx_export import export_onnx
-
-    model, info = load_checkpoint(weights)
     log.info("exporting %s to ONNX for the CPU engine (%s)", weights, target)
-    export_onnx(model, info, target, source=weights)
+    if "mediapipe" in sys.modules and "torch._dynamo" not in sys.modules:
+        # Loading torch's stack after mediapipe's native library segfaults (see detector._mediapipe):
+        # a process that already detects faces (the GUI loading a .pt) exports in a child process.
+        _export_in_child(weights, target)
+    else:
+        from .onnx_export import export_onnx
+
+        model, info = load_checkpoint(weights)
+        export_onnx(model, info, target, source=weights)
     return target
+
+
+def _export_in_child(weights: Path, target: Path) -> None:
+    command = [sys.executable, "-m", "sdfl_core.cli", "export", "--weights", str(weights), "--out", str(target)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise CheckpointError(f"exporting {weights} to ONNX failed: {lines[-1]}")
 
 
 def load_predictor(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
