@@ -54,6 +54,9 @@ class ControlsPanel(QWidget):
     # --- groups -------------------------------------------------------------------------------
     def _source_box(self) -> QGroupBox:
         box = QGroupBox("Source")
+        # What is playing: the camera spin box below only picks the camera to open.
+        self.current_source = QLabel("playing: nothing")
+        self.current_source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         row = QHBoxLayout()
         self.camera_index = QSpinBox()
         self.camera_index.setRange(0, 9)
@@ -73,6 +76,7 @@ class ControlsPanel(QWidget):
         self.lossless.setToolTip("Files: wait for the model on every frame instead of dropping frames to keep real time")
         self.lossless.toggled.connect(self.lossless_toggled)
         v = QVBoxLayout(box)
+        v.addWidget(self.current_source)
         v.addLayout(row)
         v.addLayout(row2)
         v.addWidget(self.lossless)

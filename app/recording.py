@@ -55,9 +55,9 @@ class Recorder:
     def exporting_csv(self) -> bool:
         return self.csv is not None
 
-    def write_result(self, result: FrameResult) -> None:
+    def write_result(self, result: FrameResult, source: str = "") -> None:
         if self.csv is not None:
-            self.csv.write(result)
+            self.csv.write(result, source)
 
     def stop_csv(self) -> int:
         rows = self.csv.rows_written if self.csv is not None else 0

@@ -496,7 +496,10 @@ class MainWindow(QMainWindow):
         self._shown_in_generation = 0
         self._ended = None
         self.transport.set_source(info.num_frames, info.seekable)
-        self.setWindowTitle(f"sdfl - {Path(info.name).name if not info.is_camera else info.name}")
+        shown = Path(info.name).name if not info.is_camera else info.name
+        self.setWindowTitle(f"sdfl - {shown}")
+        self.controls.current_source.setText(f"playing: {shown}")
+        self.controls.current_source.setToolTip(info.name)
         self.view.set_message("")
         if info.name == "demo":
             if not self.banner.isVisible():
@@ -560,7 +563,7 @@ class MainWindow(QMainWindow):
             self.frames_shown += 1
             self._shown_in_generation += 1
             if self._csv_generation == bundle.generation:
-                self.recorder.write_result(bundle.result)
+                self.recorder.write_result(bundle.result, bundle.frame.source)
         self.last_bundle = bundle
         self._draw(bundle)
         if self.recorder.recording_video and self.last_image is not None:

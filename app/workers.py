@@ -205,7 +205,7 @@ class CaptureWorker(QObject):
             return
         self.frames_read += 1
         self.last_index = frame.index
-        self.queue.put(Frame(frame.index, frame.timestamp_ms, to_bgr_uint8(frame.image)), self.generation)
+        self.queue.put(Frame(frame.index, frame.timestamp_ms, to_bgr_uint8(frame.image), frame.source), self.generation)
         self.frame_captured.emit(frame.index)
         self.frame_queued.emit()
 

@@ -1,17 +1,26 @@
-"""Self-describing checkpoints: one file carries the weights and everything needed to run them."""
+"""Self-describing checkpoints: one file carries the weights and everything needed to run them.
+
+``ModelInfo`` is torch-free (ONNX inference reads it from a model's metadata); torch is imported only to
+read or write ``.pt`` files.
+"""
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .model import ModelConfig, SDFLModel
+from .extras import require
+from .model_config import ModelConfig
 from .schemas import Schema, get_schema
+
+if TYPE_CHECKING:
+    from .model import SDFLModel
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +30,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def first_line(exc: BaseException) -> str:
-    """An exception's first message line, or its type name when the message is empty."""
-    text = str(exc).strip()
+    """An exception's first message line without terminal colour codes, or its type name when empty."""
+    text = _ANSI.sub("", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def import_torch(purpose: str):
+    """torch, or an ImportError that says in one line what to install (the base install has no torch)."""
+    require("torch", purpose)
+    import torch
+
+    return torch
 
 
 class CheckpointError(ValueError):
@@ -60,12 +80,13 @@ class ModelInfo:
         return get_schema(self.schema)
 
     def to_payload(self) -> dict:
+        """The checkpoint form: arrays as numpy (``torch.save`` needs them as tensors, see ``save_checkpoint``)."""
         return {
             "config": self.config.to_dict(),
             "schema": self.schema,
             "k": int(self.k),
-            "mask": torch.as_tensor(np.asarray(self.mask, bool)),
-            "mean_shape": torch.as_tensor(np.asarray(self.mean_shape, np.float32)),
+            "mask": np.asarray(self.mask, bool),
+            "mean_shape": np.asarray(self.mean_shape, np.float32),
             "normalization": {"mean": list(self.norm_mean), "std": list(self.norm_std)},
             "crop": {"scale": float(self.crop_scale), "detector_box": {k: dict(v) for k, v in self.detector_box.items()}},
             "train_config": self.train_config,
@@ -75,15 +96,18 @@ class ModelInfo:
         }
 
     @classmethod
-    def from_payload(cls, payload: dict) -> "ModelInfo":
+    def from_payload(cls, payload: dict, strict: bool = True) -> "ModelInfo":
+        """``payload`` arrays may be tensors or numpy arrays. ``strict=False`` (ONNX models, whose graph
+        is in the file) ignores model config keys this version does not know; keys of the payload
+        itself that it does not know are always ignored."""
         try:
-            config = ModelConfig(**payload["config"])
+            config = ModelConfig.from_dict(dict(payload["config"]), strict=strict)
             info = cls(
                 config=config,
                 schema=str(payload["schema"]),
                 k=int(payload["k"]),
-                mask=payload["mask"].numpy().astype(bool),
-                mean_shape=payload["mean_shape"].numpy().astype(np.float32),
+                mask=np.asarray(payload["mask"]).astype(bool),
+                mean_shape=np.asarray(payload["mean_shape"]).astype(np.float32),
                 norm_mean=tuple(payload["normalization"]["mean"]),
                 norm_std=tuple(payload["normalization"]["std"]),
                 crop_scale=float(payload["crop"]["scale"]),
@@ -113,9 +137,13 @@ def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: 
 
     ``half`` stores floating weights as float16 (for shipping; they are cast back on load).
     """
+    torch = import_torch("saving a checkpoint")
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "info": info.to_payload(), "state_dict": state}
+    info_payload = info.to_payload()
+    info_payload["mask"] = torch.as_tensor(info_payload["mask"])
+    info_payload["mean_shape"] = torch.as_tensor(info_payload["mean_shape"])
+    payload = {"format": FORMAT, "version": VERSION, "info": info_payload, "state_dict": state}
     if extra:
         payload["extra"] = extra
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,15 +158,30 @@ def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: 
             os.unlink(tmp)
 
 
+def _load_error(path: Path, exc: Exception) -> CheckpointError:
+    """A one-line error for a file ``torch.load(weights_only=True)`` refused. torch's own message is
+    paragraphs long, has terminal colour codes and suggests ``weights_only=False``, i.e. running code
+    from the file: keep only the reason."""
+    text = _ANSI.sub("", str(exc))
+    unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsupported:
+        return CheckpointError(f"{path} is not an sdfl checkpoint: it holds a Python object ({unsupported.group(1)}), "
+                               f"and sdfl loads tensors and plain data only")
+    detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    reason = detail.group(1).strip() if detail else first_line(exc)
+    return CheckpointError(f"{path} is not a readable checkpoint (corrupt or not a torch file): {reason}")
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """The raw payload, loaded with ``weights_only=True``; clear errors for missing/corrupt/foreign files."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    torch = import_torch(f"reading the checkpoint {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # garbage reaches torch's legacy unpickler, which can raise KeyError, IndexError, ...
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or not a torch file): {first_line(exc)}") from exc
+        raise _load_error(path, exc) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an sdfl checkpoint")
     if payload.get("version") != VERSION:
@@ -149,6 +192,8 @@ def read_checkpoint(path: str | Path) -> dict:
 def load_checkpoint(path: str | Path, expect_points: int | None = None) -> tuple[SDFLModel, ModelInfo]:
     """Rebuild the model from a checkpoint, in eval mode on the CPU."""
     payload = read_checkpoint(path)
+    from .model import SDFLModel
+
     info = ModelInfo.from_payload(payload["info"])
     if expect_points is not None and info.config.num_points != expect_points:
         raise CheckpointError(f"{path} predicts {info.config.num_points} points ({info.schema}) but {expect_points} are needed")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -24,15 +26,30 @@ COMMANDS = {
 FORMATS = ("300w", "wflw", "cofw", "csv", "coco")
 
 
+def command_module(name: str) -> str:
+    """The importable name of a command's module. The repo's ``app/`` and ``training/`` folders are
+    installed as ``sdfl_app`` and ``sdfl_training`` (generic names such as ``app`` do not belong in
+    site-packages); a source checkout that is not installed has them under their folder names."""
+    top, _, rest = name.partition(".")
+    if top in ("app", "training") and importlib.util.find_spec(f"sdfl_{top}") is not None:
+        return f"sdfl_{top}.{rest}"
+    return name
+
+
 def _add_track(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip)")
+    p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip); "
+                                  "an image or a folder of images runs in image mode (every photo on its own)")
+    p.add_argument("--sequence", action="store_true",
+                   help="treat a folder of images as consecutive video frames (tracking and smoothing across them)")
     p.add_argument("--csv", help="write landmarks CSV here")
     p.add_argument("--video", help="write the annotated video here (.mp4, mp4v)")
     p.add_argument("--no-smooth", action="store_true", help="disable Kalman smoothing")
     p.add_argument("--smoothing", type=float, default=0.5, help="smoothing strength in [0, 1] (default 0.5)")
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--max-faces", type=int, default=5, help="at most this many faces per frame")
+    p.add_argument("--max-faces", type=int, default=5,
+                   help="track at most this many faces per frame, the most confident ones (default 5); "
+                        "a warning says when faces were left out")
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--min-confidence", type=float, default=0.5, help="detector score threshold")
     p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
@@ -104,18 +121,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
-        ADDERS[name](sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        # Also after the command (`sdfl track x -v`); SUPPRESS keeps a -v given before it.
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="debug logging, native library logs and tracebacks")
+        ADDERS[name](command)
     return parser
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(enabled: bool):
+    """MediaPipe and LiteRT log from C++ straight to file descriptor 2, through the progress bar. Send
+    that descriptor to /dev/null and keep Python's own stderr (logging, tqdm, errors) on a duplicate of
+    the real one. Only for a process whose ``sys.stderr`` is descriptor 2 (not under pytest's capture)."""
+    try:
+        is_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        is_fd2 = False
+    if not enabled or not is_fd2:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    original = sys.stderr
+    # The duplicate stays open after the block: logging handlers made inside it keep writing to it.
+    sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=original.encoding, errors=original.errors)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        sys.stderr = original
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with quiet_native_stderr(not args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, first_line
+    from .extras import missing_module_message
 
     try:
-        module = importlib.import_module(COMMANDS[args.command][0])
+        module = importlib.import_module(command_module(COMMANDS[args.command][0]))
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print("sdfl: interrupted", file=sys.stderr)
@@ -123,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError, FileNotFoundError, OSError, ImportError) as exc:
         if args.verbose:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = isinstance(exc, ModuleNotFoundError) and missing_module_message(exc) or first_line(exc)
         print(f"sdfl {args.command}: error: {message}", file=sys.stderr)
         return 2
 

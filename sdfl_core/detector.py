@@ -17,22 +17,14 @@ left eye, nose tip, mouth centre, right ear tragion, left ear tragion ("right" i
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-
-# torch._dynamo (which timm/torchvision pull in) loads triton's native library, and loading it after
-# mediapipe's segfaults the process; load it first. Every sdfl process imports torch anyway.
-import torch._dynamo  # noqa: F401  isort: skip
-import mediapipe as mp
-import mediapipe.tasks.c  # noqa: F401  (see the note below)
 import numpy as np
-from mediapipe.tasks.python.core.base_options import BaseOptions
-from mediapipe.tasks.python.vision import face_detector as mp_face_detector
-from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
 
 from .assets import asset_path
 from .types import Detection
@@ -46,9 +38,6 @@ MODEL_FILES = {
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 RUNNING_MODES = ("image", "video")
 
-# Note: mediapipe imports ``mediapipe.tasks.c`` on first use, and that import keeps the calling frames
-# alive for ever; importing it here keeps them from pinning the first FaceDetector (and its graph).
-
 _LIVE_DETECTORS: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -57,11 +46,48 @@ def _close_live_detectors() -> None:
         detector.close()
 
 
-# MediaPipe runs each native call on a concurrent.futures worker, which refuses work once interpreter
-# shutdown begins, before atexit handlers run; a detector left open then fails noisily in MediaPipe's
-# __del__. threading's exit hooks run before that, last registered first, so close open detectors there.
-if hasattr(threading, "_register_atexit"):
-    threading._register_atexit(_close_live_detectors)
+def _import_mediapipe() -> None:
+    if "torch" in sys.modules:
+        import torch._dynamo  # noqa: F401
+    import mediapipe  # noqa: F401
+    import mediapipe.tasks.c  # noqa: F401
+    from mediapipe.tasks.python.vision import face_detector  # noqa: F401
+
+    # MediaPipe runs each native call on a concurrent.futures worker, which refuses work once interpreter
+    # shutdown begins, before atexit handlers run; a detector left open then fails noisily in MediaPipe's
+    # __del__. threading's exit hooks run before that, last registered first: register after mediapipe's.
+    if hasattr(threading, "_register_atexit"):
+        threading._register_atexit(_close_live_detectors)
+
+
+def _mediapipe():
+    """mediapipe, imported on first use (the first detector), not when this module is imported.
+
+    torch._dynamo (which timm and torchvision pull in) loads triton's native library, and loading it
+    after mediapipe's segfaults the process (mediapipe 1.2.2, triton of torch 2.14). Importing mediapipe
+    late lets a process that needs torch (a .pt checkpoint, CUDA) load it first: ``Pipeline`` builds its
+    landmark engine before its detector. When torch is already loaded, torch._dynamo is loaded first.
+    Tracking with the ONNX model imports neither, so this costs it nothing.
+
+    The import runs in a thread of its own: ``mediapipe.tasks.c`` keeps the frames that import it alive
+    for ever, which from here would pin the first FaceDetector (and its graph)."""
+    if "mediapipe.tasks.c" not in sys.modules:
+        errors: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                _import_mediapipe()
+            except BaseException as exc:  # re-raised in the caller
+                errors.append(exc)
+
+        loader = threading.Thread(target=load, name="sdfl-import-mediapipe")
+        loader.start()
+        loader.join()
+        if errors:
+            raise errors[0]
+    import mediapipe as mp
+
+    return mp
 
 
 @dataclass(frozen=True)
@@ -140,6 +166,12 @@ class FaceDetector:
     def __init__(self, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()
         self.model_path = self.options.model_path()
+        mp = _mediapipe()
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.vision import face_detector as mp_face_detector
+        from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+
+        self._mp = mp
         mode = VisionTaskRunningMode.VIDEO if self.options.running_mode == "video" else VisionTaskRunningMode.IMAGE
         mp_options = mp_face_detector.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(self.model_path)),
@@ -156,6 +188,7 @@ class FaceDetector:
         self._finalizer = weakref.finalize(self, self._detector.close)
         _LIVE_DETECTORS.add(self)
         self._last_timestamp_ms: int | None = None
+        self._warned_max_faces = False
         log.debug("face detector %s (%s mode) loaded", self.model_path.name, self.options.running_mode)
 
     @property
@@ -176,7 +209,7 @@ class FaceDetector:
         if self.closed:
             raise ValueError("FaceDetector is closed; create a new one")
         rgb = to_rgb_uint8(frame_bgr)
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
         if self.options.running_mode == "video":
             timestamp_ms = self._check_timestamp(timestamp_ms)
             result = self._detector.detect_for_video(image, timestamp_ms)
@@ -186,7 +219,11 @@ class FaceDetector:
         height, width = rgb.shape[:2]
         detections = [d for d in (_to_detection(r, width, height) for r in result.detections) if d is not None]
         detections.sort(key=lambda d: d.score, reverse=True)
-        if self.options.max_faces is not None:
+        if self.options.max_faces is not None and len(detections) > self.options.max_faces:
+            if not self._warned_max_faces:
+                log.warning("%d faces in frame, only the %d most confident are kept (max_faces; sdfl track --max-faces); "
+                            "not repeated for later frames", len(detections), self.options.max_faces)
+                self._warned_max_faces = True
             detections = detections[: self.options.max_faces]
         return detections
 

@@ -128,11 +128,12 @@ def draw_groups(
 
 @lru_cache(maxsize=8)
 def colormap_lut(name: str = "viridis") -> np.ndarray:
-    """(256, 3) uint8 BGR lookup table of a matplotlib colormap, built once per name."""
-    import matplotlib
-
-    rgba = matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))
-    lut = np.round(rgba[:, 2::-1] * 255).astype(np.uint8)
+    """(256, 3) uint8 BGR lookup table of an OpenCV colormap (``viridis``, ``magma``, ... : the same
+    tables as matplotlib's, which the base install leaves out), built once per name."""
+    code = getattr(cv2, f"COLORMAP_{name.upper()}", None)
+    if code is None:
+        raise ValueError(f"unknown colormap {name!r}")
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], code)[:, 0].copy()
     lut.setflags(write=False)
     return lut
 

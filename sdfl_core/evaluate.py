@@ -127,9 +127,13 @@ def plot_ced(path: str | Path, curves: dict[str, np.ndarray], threshold: float =
 def run(args) -> int:
     from .predictor import default_weights, load_predictor
 
+    from .extras import require
+
     out = Path(args.out)
     if out.parent and not out.parent.exists():
         raise FileNotFoundError(f"output folder does not exist: {out.parent}")
+    if args.plot:
+        require("matplotlib", "--plot")
     weights = args.weights or default_weights("sdfl")
     predictor = load_predictor(weights, device=args.device)
     samples = load_samples(args.data, args.format)

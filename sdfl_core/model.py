@@ -5,62 +5,12 @@ Coordinates are regressed in crop units: (0, 0) is the crop's top-left pixel cen
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import timm
 import torch
 from torch import nn
 
-HEADS = ("graph", "fc")
-EDGE_MODES = ("dynamic", "static", "binary")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    backbone: str = "mobilenetv2_100"
-    num_points: int = 68
-    input_size: int = 128
-    head: str = "graph"
-    edge_mode: str = "dynamic"
-    expansion: int = 4
-    hidden: int = 128
-    num_blocks: int = 4
-    fc_hidden: int = 256
-    feature_level: int = -1
-    """Which of the backbone's feature maps the head reads (timm ``out_indices``): -1 the last
-    (stride 32 for most backbones, a 4 x 4 map at 128 px), -2 the one before (stride 16, 8 x 8)."""
-    node_attention: bool = False
-    """Beyond the paper: gate each node's n x H x W features with its own spatial softmax, so a node reads
-    the part of the map around its landmark and an occluder elsewhere reaches it less (graph head only)."""
-    fc_norm: bool = False
-    """FC head only: BatchNorm between its hidden layer and the ReLU. Without it, the large features of a
-    pretrained backbone drove almost every hidden unit dead within a few epochs (the head collapsed to one
-    shape)."""
-    visibility: bool = False
-    """A per-landmark visibility output: N logits, from each node's features (graph head) or from the
-    shared feature map (FC head), trained against the augmentation's occluder cover."""
-
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
-        if self.edge_mode not in EDGE_MODES:
-            raise ValueError(f"edge_mode must be one of {EDGE_MODES}, got {self.edge_mode!r}")
-        if self.num_points < 2:
-            raise ValueError(f"num_points must be at least 2, got {self.num_points}")
-        if self.input_size < 32:
-            raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
-        if not timm.is_model(self.backbone):
-            raise ValueError(f"unknown timm backbone {self.backbone!r}")
-        if self.fc_norm and self.head != "fc":
-            raise ValueError("fc_norm needs the FC head")
-        if self.node_attention and self.head != "graph":
-            raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
-        if not -5 <= self.feature_level <= -1:
-            raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .model_config import EDGE_MODES, HEADS, ModelConfig  # noqa: F401  (re-exported)
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -105,6 +55,8 @@ class SDFLModel(nn.Module):
 
     def __init__(self, config: ModelConfig, mask: np.ndarray, mean_shape: np.ndarray | None = None) -> None:
         super().__init__()
+        if not timm.is_model(config.backbone):
+            raise ValueError(f"unknown timm backbone {config.backbone!r}")
         self.config = config
         n = config.num_points
         mask_t = torch.as_tensor(np.asarray(mask), dtype=torch.bool)

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .datasets import load_samples
+from .extras import require
 from .occlusion import (
     DlibModel,
     OcclusionOptions,
@@ -56,6 +57,7 @@ def unique_names(names: list[str]) -> list[str]:
 
 def run(args) -> int:
     options = OcclusionOptions(levels=parse_levels(args.levels), parts=bool(args.parts), seed=int(args.seed))
+    require("matplotlib", "sdfl occlusion (occlusion.png, examples.png)")
     weights = [Path(w) for w in args.weights] or [default_weights("sdfl"), default_weights("fc")]
     for w in weights:
         if not w.is_file():

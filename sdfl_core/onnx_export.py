@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import tempfile
@@ -10,36 +9,25 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
-import torch
 
-from .checkpoint import CheckpointError, ModelInfo, _umask, load_checkpoint
-from .model import ModelConfig, SDFLModel
+from .checkpoint import ModelInfo, _umask, load_checkpoint
+from .extras import require
+from .onnx_meta import META_KEY, SOURCE_KEY, file_sha256, info_from_json, info_to_json
+
+require("torch", "ONNX export")
+require("onnx", "ONNX export")
+import onnx  # noqa: E402
+import torch  # noqa: E402
+
+from .model import ModelConfig, SDFLModel  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-META_KEY = "sdfl_model_info"
-
-
-def info_to_json(info: ModelInfo) -> str:
-    payload = info.to_payload()
-    payload["mask"] = np.asarray(info.mask, bool).astype(int).tolist()
-    payload["mean_shape"] = np.asarray(info.mean_shape, np.float32).tolist()
-    payload["train_config"] = {}  # the checkpoint keeps it; the ONNX file only needs to run
-    return json.dumps(payload)
-
-
-def info_from_json(text: str) -> ModelInfo:
-    try:
-        payload = json.loads(text)
-        payload["mask"] = torch.as_tensor(np.asarray(payload["mask"], bool))
-        payload["mean_shape"] = torch.as_tensor(np.asarray(payload["mean_shape"], np.float32))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"ONNX model carries malformed sdfl metadata: {exc}") from exc
-    return ModelInfo.from_payload(payload)
-
-
-def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int = 17) -> Path:
+def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int = 17,
+                source: str | Path | None = None) -> Path:
+    """Export ``model`` with its ``info`` as metadata. ``source`` is the checkpoint file the model was
+    loaded from: its sha256 goes into the metadata, which is how inference knows a ``.onnx`` beside a
+    ``.pt`` is still that checkpoint's export."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Export a copy: .float()/.eval()/.cpu() work in place and would change the caller's (training) model.
@@ -57,6 +45,9 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
         proto = onnx.load(tmp)
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, info_to_json(info)
+        if source is not None:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = SOURCE_KEY, file_sha256(source)
         onnx.checker.check_model(proto)
         # Write beside the target and rename: an interrupted export never leaves a half file that the
         # predictor cache would later trust.
@@ -85,9 +76,9 @@ def compare(model: SDFLModel, onnx_path: str | Path, batch: int = 3, seed: int =
 def run(args) -> int:
     from .predictor import default_weights
 
-    weights = args.weights or default_weights("sdfl")
+    weights = args.weights or default_weights("sdfl", "pt")
     model, info = load_checkpoint(weights)
-    out = export_onnx(model, info, args.out, args.opset)
+    out = export_onnx(model, info, args.out, args.opset, source=weights)
     print(f"exported {weights} -> {out}")
     if not args.no_check:
         diff = compare(model, out)
@@ -97,4 +88,4 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["export_onnx", "compare", "info_from_json", "info_to_json", "META_KEY", "ModelConfig"]
+__all__ = ["export_onnx", "compare", "info_from_json", "info_to_json", "META_KEY", "SOURCE_KEY", "ModelConfig"]

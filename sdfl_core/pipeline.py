@@ -22,10 +22,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from . import crops
-# Keep this import above .detector: the model stack (timm -> torch._dynamo -> triton) segfaults when
-# triton's native library loads after mediapipe's, and triton loaded first is fine.
-from .predictor import load_predictor  # isort: skip
-from .detector import DetectorOptions, FaceDetector, to_rgb_uint8  # isort: skip
+from .detector import RUNNING_MODES, DetectorOptions, FaceDetector, to_rgb_uint8
+from .predictor import load_predictor
 from .sources import Frame, Source, prefetch
 from .tracker import Tracker, TrackerOptions, iou_matrix
 from .types import Detection, FrameResult, Landmarks, Track
@@ -44,6 +42,9 @@ class PipelineOptions:
     smoothing: float = 0.5
     smooth: bool = True
     running_mode: str = "video"
+    """"video": consecutive frames, tracked and smoothed; "image": every frame is an unrelated photo (no
+    track or filter state crosses frames, smoothed == raw, ids number the faces of one photo). Must
+    match the source's ``running_mode`` in :meth:`Pipeline.run_frames`."""
     num_threads: int | None = None
     """ONNX Runtime intra-op threads; None = ORT's default (see :func:`streaming_options` for the loop of
     ``sdfl track``). Frame by frame (``process``) neither 1 thread nor ORT's default won clearly on the
@@ -61,6 +62,8 @@ class PipelineOptions:
         if isinstance(self.redetect_every, bool) or not isinstance(self.redetect_every, (int, np.integer)) \
                 or self.redetect_every < 1:
             raise ValueError(f"redetect_every must be an int >= 1, got {self.redetect_every!r}")
+        if self.running_mode not in RUNNING_MODES:
+            raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}")
         if self.max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
         if not 0.0 <= self.smoothing <= 1.0:
@@ -221,11 +224,18 @@ class Pipeline:
         self.detector.close()
 
     def reset(self) -> None:
-        """Forget tracks (e.g. after a seek); detector timestamps keep increasing."""
+        """Forget tracks, ids and filters (a seek, a new source, the next photo); detector timestamps
+        keep increasing."""
         self.tracker.reset()
         self._previous = ()
         self._crops = {}
+        self._anchors = {}
+        self._since_detect = 0
         self._force_detect = True
+
+    @property
+    def image_mode(self) -> bool:
+        return self.options.running_mode == "image"
 
     def _detect_now(self) -> bool:
         return (self._force_detect or not self._previous
@@ -241,6 +251,8 @@ class Pipeline:
         return bgr, ts
 
     def process(self, image: np.ndarray, index: int = 0, timestamp_ms: float | None = None) -> FrameResult:
+        if self.image_mode:
+            self.reset()
         t0 = time.perf_counter()
         bgr, ts = self._prepare(image, index, timestamp_ms)
         detections = self.detector.detect(bgr, ts) if self._detect_now() else None
@@ -249,6 +261,8 @@ class Pipeline:
     def _finish(self, bgr: np.ndarray, index: int, timestamp_ms: float | None, ts: int,
                 detections: list[Detection] | None, detect_ms: float) -> FrameResult:
         """Landmarks and tracks of a frame, given its detections (None: a frame between detections)."""
+        if self.image_mode:
+            self.reset()  # a photo shares nothing with the one before it
         t1 = time.perf_counter()
         squares: list = []
         if detections is not None:
@@ -363,7 +377,15 @@ class Pipeline:
         ahead of the landmarks and tracking of the main thread: MediaPipe and ONNX Runtime both release
         the GIL, so on two cores detection overlaps the rest. Results are the same as ``process`` gives.
         With K > 1 whether a frame is detected depends on the last frame's tracks, so it cannot run ahead.
+
+        A run starts clean (no tracks from an earlier source). The source's ``running_mode`` must be the
+        pipeline's: a folder of photos is run in image mode, or opened with ``sequence=True``.
         """
+        if source.running_mode != self.options.running_mode:
+            raise ValueError(f"{source.name} is a source for {source.running_mode} mode, but the pipeline runs in "
+                             f"{self.options.running_mode} mode (PipelineOptions.running_mode; a folder of images "
+                             f"opened with sequence=True is a video)")
+        self.reset()
         if detect_ahead is None:
             detect_ahead = self.options.redetect_every == 1
         if detect_ahead and self.options.redetect_every != 1:

@@ -2,44 +2,61 @@
 
 ``predict(crops)`` takes (B, S, S, 3) uint8 BGR crops and returns ``(units, edge_weights)``: (B, N, 2)
 points in crop units and (B, N, N) edge weights ((B, N, 0) for the FC head).
+
+The default weights are the shipped ``.onnx`` files, so tracking never imports torch. torch is imported
+only for a ``.pt`` checkpoint that has no current ``.onnx`` export, or to run on CUDA.
 """
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, ModelInfo, first_line, load_checkpoint
+from .assets import asset_path
+from .checkpoint import CheckpointError, ModelInfo, load_checkpoint
+from .extras import install_hint
+from .onnx_meta import META_KEY, file_sha256, info_from_json, source_sha256
 from .preprocess import to_input
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 DEFAULT_MODELS = {"sdfl": "sdfl_68", "fc": "fc_68"}
+MODEL_FORMATS = ("onnx", "pt")
 
 
-def default_weights(kind: str = "sdfl") -> Path:
-    """The shipped checkpoint ('sdfl' or its FC twin 'fc')."""
+def default_weights(kind: str = "sdfl", fmt: str = "onnx") -> Path:
+    """The shipped model ('sdfl' or its FC twin 'fc'): its ONNX export (what inference runs), or with
+    ``fmt='pt'`` the checkpoint it was exported from (for export and training)."""
     if kind not in DEFAULT_MODELS:
         raise ValueError(f"unknown shipped model {kind!r} (known: {', '.join(DEFAULT_MODELS)})")
-    path = MODELS_DIR / f"{DEFAULT_MODELS[kind]}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"shipped model missing: {path} (reinstall, or pass --weights)")
-    return path
+    if fmt not in MODEL_FORMATS:
+        raise ValueError(f"model format must be one of {MODEL_FORMATS}, got {fmt!r}")
+    try:
+        return asset_path("models", f"{DEFAULT_MODELS[kind]}.{fmt}")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"shipped model missing: {exc} (reinstall sdfl, or pass --weights)") from None
+
+
+def _torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def _resolve_device(device: str) -> str:
+    if device == "cpu" or (device == "auto" and not _torch_installed()):
+        return "cpu"  # the base install has no torch, hence no CUDA engine: ONNX Runtime on the CPU
+    if device == "cuda" and not _torch_installed():
+        raise ValueError(f"--device cuda runs the model with torch, which the base install leaves out: {install_hint('torch')}")
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but CUDA is not available on this machine")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     return device
 
 
@@ -76,7 +93,7 @@ class OnnxPredictor:
     def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        from .onnx_export import META_KEY, info_from_json
+        from .checkpoint import CheckpointError, first_line
 
         path = Path(path)
         if not path.is_file():
@@ -97,6 +114,7 @@ class OnnxPredictor:
         self.path = path
 
     def run_tensor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Outputs by name: a model with more outputs (e.g. a newer export's per-point visibility) still runs.
         pts, weights = self.session.run(["landmarks", "edge_weights"], {"image": np.ascontiguousarray(x, np.float32)})
         return pts, weights
 
@@ -104,21 +122,42 @@ class OnnxPredictor:
         return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
 
 
-def _cached_onnx(weights: Path) -> Path:
-    """An ONNX export of a checkpoint: the shipped twin beside it when current, else a per-user cache."""
+def onnx_cache_dir() -> Path:
+    return Path(os.environ.get("SDFL_CACHE", Path.home() / ".cache" / "sdfl"))
+
+
+def onnx_for_checkpoint(weights: Path) -> Path:
+    """The ONNX export of a ``.pt`` checkpoint: the ``.onnx`` beside it when its recorded source hash is
+    the checkpoint's, else one in the per-user cache, exported now (needs torch) if not there yet."""
+    digest = file_sha256(weights)
     beside = weights.with_suffix(".onnx")
-    if beside.is_file() and beside.stat().st_mtime >= weights.stat().st_mtime:
+    if beside.is_file() and source_sha256(beside) == digest:
         return beside
-    digest = hashlib.sha1(weights.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("SDFL_CACHE", Path.home() / ".cache" / "sdfl"))
-    target = cache / f"{weights.stem}-{digest}.onnx"
-    if not target.is_file():
+    target = onnx_cache_dir() / f"{weights.stem}-{digest[:16]}.onnx"
+    if target.is_file() and source_sha256(target) == digest:
+        return target
+    if not _torch_installed():
+        raise ImportError(f"{weights} has no current ONNX export beside it, and exporting one needs torch: "
+                          f"pass a .onnx model, or {install_hint('torch')}")
+    log.info("exporting %s to ONNX for the CPU engine (%s)", weights, target)
+    if "mediapipe" in sys.modules and "torch._dynamo" not in sys.modules:
+        # Loading torch's stack after mediapipe's native library segfaults (see detector._mediapipe):
+        # a process that already detects faces (the GUI loading a .pt) exports in a child process.
+        _export_in_child(weights, target)
+    else:
         from .onnx_export import export_onnx
 
         model, info = load_checkpoint(weights)
-        log.info("exporting %s to ONNX for the CPU engine (%s)", weights, target)
-        export_onnx(model, info, target)
+        export_onnx(model, info, target, source=weights)
     return target
+
+
+def _export_in_child(weights: Path, target: Path) -> None:
+    command = [sys.executable, "-m", "sdfl_core.cli", "export", "--weights", str(weights), "--out", str(target)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise CheckpointError(f"exporting {weights} to ONNX failed: {lines[-1]}")
 
 
 def load_predictor(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
@@ -126,21 +165,23 @@ def load_predictor(weights: str | Path | None = None, device: str = "auto", engi
     """A predictor for a checkpoint (.pt) or ONNX export (.onnx); None means the shipped SDFL model.
 
     engine 'auto' runs ONNX Runtime on the CPU (2-5x faster than eager torch here) and torch on CUDA.
+    A ``.pt`` on the CPU runs through its ONNX export (``onnx_for_checkpoint``).
     """
     weights = Path(weights) if weights else default_weights("sdfl")
     if not weights.is_file():
         raise FileNotFoundError(f"model file not found: {weights}")
+    if engine not in ("auto", "torch", "onnxruntime"):
+        raise ValueError(f"engine must be auto, torch or onnxruntime, got {engine!r}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if weights.suffix == ".onnx":
+        if engine == "torch" or device == "cuda":
+            raise ValueError("an .onnx model runs on ONNX Runtime on the CPU only; pass a .pt checkpoint for torch/CUDA")
+        return OnnxPredictor(weights, num_threads)
     device = _resolve_device(device)
     if engine == "auto":
         engine = "torch" if device == "cuda" else "onnxruntime"
-    if engine not in ("torch", "onnxruntime"):
-        raise ValueError(f"engine must be auto, torch or onnxruntime, got {engine!r}")
-    if weights.suffix == ".onnx":
-        if engine == "torch":
-            raise ValueError("an .onnx model runs on ONNX Runtime only; pass a .pt checkpoint for torch/CUDA")
-        return OnnxPredictor(weights, num_threads)
     if engine == "onnxruntime":
-        load_checkpoint(weights)  # validate first: a bad file gets the checkpoint's clear error
-        return OnnxPredictor(_cached_onnx(weights), num_threads)
+        return OnnxPredictor(onnx_for_checkpoint(weights), num_threads)
     model, info = load_checkpoint(weights)
     return TorchPredictor(model, info, device)

@@ -1,8 +1,17 @@
-"""Result sinks: a CSV writer that flushes every frame and an MP4 writer, both context managers."""
+"""Result sinks: a CSV writer that flushes every frame and an MP4 writer, both context managers.
+
+Both write to a temporary file beside their target (``partial_path``, a hidden name in the same folder)
+and move it into place when they close: an existing file is only replaced by a finished one. Leaving the
+``with`` block normally or by an interrupt (KeyboardInterrupt, which ``sdfl track`` also raises on
+SIGTERM) keeps the output; leaving it by an error discards it and leaves the target as it was.
+Missing folders of the target are created.
+"""
 from __future__ import annotations
 
 import csv
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,7 +21,7 @@ from sdfl_core.types import FrameResult
 
 log = logging.getLogger(__name__)
 
-_META_COLUMNS = ["frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
+_META_COLUMNS = ["source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
 
 
 def csv_columns(num_points: int, include_raw: bool = True) -> list[str]:
@@ -25,6 +34,46 @@ def csv_columns(num_points: int, include_raw: bool = True) -> list[str]:
     return cols
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class _PartialFile:
+    """A temporary file beside ``path`` that becomes ``path`` on ``commit`` (an atomic rename)."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+        except OSError as exc:
+            raise OSError(f"cannot write {what} to {path}: {exc.strerror or exc}") from exc
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; keep what a plain open() would give
+        self.partial = Path(tmp)
+
+    def commit(self) -> None:
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Raise a clear OSError now, before any work, if ``path`` cannot be written (its folder is created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OSError(f"cannot write {what} to {path}: it is a folder")
+    _PartialFile(path, what).discard()
+
+
+def _keeps_output(exc_type) -> bool:
+    """Whether a ``with`` block left this way keeps what was written: normally, or by an interrupt."""
+    return exc_type is None or issubclass(exc_type, KeyboardInterrupt)
+
+
 def _px(values: np.ndarray) -> list[str]:
     return [f"{v:.2f}" for v in np.asarray(values, np.float64).ravel()]
 
@@ -32,8 +81,9 @@ def _px(values: np.ndarray) -> list[str]:
 class CsvSink:
     """One CSV row per tracked face per frame, flushed after every frame.
 
-    Flushing per frame means an interrupted run (Ctrl-C, crash) leaves a valid CSV of every frame
-    written so far. Use as ``with CsvSink(path, 68) as sink: sink.write(result)``.
+    Flushing per frame means the file being written (``partial_path``) is a valid CSV of every frame so
+    far at any moment; it becomes ``path`` on close. Use as ``with CsvSink(path, 68) as sink:
+    sink.write(result, frame.source)``.
     """
 
     def __init__(self, path: str | Path, num_points: int, include_raw: bool = True) -> None:
@@ -45,39 +95,58 @@ class CsvSink:
         self.columns = csv_columns(self.num_points, include_raw)
         self._file = None
         self._writer = None
+        self._partial: _PartialFile | None = None
         self.rows_written = 0
+
+    @property
+    def partial_path(self) -> Path | None:
+        """The file being written while the sink is open (None when closed)."""
+        return self._partial.partial if self._partial is not None else None
 
     def open(self) -> CsvSink:
         if self._file is not None:
             return self
+        if self.path.is_dir():
+            raise OSError(f"cannot write CSV to {self.path}: it is a folder")
+        partial = _PartialFile(self.path, "CSV")
         try:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._file = open(partial.partial, "w", newline="", encoding="utf-8")
         except OSError as exc:
+            partial.discard()
             raise OSError(f"cannot write CSV to {self.path}: {exc.strerror or exc}") from exc
+        self._partial = partial
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.columns)
         self._file.flush()
-        log.info("writing landmarks CSV to %s", self.path)
+        log.debug("writing landmarks CSV to %s (renamed into place at the end)", self.path)
         return self
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._writer = None
+    def close(self, keep: bool = True) -> None:
+        """Close, then move the CSV into place (``keep``) or delete it, leaving ``path`` as it was."""
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        self._writer = None
+        partial, self._partial = self._partial, None
+        if keep:
+            partial.commit()
+        else:
+            partial.discard()
 
     def __enter__(self) -> CsvSink:
         return self.open()
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(keep=_keeps_output(exc_type))
 
     @property
     def is_open(self) -> bool:
         return self._file is not None
 
-    def write(self, result: FrameResult) -> None:
-        """Append one row per track of ``result``; a frame with no face writes nothing."""
+    def write(self, result: FrameResult, source: str = "") -> None:
+        """Append one row per track of ``result``; a frame with no face writes nothing. ``source`` is the
+        frame's ``Frame.source`` (the photo's file name, or the video's)."""
         if self._writer is None:
             raise ValueError(f"CsvSink for {self.path} is not open (use it as a context manager)")
         rows = []
@@ -88,7 +157,7 @@ class CsvSink:
                     f"track {track.track_id} in frame {result.index} has {track.raw.num_points}"
                 )
             box = track.detection.box
-            row = [str(result.index), f"{result.timestamp_ms:.3f}", str(track.track_id), f"{track.detection.score:.4f}"]
+            row = [source, str(result.index), f"{result.timestamp_ms:.3f}", str(track.track_id), f"{track.detection.score:.4f}"]
             row += _px(box)
             row += _px(track.smoothed[:, 0]) + _px(track.smoothed[:, 1])
             if self.include_raw:
@@ -116,36 +185,51 @@ class VideoSink:
         self.fps = float(fps)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self._writer: cv2.VideoWriter | None = None
+        self._partial: _PartialFile | None = None
         self.frames_written = 0
         self._warned_resize = False
+
+    @property
+    def partial_path(self) -> Path | None:
+        """The file being written while the sink is open (None when closed)."""
+        return self._partial.partial if self._partial is not None else None
 
     def open(self) -> VideoSink:
         if self._writer is not None:
             return self
-        if not self.path.parent.is_dir():
-            raise OSError(f"cannot write video to {self.path}: directory {self.path.parent} does not exist")
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.FOURCC), self.fps, self.frame_size)
+        if self.path.is_dir():
+            raise OSError(f"cannot write video to {self.path}: it is a folder")
+        partial = _PartialFile(self.path, "video")
+        writer = cv2.VideoWriter(str(partial.partial), cv2.VideoWriter_fourcc(*self.FOURCC), self.fps, self.frame_size)
         if not writer.isOpened():
             writer.release()
+            partial.discard()
             w, h = self.frame_size
             raise OSError(
                 f"cannot write video to {self.path}: OpenCV could not open a {self.FOURCC} writer "
                 f"({w}x{h} @ {self.fps:g} fps)"
             )
-        self._writer = writer
-        log.info("writing video to %s", self.path)
+        self._writer, self._partial = writer, partial
+        log.debug("writing video to %s (renamed into place at the end)", self.path)
         return self
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def close(self, keep: bool = True) -> None:
+        """Finish the MP4 (its index is written on release), then move it into place (``keep``) or delete it."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        partial, self._partial = self._partial, None
+        if keep:
+            partial.commit()
+        else:
+            partial.discard()
 
     def __enter__(self) -> VideoSink:
         return self.open()
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(keep=_keeps_output(exc_type))
 
     @property
     def is_open(self) -> bool:

@@ -1,7 +1,9 @@
 """Frame sources: video file, image, folder of images, camera, and a built-in synthetic demo clip.
 
 Every source is an iterable context manager of :class:`Frame`; opening a bad source raises a clear
-``FileNotFoundError`` / ``ValueError`` before the first frame.
+``FileNotFoundError`` / ``ValueError`` before the first frame. A source says how it must be run
+(``running_mode``): an image or a folder of photos in ``"image"`` mode (every photo on its own), a video,
+camera, demo clip or a folder opened with ``sequence=True`` in ``"video"`` mode.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ class Frame:
     index: int
     timestamp_ms: float
     image: np.ndarray
+    source: str = ""
+    """Where the frame came from: the image's file name, or the video's (``demo``, ``camera:N``)."""
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -45,6 +49,8 @@ class Source:
     num_frames: int = 0
     name: str = ""
     seekable: bool = False
+    running_mode: str = "video"
+    """"image": frames are unrelated photos; "video": consecutive frames of one scene."""
 
     def __enter__(self) -> "Source":
         return self
@@ -82,6 +88,7 @@ class VideoSource(Source):
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 25.0
         self.num_frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.name = str(path)
+        self.label = path.name
         self._next = 0
 
     def seek(self, index: int) -> None:
@@ -102,7 +109,7 @@ class VideoSource(Source):
                     continue
                 return
             failures = 0
-            yield Frame(self._next, self._next * 1000.0 / self.fps, image)
+            yield Frame(self._next, self._next * 1000.0 / self.fps, image, self.label)
             self._next += 1
 
     def close(self) -> None:
@@ -110,24 +117,30 @@ class VideoSource(Source):
 
 
 class ImageSource(Source):
+    running_mode = "image"
+
     def __init__(self, path: str | Path) -> None:
         self.image = read_image(path)
         self.name = str(path)
         self.num_frames = 1
 
     def __iter__(self) -> Iterator[Frame]:
-        yield Frame(0, 0.0, self.image)
+        yield Frame(0, 0.0, self.image, Path(self.name).name)
 
 
 class FolderSource(Source):
+    """The images of a folder in name order: unrelated photos (image mode), or with ``sequence=True``
+    the consecutive frames of one video at ``fps``."""
+
     seekable = True
 
-    def __init__(self, path: str | Path, fps: float = 10.0) -> None:
+    def __init__(self, path: str | Path, fps: float = 10.0, sequence: bool = False) -> None:
         path = Path(path)
         self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
         if not self.files:
             raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {path}")
         self.name, self.fps, self.num_frames = str(path), fps, len(self.files)
+        self.running_mode = "video" if sequence else "image"
         self._next = 0
 
     def seek(self, index: int) -> None:
@@ -142,7 +155,7 @@ class FolderSource(Source):
             except ValueError as exc:
                 log.warning("skipping %s", exc)
                 continue
-            yield Frame(i, i * 1000.0 / self.fps, image)
+            yield Frame(i, i * 1000.0 / self.fps, image, self.files[i].name)
 
 
 class CameraSource(Source):
@@ -162,7 +175,7 @@ class CameraSource(Source):
             ok, image = self.cap.read()
             if not ok or image is None:
                 raise ValueError(f"{self.name} stopped delivering frames (unplugged?)")
-            yield Frame(i, (time.monotonic() - start) * 1000.0, image)
+            yield Frame(i, (time.monotonic() - start) * 1000.0, image, self.name)
             i += 1
 
     def close(self) -> None:
@@ -214,7 +227,7 @@ class DemoSource(Source):
         while self._next < self.num_frames:
             i = self._next
             self._next += 1
-            yield Frame(i, i * 1000.0 / self.fps, self.render(i))
+            yield Frame(i, i * 1000.0 / self.fps, self.render(i), self.name)
 
 
 def prefetch(frames: Iterable[Frame], depth: int = 4) -> Iterator[Frame]:
@@ -255,8 +268,9 @@ def prefetch(frames: Iterable[Frame], depth: int = 4) -> Iterator[Frame]:
         thread.join(timeout=5)
 
 
-def open_source(spec: str | Path) -> Source:
-    """'demo', 'camera:N', a video file, an image file or a folder of images."""
+def open_source(spec: str | Path, sequence: bool = False) -> Source:
+    """'demo', 'camera:N', a video file, an image file or a folder of images (photos, or with
+    ``sequence=True`` the frames of a video)."""
     text = str(spec)
     if text == "demo":
         return DemoSource()
@@ -268,7 +282,7 @@ def open_source(spec: str | Path) -> Source:
         return CameraSource(index)
     path = Path(text)
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, sequence=sequence)
     if not path.exists():
         raise FileNotFoundError(f"source not found: {path}")
     if path.suffix.lower() in IMAGE_EXTS:

@@ -1,50 +1,126 @@
-"""`sdfl track SOURCE [--csv OUT] [--video OUT.mp4] ...`: headless tracking with progress and fps."""
+"""`sdfl track SOURCE [--csv OUT] [--video OUT.mp4] ...`: headless tracking with progress and fps.
+
+Outputs are never lost: every argument is checked and the source opened before any output is touched;
+outputs are written beside their targets and moved into place at the end, on success and on Ctrl-C or
+SIGTERM (rows flushed, MP4 finished, summary printed, exit code 130); a failed run leaves existing files
+as they were.
+"""
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import threading
+from pathlib import Path
 
 from tqdm import tqdm
 
 from .draw import DrawOptions, annotate
 from .pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8
-from .sinks import CsvSink, VideoSink
+from .sinks import CsvSink, VideoSink, check_writable
 from .sources import open_source
 
 log = logging.getLogger(__name__)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run stops and keeps what it wrote."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Turn SIGTERM into ``Terminated`` in the main thread while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_outputs(args) -> None:
+    """Distinct outputs that are not the source, and writable (before any work)."""
+    outputs = {"--csv": args.csv, "--video": args.video}
+    seen: dict[str, str] = {}
+    source = Path(args.source)
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {flag} name the same file {path}; give each output its own path")
+        if source.exists() and key == os.path.realpath(source):
+            raise ValueError(f"{flag} {path} is the source itself; it would be overwritten")
+        seen[key] = flag
+    if args.video and Path(args.video).suffix.lower() != ".mp4":
+        raise ValueError(f"--video must be an .mp4 path, got {args.video}")
+    if args.csv:
+        check_writable(args.csv, "CSV")
+    if args.video:
+        check_writable(args.video, "video")
+
+
 def run(args) -> int:
-    options = streaming_options(PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
-                                                min_confidence=args.min_confidence, max_faces=args.max_faces,
-                                                smoothing=args.smoothing, smooth=not args.no_smooth,
-                                                redetect_every=args.redetect_every))
+    if args.frames < 0:
+        raise ValueError(f"--frames must be 0 (all) or a positive count, got {args.frames}")
+    check_outputs(args)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(args.source))
+        source = stack.enter_context(open_source(args.source, sequence=args.sequence))
+        if args.sequence and source.running_mode != "video":
+            log.warning("--sequence applies to a folder of images; %s runs as it is", args.source)
+        options = streaming_options(PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
+                                                    min_confidence=args.min_confidence, max_faces=args.max_faces,
+                                                    smoothing=args.smoothing, smooth=not args.no_smooth,
+                                                    redetect_every=args.redetect_every,
+                                                    running_mode=source.running_mode))
         pipeline = stack.enter_context(Pipeline(options))
         n_points = pipeline.info.config.num_points
+        # Entered last, so they close first: the outputs are in place before the model and source go.
         csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw)) if args.csv else None
         video_sink = None
         total = source.num_frames if not args.frames else min(args.frames, source.num_frames or args.frames)
         faces = frames = 0
+        interrupted = False
         bar = tqdm(total=total or None, unit="frame", desc="tracking", dynamic_ncols=True)
         draw = DrawOptions(landmarks=True, boxes=True, ids=True, graph=False)
-        for frame, result in pipeline.run_frames(source, args.frames):
-            if csv_sink is not None:
-                csv_sink.write(result)
-            if args.video:
-                image = to_bgr_uint8(frame.image)
-                if video_sink is None:
-                    video_sink = stack.enter_context(VideoSink(args.video, source.fps or 25.0, (image.shape[1], image.shape[0])))
-                video_sink.write(annotate(image, result, pipeline.schema, pipeline.info.mask, draw))
-            frames += 1
-            faces += len(result.tracks)
-            bar.update(1)
-            bar.set_postfix(faces=len(result.tracks), ms=f"{result.timings_ms['total']:.1f}")
-        rate = bar.format_dict.get("rate") or 0.0
+        try:
+            with sigterm_as_interrupt():
+                for frame, result in pipeline.run_frames(source, args.frames):
+                    if csv_sink is not None:
+                        csv_sink.write(result, frame.source)
+                    if args.video:
+                        image = to_bgr_uint8(frame.image)
+                        if video_sink is None:
+                            video_sink = stack.enter_context(VideoSink(args.video, source.fps or 25.0,
+                                                                       (image.shape[1], image.shape[0])))
+                        video_sink.write(annotate(image, result, pipeline.schema, pipeline.info.mask, draw))
+                    frames += 1
+                    faces += len(result.tracks)
+                    bar.update(1)
+                    bar.set_postfix(faces=len(result.tracks), ms=f"{result.timings_ms['total']:.1f}")
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was written, say so
+            interrupted = True
+            log.warning("%s: stopping after %d frames, keeping the outputs",
+                        "terminated" if isinstance(exc, Terminated) else "interrupted", frames)
+        elapsed = bar.format_dict.get("elapsed") or 0.0
         bar.close()
-    print(f"{frames} frames, {faces} face detections, {rate:.1f} fps"
-          + (f"; CSV: {args.csv}" if args.csv else "") + (f"; video: {args.video}" if args.video else ""))
-    if frames == 0:
-        raise ValueError(f"{args.source} yielded no frames")
-    return 0
+        if frames == 0 and not interrupted:
+            raise ValueError(f"{args.source} yielded no frames")  # the sinks discard their empty outputs
+        # An interrupt before the first frame leaves nothing worth replacing an existing file with.
+        for sink in (video_sink, csv_sink):
+            if sink is not None:
+                sink.close(keep=frames > 0)
+    # One photo takes far less than a second: give its time, not a rate.
+    rate = f"{frames / elapsed:.1f} fps" if frames > 1 and elapsed > 0 else f"{elapsed * 1000:.0f} ms"
+    print(f"{frames} frames, {faces} face detections, {rate}"
+          + (f"; CSV: {args.csv}" if args.csv and frames else "")
+          + (f"; video: {args.video}" if args.video and frames else "")
+          + ("; interrupted" if interrupted else ""))
+    return 130 if interrupted else 0

@@ -38,7 +38,7 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     save_checkpoint(out, model, info, half=True)
     # Evaluate what users get: the half-precision weights, through the ONNX Runtime engine.
     model, info = load_checkpoint(out)
-    onnx_path = export_onnx(model, info, out.with_suffix(".onnx"))
+    onnx_path = export_onnx(model, info, out.with_suffix(".onnx"), source=out)
     diff = compare(model, onnx_path)
     predictor = OnnxPredictor(onnx_path)
     metrics = {"calibration": boxes, "onnx_max_abs_diff": diff}
@@ -55,7 +55,7 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     # The checkpoint carries its own metrics; the ONNX file is re-exported so both stay in step.
     info = replace(info, metrics={**info.metrics, "dev_test": {k: v for k, v in metrics.items() if "/" in k}})
     save_checkpoint(out, model, info, half=True)
-    export_onnx(model, info, onnx_path)
+    export_onnx(model, info, onnx_path, source=out)
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2))
     if curves:
         plot_ced(out.with_name(out.stem + "_ced.png"), curves)

@@ -213,6 +213,7 @@ def test_no_camera_falls_back_to_the_demo_and_says_how_to_open(qtbot, window, mo
         window.start(None)
     qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.name == "demo", timeout=WAIT_MS)
     assert "Ctrl+O" in window.banner.text and "camera" in window.banner.text
+    assert window.controls.current_source.text() == "playing: demo"
     assert not window.errors, "a missing camera is not an error"
 
 

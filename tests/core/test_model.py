@@ -151,7 +151,7 @@ def test_any_k(k):
 
 def test_bad_config():
     with pytest.raises(ValueError, match="unknown timm backbone"):
-        ModelConfig(backbone="not_a_backbone")
+        SDFLModel(ModelConfig(backbone="not_a_backbone"), ring_mask(68, 3))
     with pytest.raises(ValueError, match="head must be one of"):
         ModelConfig(backbone=TINY, head="mlp")
     with pytest.raises(ValueError, match="edge_mode must be one of"):

@@ -518,3 +518,41 @@ def test_streaming_options_leave_the_other_core_to_the_detector_thread():
     assert streaming_options(PipelineOptions(num_threads=2)).num_threads == 2  # the user's choice stands
     assert streaming_options(PipelineOptions(redetect_every=3)).num_threads is None  # nothing runs ahead
     assert streaming_options(PipelineOptions(smoothing=0.2)).smoothing == 0.2
+
+
+def test_pipeline_reused_for_a_new_source_starts_clean(engine, video):
+    def run_once(pipeline):
+        with open_source(video) as source:
+            return [(r.index, t.track_id, t.smoothed.copy()) for r in pipeline.run(source) for t in r.tracks]
+
+    with make_pipeline(engine) as pipeline:
+        first, second = run_once(pipeline), run_once(pipeline)
+    assert [(i, tid) for i, tid, _ in second] == [(i, tid) for i, tid, _ in first]
+    assert first[0][1] == 0
+    for (_, _, a), (_, _, b) in zip(first, second):
+        np.testing.assert_allclose(b, a, atol=1e-3)
+
+
+def test_image_mode_shares_nothing_between_photos(engine, tmp_path):
+    # The same face a little further right in each photo: video mode would track and smooth it.
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"photo{i}.png"), synthetic_frame(i))
+    with make_pipeline(engine, running_mode="image") as pipeline, open_source(tmp_path) as source:
+        assert source.running_mode == "image"
+        results = list(pipeline.run_frames(source))
+    assert [frame.source for frame, _ in results] == [f"photo{i}.png" for i in range(4)]
+    for _, result in results:
+        assert [t.track_id for t in result.tracks] == [0]
+        np.testing.assert_array_equal(result.tracks[0].smoothed, result.tracks[0].raw.points)
+    with make_pipeline(engine) as pipeline, open_source(tmp_path, sequence=True) as source:
+        tracked = [r for r in pipeline.run(source)]
+    assert any(not np.allclose(r.tracks[0].smoothed, r.tracks[0].raw.points) for r in tracked[1:])
+
+
+def test_running_mode_must_match_the_source(engine, tmp_path):
+    cv2.imwrite(str(tmp_path / "photo.png"), synthetic_frame(0))
+    with make_pipeline(engine) as pipeline, open_source(tmp_path) as source:
+        with pytest.raises(ValueError, match="image mode.*video mode"):
+            list(pipeline.run(source))
+    with pytest.raises(ValueError, match="running_mode"):
+        PipelineOptions(running_mode="live")

@@ -1,3 +1,6 @@
+import os
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -51,7 +54,7 @@ def test_load_predictor_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
     # An .onnx file loads directly; torch cannot run it.
     assert isinstance(load_predictor(pred.path, device="cpu"), OnnxPredictor)
-    with pytest.raises(ValueError, match="runs on ONNX Runtime only"):
+    with pytest.raises(ValueError, match="runs on ONNX Runtime on the CPU only"):
         load_predictor(pred.path, device="cpu", engine="torch")
     assert isinstance(load_predictor(weights, device="cpu", engine="torch"), TorchPredictor)
 
@@ -94,3 +97,87 @@ def test_torch_predictor_on_cuda(tmp_path):
     got = pred.predict(crops)
     assert got[0].dtype == np.float32 and got[0].shape == (2, 68, 2)
     np.testing.assert_allclose(got[0], ref[0], atol=2e-2)  # autocast runs in float16
+
+
+@pytest.mark.parametrize("kind", ["sdfl", "fc"])
+def test_shipped_onnx_is_the_export_of_the_shipped_checkpoint(kind):
+    """The shipped pair is current: the .onnx records the sha256 of the .pt beside it, and runs like it.
+    After retraining, re-export with `sdfl export --weights assets/models/NAME.pt --out assets/models/NAME.onnx`."""
+    from sdfl_core.checkpoint import load_checkpoint
+    from sdfl_core.onnx_export import compare
+    from sdfl_core.onnx_meta import file_sha256, source_sha256
+
+    onnx_path, pt_path = default_weights(kind), default_weights(kind, "pt")
+    assert onnx_path.suffix == ".onnx" and pt_path.suffix == ".pt"
+    assert source_sha256(onnx_path) == file_sha256(pt_path), f"{onnx_path.name} is stale: re-export it from {pt_path.name}"
+    model, info = load_checkpoint(pt_path)
+    assert OnnxPredictor(onnx_path).info.config == info.config
+    assert compare(model, onnx_path, batch=2) < 1e-4
+
+
+def test_onnx_beside_a_checkpoint_is_used_while_its_hash_matches(tmp_path, monkeypatch):
+    from sdfl_core.onnx_export import export_onnx
+
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("fc")
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, model, info)
+    beside = export_onnx(model, info, tmp_path / "w.onnx", source=weights)
+    # File times say nothing (a clone sets them at random): an older .onnx with the right hash is current.
+    os.utime(beside, (1, 1))
+    assert load_predictor(weights, device="cpu").path == beside
+    assert not (tmp_path / "cache").exists()
+    # A changed checkpoint no longer matches, even with a newer .onnx beside it: exported into the cache.
+    save_checkpoint(weights, build("graph")[0], replace(info, config=build("graph")[1].config))
+    os.utime(beside, None)
+    fresh = load_predictor(weights, device="cpu")
+    assert fresh.path.parent == tmp_path / "cache"
+    assert fresh.info.config.head == "graph"
+    # An export that does not record its source is never taken for the checkpoint's.
+    export_onnx(model, info, beside)
+    assert load_predictor(weights, device="cpu").path == fresh.path
+
+
+def test_checkpoint_without_current_onnx_and_without_torch_says_what_to_install(tmp_path, monkeypatch):
+    import sdfl_core.predictor as predictor
+
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("fc")
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, model, info)
+    monkeypatch.setattr(predictor, "_torch_installed", lambda: False)
+    with pytest.raises(ImportError, match=r"pass a \.onnx model, or pip install 'sdfl\[train\]'"):
+        load_predictor(weights)
+    with pytest.raises(ValueError, match=r"pip install 'sdfl\[train\]'"):
+        load_predictor(weights, device="cuda")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_onnx_with_extra_output_and_newer_metadata_still_runs(tmp_path):
+    """A newer export may add outputs (a per-point `visibility`, (B, N)) and metadata keys."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from sdfl_core.onnx_export import export_onnx
+    from sdfl_core.onnx_meta import META_KEY
+
+    model, info = build("graph")
+    path = export_onnx(model, info, tmp_path / "plain.onnx")
+    proto = onnx.load(str(path))
+    proto.graph.node.append(helper.make_node("ReduceMean", ["landmarks"], ["visibility"], axes=[2], keepdims=0))
+    proto.graph.output.append(helper.make_tensor_value_info("visibility", TensorProto.FLOAT, ["batch", 68]))
+    entry = next(p for p in proto.metadata_props if p.key == META_KEY)
+    meta = json.loads(entry.value)
+    meta["config"]["pretrained"] = "efficientnet_lite0.imagenet"
+    meta["outputs"] = ["landmarks", "edge_weights", "visibility"]
+    entry.value = json.dumps(meta)
+    newer = tmp_path / "newer.onnx"
+    onnx.save(proto, str(newer))
+    crops = np.random.default_rng(0).integers(0, 256, size=(2, SIZE, SIZE, 3), dtype=np.uint8)
+    got = OnnxPredictor(newer).predict(crops)
+    ref = OnnxPredictor(path).predict(crops)
+    assert OnnxPredictor(newer).info.config == info.config
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a, b)

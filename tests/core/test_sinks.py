@@ -16,28 +16,35 @@ def make_track(track_id: int, n: int, offset: float = 0.0) -> Track:
 
 def test_csv_columns_exact():
     assert csv_columns(2) == [
-        "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h",
+        "source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h",
         "x_0", "x_1", "y_0", "y_1", "raw_x_0", "raw_x_1", "raw_y_0", "raw_y_1",
     ]
     assert csv_columns(2, include_raw=False)[-4:] == ["x_0", "x_1", "y_0", "y_1"]
-    assert len(csv_columns(68)) == 8 + 4 * 68
+    assert len(csv_columns(68)) == 9 + 4 * 68
 
 
 def test_csv_round_trip_and_flush_per_frame(tmp_path):
     path = tmp_path / "out.csv"
     n = 3
+    path.write_text("the previous run's CSV\n")
     with CsvSink(path, n) as sink:
-        header = pd.read_csv(path)
+        partial = sink.partial_path
+        assert partial.parent == tmp_path and partial != path
+        header = pd.read_csv(partial)
         assert list(header.columns) == csv_columns(n) and len(header) == 0
-        sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, n), make_track(1, n, 50.0))))
+        sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, n), make_track(1, n, 50.0))), "a.jpg")
         # Readable while the sink is still open: rows are flushed after every frame.
-        assert len(pd.read_csv(path)) == 2
-        sink.write(FrameResult(index=1, timestamp_ms=33.333, tracks=()))
-        sink.write(FrameResult(index=2, timestamp_ms=66.667, tracks=(make_track(1, n, 50.0),)))
-        assert len(pd.read_csv(path)) == 3
+        assert len(pd.read_csv(partial)) == 2
+        sink.write(FrameResult(index=1, timestamp_ms=33.333, tracks=()), "b.jpg")
+        sink.write(FrameResult(index=2, timestamp_ms=66.667, tracks=(make_track(1, n, 50.0),)), "c.jpg")
+        assert len(pd.read_csv(partial)) == 3
         assert sink.rows_written == 3
+        # The target keeps the previous file until the sink closes.
+        assert path.read_text() == "the previous run's CSV\n"
+    assert not partial.exists() and list(tmp_path.iterdir()) == [path]
 
     df = pd.read_csv(path)
+    assert df["source"].tolist() == ["a.jpg", "a.jpg", "c.jpg"]
     assert df["frame"].tolist() == [0, 0, 2]
     assert df["face_id"].tolist() == [0, 1, 1]
     assert df["time_ms"].tolist() == pytest.approx([0.0, 0.0, 66.667])
@@ -49,7 +56,7 @@ def test_csv_round_trip_and_flush_per_frame(tmp_path):
     np.testing.assert_allclose(row[[f"y_{i}" for i in range(n)]].to_numpy(float), t.smoothed[:, 1], atol=0.005)
     np.testing.assert_allclose(row[[f"raw_x_{i}" for i in range(n)]].to_numpy(float), t.raw.points[:, 0], atol=0.005)
     np.testing.assert_allclose(row[[f"raw_y_{i}" for i in range(n)]].to_numpy(float), t.raw.points[:, 1], atol=0.005)
-    assert path.read_text().splitlines()[1].split(",")[8] == "0.12"  # x_0 = 0.123 written with 2 decimals
+    assert path.read_text().splitlines()[1].split(",")[9] == "0.12"  # x_0 = 0.123 written with 2 decimals
 
 
 def test_csv_without_raw(tmp_path):
@@ -66,10 +73,36 @@ def test_csv_point_count_mismatch(tmp_path):
             sink.write(FrameResult(index=4, timestamp_ms=0.0, tracks=(make_track(0, 3),)))
 
 
-def test_csv_unwritable_path():
-    with pytest.raises(OSError, match="cannot write CSV to /nonexistent/dir/x.csv"):
-        with CsvSink("/nonexistent/dir/x.csv", 3):
+def test_csv_unwritable_path(tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(OSError, match="cannot write CSV to .*file/x.csv"):
+        with CsvSink(tmp_path / "file" / "x.csv", 3):
             pass
+
+
+def test_csv_creates_missing_folders(tmp_path):
+    path = tmp_path / "new" / "dir" / "x.csv"
+    with CsvSink(path, 3):
+        pass
+    assert pd.read_csv(path).columns.tolist() == csv_columns(3)
+
+
+def test_sinks_left_by_an_error_leave_the_target_as_it_was(tmp_path):
+    csv_path, video_path = tmp_path / "x.csv", tmp_path / "x.mp4"
+    csv_path.write_text("old\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        with CsvSink(csv_path, 3) as sink, VideoSink(video_path, 30.0, (64, 48)) as video:
+            sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, 3),)))
+            video.write(np.zeros((48, 64, 3), np.uint8))
+            raise RuntimeError("boom")
+    assert csv_path.read_text() == "old\n" and not video_path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+    # An interrupt keeps what was written.
+    with pytest.raises(KeyboardInterrupt):
+        with CsvSink(csv_path, 3) as sink:
+            sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, 3),)))
+            raise KeyboardInterrupt
+    assert len(pd.read_csv(csv_path)) == 1
 
 
 def test_csv_write_requires_open(tmp_path):
@@ -105,8 +138,9 @@ def test_video_sink_round_trip(tmp_path):
 
 
 def test_video_sink_errors(tmp_path):
-    with pytest.raises(OSError, match="cannot write video to /nonexistent/dir/x.mp4"):
-        with VideoSink("/nonexistent/dir/x.mp4", 30.0, (64, 48)):
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(OSError, match="cannot write video to .*file/x.mp4"):
+        with VideoSink(tmp_path / "file" / "x.mp4", 30.0, (64, 48)):
             pass
     with pytest.raises(ValueError, match="fps must be positive"):
         VideoSink(tmp_path / "x.mp4", 0.0, (64, 48))

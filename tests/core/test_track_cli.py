@@ -1,3 +1,7 @@
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -11,7 +15,7 @@ from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sy
 from slide_video import synthetic_frame as slide_frame  # noqa: E402
 
 NUM_FRAMES, FPS, SIZE = 8, 25.0, (320, 240)
-META = ["frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
+META = ["source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
 POINTS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
 RAW = [f"raw_x_{i}" for i in range(68)] + [f"raw_y_{i}" for i in range(68)]
 
@@ -48,6 +52,7 @@ def test_csv_columns_and_rows(video, tiny_checkpoint, tmp_path, capsys):
     assert df["frame"].tolist() == list(range(NUM_FRAMES))
     np.testing.assert_allclose(df["time_ms"], np.arange(NUM_FRAMES) * 1000.0 / FPS, atol=1e-3)
     assert set(df["face_id"]) == {0}
+    assert set(df["source"]) == {video.name}
     assert df["score"].between(0.5, 1.0).all()
     # The points lie around their face box (a random model, so only roughly), in image pixels.
     cx = df["box_x"] + df["box_w"] / 2
@@ -107,7 +112,7 @@ def test_interrupt_keeps_rows_written(video, tiny_checkpoint, tmp_path, monkeypa
     monkeypatch.setattr(Pipeline, "_finish", interrupting)
     out = tmp_path / "marks.csv"
     assert track(video, "--csv", out, "--weights", tiny_checkpoint) == 130
-    assert "interrupted" in capsys.readouterr().err
+    assert f"{k} frames" in (printed := capsys.readouterr().out) and "interrupted" in printed
     df = pd.read_csv(out)
     assert df["frame"].tolist() == list(range(k))
     assert list(df.columns) == META + POINTS + RAW
@@ -134,10 +139,17 @@ def test_empty_video(tmp_path, capsys):
 
 
 def test_unwritable_csv_dir(video, tiny_checkpoint, tmp_path, capsys):
-    out = tmp_path / "no" / "such" / "dir" / "marks.csv"
+    (tmp_path / "file").write_text("a file, not a folder")
+    out = tmp_path / "file" / "marks.csv"
     assert track(video, "--csv", out, "--weights", tiny_checkpoint) == 2
     _one_line_error(capsys, "cannot write CSV", "marks.csv")
     assert not out.exists()
+
+
+def test_missing_output_folders_are_created_for_both_outputs(video, tiny_checkpoint, tmp_path):
+    csv_out, video_out = tmp_path / "a" / "marks.csv", tmp_path / "b" / "c" / "out.mp4"
+    assert track(video, "--csv", csv_out, "--video", video_out, "--weights", tiny_checkpoint, "--frames", 2) == 0
+    assert len(pd.read_csv(csv_out)) == 2 and video_out.stat().st_size > 0
 
 
 def test_missing_weights(video, tmp_path, capsys):
@@ -169,3 +181,185 @@ def test_camera_not_available(capsys):
 def test_bad_smoothing(video, capsys):
     assert track(video, "--smoothing", 2) == 2
     _one_line_error(capsys, "smoothing")
+
+
+# --- running modes -------------------------------------------------------------------------------
+
+def _photo_folder(folder: Path, count: int = 4) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        cv2.imwrite(str(folder / f"photo{i}.png"), synthetic_frame(i))
+    return folder
+
+
+def _smoothed_equals_raw(df: pd.DataFrame) -> pd.Series:
+    raw = df[RAW].to_numpy()
+    return pd.Series((df[POINTS].to_numpy() == raw).all(axis=1), index=df.index)
+
+
+def test_folder_runs_in_image_mode_and_sequence_tracks_it(tiny_checkpoint, tmp_path):
+    folder = _photo_folder(tmp_path / "photos")
+    photos, sequence = tmp_path / "photos.csv", tmp_path / "sequence.csv"
+    assert track(folder, "--csv", photos, "--weights", tiny_checkpoint) == 0
+    assert track(folder, "--sequence", "--csv", sequence, "--weights", tiny_checkpoint) == 0
+    df, seq = pd.read_csv(photos), pd.read_csv(sequence)
+    assert df["source"].tolist() == [f"photo{i}.png" for i in range(4)] == seq["source"].tolist()
+    # Image mode: every photo on its own; the ids number the faces of one photo.
+    assert _smoothed_equals_raw(df).all()
+    assert df.groupby("source")["face_id"].apply(list).tolist() == [[0]] * 4
+    # --sequence: one track through the folder, smoothed by its filter.
+    assert set(seq["face_id"]) == {0}
+    assert not _smoothed_equals_raw(seq).iloc[1:].all()
+
+
+def test_single_image_reports_its_time_not_a_rate(tiny_checkpoint, capsys):
+    assert track(FIXTURE, "--weights", tiny_checkpoint) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("1 frames") and " ms" in summary and "fps" not in summary
+
+
+@pytest.mark.data
+def test_unrelated_photos_are_independent(shared_data, tmp_path):
+    """Group photos (several faces each) through the shipped model: no state from one photo to the next."""
+    folder = tmp_path / "group"
+    folder.mkdir()
+    for name in ("sample1.jpg", "sample2.jpg", "sample3.jpg"):
+        (folder / name).symlink_to(shared_data / "images" / name)
+    out = tmp_path / "group.csv"
+    assert track(folder, "--csv", out, "--detector", "full", "--max-faces", 10) == 0
+    df = pd.read_csv(out)
+    assert set(df["source"]) == {"sample1.jpg", "sample2.jpg", "sample3.jpg"}
+    assert df.groupby("source").size().max() > 1  # group photos: several faces in a photo
+    assert _smoothed_equals_raw(df).all()
+    for _, faces in df.groupby("source"):
+        assert faces["face_id"].tolist() == list(range(len(faces)))
+
+
+def test_max_faces_is_stated_and_warned_once(tiny_checkpoint, tmp_path, caplog):
+    import logging
+
+    assert "at most this many faces per frame, the most confident ones (default 5)" in build_parser_help("track")
+    folder = tmp_path / "two"
+    folder.mkdir()
+    face = cv2.imread(str(FIXTURE))
+    pair = np.concatenate([face, face], axis=1)
+    for i in range(2):
+        cv2.imwrite(str(folder / f"pair{i}.png"), pair)
+    with caplog.at_level(logging.WARNING):
+        assert track(folder, "--max-faces", 1, "--weights", tiny_checkpoint, "--detector", "full") == 0
+    warnings = [r for r in caplog.records if "max_faces" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+
+
+def build_parser_help(command: str) -> str:
+    from sdfl_core.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return " ".join(sub.choices[command].format_help().split())
+
+
+def test_verbose_after_the_command(tiny_checkpoint):
+    from sdfl_core.cli import build_parser
+
+    assert build_parser().parse_args(["track", "x", "-v"]).verbose is True
+    assert build_parser().parse_args(["-v", "track", "x"]).verbose is True
+    assert build_parser().parse_args(["track", "x"]).verbose is False
+
+
+# --- outputs are never lost (real processes) -------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sdfl(*args, cwd: Path, **kwargs) -> subprocess.Popen:
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", "sdfl_core.cli", "track", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def _error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("sdfl track: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_failed_runs_leave_existing_outputs_as_they_were(tmp_path):
+    old_csv, old_mp4 = "frame\nprevious run\n", b"previous video"
+    (tmp_path / "o.csv").write_text(old_csv)
+    (tmp_path / "o.mp4").write_bytes(old_mp4)
+    (tmp_path / "file").write_text("a file, not a folder")
+    cases = {
+        "frames": (["--frames", "-3", "--csv", "o.csv"], "--frames"),
+        "same path": (["--csv", "o.mp4", "--video", "o.mp4"], "same file"),
+        "unwritable video": (["--csv", "o.csv", "--video", "file/o.mp4"], "cannot write video"),
+        "bad option": (["--csv", "o.csv", "--smoothing", "3"], "smoothing"),
+    }
+    for name, (args, needle) in cases.items():
+        rc, _, err = _finish(_sdfl(FIXTURE, *args, cwd=tmp_path))
+        assert rc == 2, (name, err)
+        assert needle in _error_line(err), (name, err)
+        assert (tmp_path / "o.csv").read_text() == old_csv, name
+        assert (tmp_path / "o.mp4").read_bytes() == old_mp4, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "o.csv", "o.mp4"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_and_terminate_finalise_the_outputs(tmp_path, signum):
+    (tmp_path / "o.csv").write_text("previous run\n")
+    proc = _sdfl("demo", "--csv", "o.csv", "--video", "o.mp4", cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    rows = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = list(tmp_path.glob(".o.*.partial.csv"))
+        if partial:
+            rows = len(partial[0].read_text().splitlines()) - 1
+            if rows >= 5:
+                # A CSV being written is complete up to its last row.
+                assert all(line.count(",") == len(META + POINTS + RAW) - 1 for line in partial[0].read_text().splitlines())
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signum)
+    rc, out, err = _finish(proc)
+    assert rc == 130, err
+    assert "interrupted" in out and "frames" in out  # the summary is printed
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert len(df) >= rows and list(df.columns) == META + POINTS + RAW
+    assert df[POINTS + RAW].notna().all().all()
+    assert df["frame"].tolist() == list(range(len(df)))
+    capture = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    # The MP4 was finished (one without its index does not open); the signal may land between the two writes.
+    assert frames >= len(df) - 1 > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv", "o.mp4"]
+
+
+def test_tracking_imports_no_torch(tmp_path):
+    """The inference path (shipped ONNX model) never imports torch, timm, torchvision or onnx."""
+    import os
+
+    code = (
+        "import sys\n"
+        "from sdfl_core.cli import main\n"
+        "rc = main(['track', sys.argv[1], '--csv', sys.argv[2]])\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'torchvision', 'onnx', 'triton') if m in sys.modules)\n"
+        "print('RESULT', rc, ','.join(heavy) or '-')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code, str(FIXTURE), str(tmp_path / "o.csv")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert "RESULT 0 -" in out.stdout, out.stdout + out.stderr
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 1

@@ -1,0 +1,63 @@
+"""The landmark model's architecture description, without torch: ONNX inference reads it from a model's
+metadata, and only building the network (``sdfl_core.model``) needs torch and timm."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+HEADS = ("graph", "fc")
+EDGE_MODES = ("dynamic", "static", "binary")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "mobilenetv2_100"
+    num_points: int = 68
+    input_size: int = 128
+    head: str = "graph"
+    edge_mode: str = "dynamic"
+    expansion: int = 4
+    hidden: int = 128
+    num_blocks: int = 4
+    fc_hidden: int = 256
+    feature_level: int = -1
+    """Which of the backbone's feature maps the head reads (timm ``out_indices``): -1 the last
+    (stride 32 for most backbones, a 4 x 4 map at 128 px), -2 the one before (stride 16, 8 x 8)."""
+    node_attention: bool = False
+    """Beyond the paper: gate each node's n x H x W features with its own spatial softmax, so a node reads
+    the part of the map around its landmark and an occluder elsewhere reaches it less (graph head only)."""
+    fc_norm: bool = False
+    """FC head only: BatchNorm between its hidden layer and the ReLU. Without it, the large features of a
+    pretrained backbone drove almost every hidden unit dead within a few epochs (the head collapsed to one
+    shape)."""
+    visibility: bool = False
+    """A per-landmark visibility output: N logits, from each node's features (graph head) or from the
+    shared feature map (FC head), trained against the augmentation's occluder cover."""
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.edge_mode not in EDGE_MODES:
+            raise ValueError(f"edge_mode must be one of {EDGE_MODES}, got {self.edge_mode!r}")
+        if self.num_points < 2:
+            raise ValueError(f"num_points must be at least 2, got {self.num_points}")
+        if self.input_size < 32:
+            raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
+        if self.fc_norm and self.head != "fc":
+            raise ValueError("fc_norm needs the FC head")
+        if self.node_attention and self.head != "graph":
+            raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
+        if not -5 <= self.feature_level <= -1:
+            raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, strict: bool = True) -> "ModelConfig":
+        """``strict=False`` drops keys this version does not know (a model exported by a newer sdfl still
+        runs on ONNX Runtime: its graph is in the file, the config only describes it)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown and strict:
+            raise TypeError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**{k: v for k, v in values.items() if k in known})
