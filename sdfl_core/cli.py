@@ -88,6 +88,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML config (see training/configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01")
     p.add_argument("--resume", help="continue from a run's last.pt")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N processes on this machine (torchrun + DistributedDataParallel; "
+                        "gloo on the CPU, NCCL on CUDA); default 1")
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
