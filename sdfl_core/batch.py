@@ -77,23 +77,24 @@ def collect_inputs(specs: list[str | Path]) -> list[tuple[Path, Path]]:
     a folder (searched recursively for videos; outputs keep the path below the folder) or a text file
     listing one path per line (blank lines and ``#`` comments ignored; relative paths are relative to it)."""
     found: list[tuple[Path, Path]] = []
-    cwd = Path.cwd().resolve()
+    cwd = Path.cwd()
 
     def add(spec: Path, base: Path) -> None:
         if spec.is_dir():
             videos = _videos_in(spec)
             if not videos:
                 raise ValueError(f"no videos ({', '.join(sorted(VIDEO_EXTS))}) under {spec}")
-            found.extend((v.resolve(), v.resolve().relative_to(spec.resolve()).with_suffix("")) for v in videos)
+            # Absolute, not resolved: a symlink is its own input, named where it is found.
+            found.extend((Path(os.path.abspath(v)), v.relative_to(spec).with_suffix("")) for v in videos)
         elif not spec.exists():
             raise FileNotFoundError(f"input not found: {spec}")
         else:
-            video = spec.resolve()
+            video = Path(os.path.abspath(spec))
             found.append((video, _relative(video, base).with_suffix("")))
 
     for spec in map(Path, specs):
         if spec.is_file() and spec.suffix.lower() in (".txt", ".lst", ".list"):
-            base = spec.resolve().parent
+            base = Path(os.path.abspath(spec)).parent
             for line in spec.read_text(encoding="utf-8").splitlines():
                 line = line.strip()
                 if line and not line.startswith("#"):
@@ -347,7 +348,9 @@ def _run_jobs(ray, jobs: list[Job], out: Path, onnx_model: bytes, options: dict,
         bar.close()
         for actor in actors:
             ray.kill(actor, no_restart=True)
-        for job, _ in running.values():  # cut short: nothing half-written stays behind
+        if running:  # wait until the killed calls end (as errors), then nothing half-written stays behind
+            ray.wait(list(running), num_returns=len(running), timeout=10)
+        for job, _ in running.values():
             for path in leftover_partials(out / job.output) + leftover_partials(out / job.video_output):
                 path.unlink(missing_ok=True)
     return rows

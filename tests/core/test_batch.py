@@ -151,6 +151,9 @@ def test_inputs_from_files_folders_and_lists(tmp_path, monkeypatch):
     got = {str(rel) for _, rel in collect_inputs([tmp_path / "f", "z.avi"])}
     assert got == {"x", "s/y", "z"}
     assert {str(rel) for _, rel in collect_inputs(["list.txt"])} == {"z", "f/s/y"}
+    (tmp_path / "f" / "s" / "link.mp4").symlink_to(tmp_path / "z.avi")  # a symlink is named where it is
+    assert {str(rel) for _, rel in collect_inputs([tmp_path / "f"])} == {"x", "s/y", "s/link"}
+    (tmp_path / "f" / "s" / "link.mp4").unlink()
     (tmp_path / "f" / "z.mp4").write_bytes(b"0")
     with pytest.raises(ValueError, match="both write"):
         collect_inputs([tmp_path / "f", tmp_path / "f" / "s", tmp_path / "list.txt", tmp_path / "f" / "z.mp4"])
@@ -180,3 +183,30 @@ def test_without_ray_it_says_what_to_install(tmp_path, capsys, monkeypatch):
     write_slide(tmp_path / "a.mp4", 2)
     assert batch(tmp_path / "a.mp4", "--out", tmp_path / "out") == 2
     _one_line_error(capsys, "pip install 'sdfl[batch]'")
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_manifest_of_what_finished(ray_cluster, tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    from sdfl_core.batch import Manifest
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        write_slide(folder / f"{name}.mp4", 6)
+    out = tmp_path / "out"
+    record = Manifest.record
+
+    def interrupted_after_one(self, job, row, model):
+        record(self, job, row, model)
+        raise KeyboardInterrupt  # Ctrl-C while the other videos are running
+
+    monkeypatch.setattr(Manifest, "record", interrupted_after_one)
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--workers", 2) == 130
+    assert "interrupted" in capsys.readouterr().err
+    finished = read_manifest(out)
+    assert [row["status"] for row in finished.values()] == ["done"]
+    assert not list(out.glob("*.partial*"))
+    monkeypatch.setattr(Manifest, "record", record)
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint) == 0
+    assert statuses(out) == {**{name: "done" for name in ("a.mp4", "b.mp4", "c.mp4")},
+                             next(iter(finished)): "skipped"}
