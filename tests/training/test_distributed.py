@@ -76,3 +76,15 @@ def test_failed_ranks_are_one_line(tmp_path, capsys, w300_folder):
     assert main(["train", "--config", str(tmp_path / "runs" / "tiny.yaml"), "--nproc", "2"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sdfl train: error:")]
     assert len(err) == 1 and "distributed training failed" in err[0], err
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_model_with_an_untrained_visibility_output(w300_folder, tmp_path):
+    # The visibility output exists but takes no part in the loss: DDP must be told (find_unused_parameters).
+    tiny_config(w300_folder, tmp_path / "runs", model={"visibility": True}, loss={"visibility": 0.0},
+                optim={"epochs": 2}, train={"max_steps": 0})  # DDP finds the unused ones at the second step
+    assert main(["train", "--config", str(tmp_path / "runs" / "tiny.yaml"), "--nproc", "2"]) == 0
+    rows = read_metrics(tmp_path / "runs" / "tiny")
+    assert len(rows) == 2 and all(math.isfinite(float(r["train_loss"])) for r in rows)
+    _, info = load_checkpoint(tmp_path / "runs" / "tiny" / "best.pt")
+    assert info.config.visibility
