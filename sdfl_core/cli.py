@@ -15,6 +15,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 COMMANDS = {
     "track": ("sdfl_core.track_cli", "video / image / folder / camera -> landmarks CSV and annotated video"),
+    "batch": ("sdfl_core.batch", "many videos -> landmark CSVs on a Ray cluster (local by default), resumable"),
     "eval": ("sdfl_core.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
     "train": ("training.cli", "train a model from a YAML config"),
     "export": ("sdfl_core.onnx_export", "export a checkpoint to ONNX"),
@@ -59,6 +60,19 @@ def _add_track(p: argparse.ArgumentParser) -> None:
                         "(re-detecting early when a face is lost); 1 = every frame (default)")
 
 
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video file, folder (searched recursively for videos) or .txt file listing paths")
+    p.add_argument("--out", required=True, help="output folder: <relative path>.csv per video, and manifest.csv")
+    p.add_argument("--video", action="store_true", help="also write an annotated <relative path>.mp4 per video")
+    p.add_argument("--address", help="join the Ray cluster at this address (e.g. auto, or HEAD:6379); "
+                                     "default: start a local one")
+    p.add_argument("--workers", type=int, help="worker processes (default: the CPU count of the machine or cluster)")
+    p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
+    p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
+    p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
+
+
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="checkpoint or ONNX model; default: the shipped SDFL model")
     p.add_argument("--data", required=True, help="dataset path (folder, list file, .mat, .csv or .json)")
@@ -74,6 +88,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML config (see training/configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01")
     p.add_argument("--resume", help="continue from a run's last.pt")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N processes on this machine (torchrun + DistributedDataParallel; "
+                        "gloo on the CPU, NCCL on CUDA); default 1")
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -112,7 +129,7 @@ def _add_gui(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
 
-ADDERS = {"track": _add_track, "eval": _add_eval, "train": _add_train, "export": _add_export,
+ADDERS = {"track": _add_track, "batch": _add_batch, "eval": _add_eval, "train": _add_train, "export": _add_export,
           "graph": _add_graph, "occlusion": _add_occlusion, "gui": _add_gui}
 
 

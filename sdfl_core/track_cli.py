@@ -12,14 +12,17 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from .draw import DrawOptions, annotate
 from .pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8
 from .sinks import CsvSink, VideoSink, check_writable
-from .sources import open_source
+from .sources import Source, open_source
+from .types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,37 @@ def check_outputs(args) -> None:
         check_writable(args.video, "video")
 
 
+@dataclass
+class TrackProgress:
+    """What :func:`track_source` has done so far; kept up to date frame by frame, so it is right after an interrupt too."""
+    frames: int = 0
+    faces: int = 0
+    """Face detections summed over frames."""
+    video_sink: VideoSink | None = None
+
+
+def track_source(pipeline: Pipeline, source: Source, csv_sink: CsvSink | None, video: str | Path | None,
+                 stack: contextlib.ExitStack, progress: TrackProgress, max_frames: int = 0,
+                 on_frame: Callable[[FrameResult], None] | None = None) -> None:
+    """Run ``pipeline`` over ``source`` into an open CSV sink and/or an annotated MP4 (opened on the first
+    frame, in ``stack``): the one loop of ``sdfl track`` and of each ``sdfl batch`` worker, so both write
+    the same CSV for the same video."""
+    draw = DrawOptions(landmarks=True, boxes=True, ids=True, graph=False)
+    for frame, result in pipeline.run_frames(source, max_frames):
+        if csv_sink is not None:
+            csv_sink.write(result, frame.source)
+        if video:
+            image = to_bgr_uint8(frame.image)
+            if progress.video_sink is None:
+                progress.video_sink = stack.enter_context(VideoSink(video, source.fps or 25.0,
+                                                                    (image.shape[1], image.shape[0])))
+            progress.video_sink.write(annotate(image, result, pipeline.schema, pipeline.info.mask, draw))
+        progress.frames += 1
+        progress.faces += len(result.tracks)
+        if on_frame is not None:
+            on_frame(result)
+
+
 def run(args) -> int:
     if args.frames < 0:
         raise ValueError(f"--frames must be 0 (all) or a positive count, got {args.frames}")
@@ -84,31 +118,23 @@ def run(args) -> int:
         n_points = pipeline.info.config.num_points
         # Entered last, so they close first: the outputs are in place before the model and source go.
         csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw)) if args.csv else None
-        video_sink = None
         total = source.num_frames if not args.frames else min(args.frames, source.num_frames or args.frames)
-        faces = frames = 0
+        progress = TrackProgress()
         interrupted = False
         bar = tqdm(total=total or None, unit="frame", desc="tracking", dynamic_ncols=True)
-        draw = DrawOptions(landmarks=True, boxes=True, ids=True, graph=False)
+
+        def show(result: FrameResult) -> None:
+            bar.update(1)
+            bar.set_postfix(faces=len(result.tracks), ms=f"{result.timings_ms['total']:.1f}")
+
         try:
             with sigterm_as_interrupt():
-                for frame, result in pipeline.run_frames(source, args.frames):
-                    if csv_sink is not None:
-                        csv_sink.write(result, frame.source)
-                    if args.video:
-                        image = to_bgr_uint8(frame.image)
-                        if video_sink is None:
-                            video_sink = stack.enter_context(VideoSink(args.video, source.fps or 25.0,
-                                                                       (image.shape[1], image.shape[0])))
-                        video_sink.write(annotate(image, result, pipeline.schema, pipeline.info.mask, draw))
-                    frames += 1
-                    faces += len(result.tracks)
-                    bar.update(1)
-                    bar.set_postfix(faces=len(result.tracks), ms=f"{result.timings_ms['total']:.1f}")
+                track_source(pipeline, source, csv_sink, args.video, stack, progress, args.frames, show)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was written, say so
             interrupted = True
             log.warning("%s: stopping after %d frames, keeping the outputs",
-                        "terminated" if isinstance(exc, Terminated) else "interrupted", frames)
+                        "terminated" if isinstance(exc, Terminated) else "interrupted", progress.frames)
+        frames, faces, video_sink = progress.frames, progress.faces, progress.video_sink
         elapsed = bar.format_dict.get("elapsed") or 0.0
         bar.close()
         if frames == 0 and not interrupted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from sdfl_core.metrics import auc, failure_rate, nme_io
 from sdfl_core.model import ModelConfig, SDFLModel
 from sdfl_core.schemas import get_schema
 
+from . import distributed
 from .augment import AugmentConfig
 from .config import config_hash
 from .data import LandmarkDataset, load_cached, pose_balance_weights
@@ -155,6 +157,17 @@ def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
     return float(validate_errors(model, loader, schema, device).mean())
 
 
+class TrainingForward(torch.nn.Module):
+    """The training step's forward, (coords, edge weights, visibility logits or None), as a module's forward."""
+
+    def __init__(self, model: SDFLModel, with_visibility: bool) -> None:
+        super().__init__()
+        self.model, self.with_visibility = model, with_visibility
+
+    def forward(self, x: torch.Tensor):
+        return self.model.forward_with_visibility(x) if self.with_visibility else (*self.model(x), None)
+
+
 def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int, int]:
     """Copy every tensor of ``source`` whose name and shape ``model`` shares (e.g. the backbone stages a new
     head still reads); returns (copied, model's tensor count). Raises when nothing matches."""
@@ -172,12 +185,14 @@ def train(config: dict, resume: str | None = None) -> Path:
     t_start = time.time()
     tc, optim, data_cfg, mc = config["train"], config["optim"], config["data"], config["model"]
     out_dir = Path(tc["out_dir"]) / config["name"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    device = distributed.setup(resolve_device(tc["device"]))  # under torchrun: join the process group
+    rank0 = distributed.is_rank0()
+    if rank0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     torch.manual_seed(config["seed"])
     if tc["num_threads"]:
         torch.set_num_threads(int(tc["num_threads"]))
-    device = resolve_device(tc["device"])
     schema = get_schema(data_cfg["schema"])
 
     train_samples, val_samples = split_samples(config)
@@ -197,7 +212,8 @@ def train(config: dict, resume: str | None = None) -> Path:
     plain = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None)
     mean_shape = np.mean([plain.crop(i)[1] for i in range(len(plain))], axis=0).astype(np.float32)
     mask = mine_adjacency(np.stack(tr_pts), k=mc["k"])
-    plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
+    if rank0:
+        plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
 
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
                                                          "hidden", "num_blocks", "fc_hidden", "feature_level",
@@ -229,13 +245,16 @@ def train(config: dict, resume: str | None = None) -> Path:
     train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, aug, config["seed"])
     val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None)
     bs = int(optim["batch_size"])
-    sampler = None
+    weights = None
     if tc["balance"] == "pdb":
         weights = pose_balance_weights(np.stack(tr_pts))
-        sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(train_set), replacement=True)
     elif tc["balance"] != "none":
         raise ValueError(f"train.balance must be none or pdb, got {tc['balance']!r}")
-    train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler, drop_last=len(train_set) > bs,
+    sampler = distributed.distributed_sampler(train_set, weights, config["seed"])  # None single-process
+    if sampler is None and weights is not None:
+        sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(train_set), replacement=True)
+    per_rank = len(sampler) if sampler is not None else len(train_set)
+    train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler, drop_last=per_rank > bs,
                               num_workers=tc["num_workers"])  # not persistent: workers must see set_epoch
     val_loader = DataLoader(val_set, batch_size=64, shuffle=False, num_workers=0)
 
@@ -301,9 +320,12 @@ def train(config: dict, resume: str | None = None) -> Path:
                              f"raise optim.epochs to train further")
         log.info("resumed from %s at epoch %d (best val NME %.4f)", resume, start_epoch, best)
 
+    # Under torchrun the training forward runs through DDP (which hooks a module's forward); `model` is what is saved.
+    net = distributed.wrap(TrainingForward(model, bool(vis_weight)), device,
+                           find_unused_parameters=model_cfg.visibility and not vis_weight)
     metrics_path = out_dir / "metrics.csv"
     new_file = not metrics_path.exists() or not resume
-    with open(metrics_path, "w" if new_file else "a", newline="") as fh:
+    with open(metrics_path if rank0 else os.devnull, "w" if new_file else "a", newline="") as fh:
         writer = csv.writer(fh)
         if new_file:
             writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes",
@@ -314,15 +336,18 @@ def train(config: dict, resume: str | None = None) -> Path:
             epoch_start = time.time()
             train_set.set_epoch(epoch)
             set_train_mode(model, only_visibility)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
             losses, edge_terms = [], []
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{plan['epochs']}", leave=False, dynamic_ncols=True)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{plan['epochs']}", leave=False, dynamic_ncols=True,
+                       disable=not rank0)
             for x, y, occluded in bar:
                 x = x.to(device, non_blocking=True)
                 if device.type == "cpu":
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
                 with torch.autocast(device_type="cuda", enabled=use_amp):
-                    pred, adj, vis = model.forward_with_visibility(x) if vis_weight else (*model(x), None)
+                    pred, adj, vis = net(x)
                 if only_visibility:
                     loss = vis_weight * visibility_loss(vis.float(), occluded.to(device))
                 else:
@@ -344,18 +369,21 @@ def train(config: dict, resume: str | None = None) -> Path:
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
                 minutes = (time.time() - t_start) / 60
+                if tc["max_minutes"]:  # every rank stops at the same step
+                    minutes = distributed.reduce_max(minutes)
                 if (tc["max_steps"] and step >= tc["max_steps"]) or (tc["max_minutes"] and minutes >= tc["max_minutes"]):
                     stop = True
                     break
             if tc["max_minutes"] and epoch == start_epoch and not stop:
                 # Fit the schedule into the time budget so the LR anneals before the budget ends.
                 left = tc["max_minutes"] * 60 - (time.time() - t_start)
-                fit = epoch + 1 + int(left // max(1.0, time.time() - epoch_start))
+                fit = epoch + 1 + int(distributed.reduce_max(left // max(1.0, time.time() - epoch_start)))
                 if fit < plan["epochs"]:
                     log.info("time budget fits %d epochs, not %d: shortening the schedule", fit, plan["epochs"])
                     plan["epochs"] = max(epoch + 1, fit)
             last_epoch = stop or epoch == plan["epochs"] - 1
-            if (epoch + 1) % tc["eval_every"] == 0 or last_epoch:
+            losses = [distributed.reduce_mean(np.mean(losses))] if distributed.is_active() else losses
+            if rank0 and ((epoch + 1) % tc["eval_every"] == 0 or last_epoch):
                 val_errors = validate_errors(model, val_loader, schema, device)
                 val, val_fr, val_auc = float(val_errors.mean()), failure_rate(val_errors), auc(val_errors)
                 vis_auroc = validate_visibility(model, vis_val_loader, device) if vis_val_loader else float("nan")
@@ -377,11 +405,13 @@ def train(config: dict, resume: str | None = None) -> Path:
                     save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))
             extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                      "best": best, "step": step, "planned_epochs": plan["epochs"]}
-            save_checkpoint(out_dir / "last.pt", model, info, extra=extra)
+            if rank0:
+                save_checkpoint(out_dir / "last.pt", model, info, extra=extra)
             if stop:
                 log.info("stopping at the configured budget (step %d)", step)
                 break
             epoch += 1
+    distributed.barrier()  # the other ranks wait for rank 0's last validation and checkpoint
     return out_dir / "best.pt"
 
 

@@ -10,9 +10,9 @@ from sdfl_core.cli import COMMANDS, build_parser, main
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "sdfl_core.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for name in ("track", "eval", "train", "export", "graph", "occlusion", "gui"):
+    for name in ("track", "batch", "eval", "train", "export", "graph", "occlusion", "gui"):
         assert name in out.stdout
-    assert set(COMMANDS) == {"track", "eval", "train", "export", "graph", "occlusion", "gui"}
+    assert set(COMMANDS) == {"track", "batch", "eval", "train", "export", "graph", "occlusion", "gui"}
 
 
 def test_cli_import_is_cheap():
