@@ -49,7 +49,7 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
 
     def flush() -> None:
         if batch_crops:
-            units, _ = predictor.predict(np.stack(batch_crops))
+            units, _, _ = predictor.predict(np.stack(batch_crops))
             preds.extend(crops.units_to_image(u, a, size) for u, a in zip(units, batch_affines))
             batch_crops.clear()
             batch_affines.clear()

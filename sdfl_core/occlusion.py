@@ -350,9 +350,10 @@ class Landmarker(Protocol):
     name: str
     num_points: int
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points, and
-        the (B, N, N) edge weights the model used ((B, N, 0) for a model without a graph)."""
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points, the
+        (B, N, N) edge weights the model used ((B, N, 0) for a model without a graph) and the (B, N)
+        probability that each point is visible ((B, 0) for a model without that output)."""
 
 
 class PredictorModel:
@@ -363,13 +364,13 @@ class PredictorModel:
         self.name = name
         self.num_points = int(predictor.info.config.num_points)
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         info = self.predictor.info
         size = int(info.config.input_size)
         affine = crops.landmark_crop_affine(points_gt, info.crop_scale, size)
         batch = np.stack([crops.warp(img, affine, size) for img in images])
-        units, weights = self.predictor.predict(batch)
-        return crops.units_to_image(units, affine, size), np.asarray(weights)
+        units, weights, visibility = self.predictor.predict(batch)
+        return crops.units_to_image(units, affine, size), np.asarray(weights), np.asarray(visibility)
 
 
 def dlib_model_path() -> Path | None:
@@ -403,7 +404,7 @@ class DlibModel:
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(path))
 
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, y, w, h = crops.landmark_box(points_gt)
         rect = self._dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
         out = []
@@ -411,7 +412,8 @@ class DlibModel:
             rgb = np.ascontiguousarray(img[:, :, ::-1])
             shape = self._predictor(rgb, rect)
             out.append([(p.x, p.y) for p in shape.parts()])
-        return np.asarray(out, np.float32), np.zeros((len(out), self.num_points, 0), np.float32)
+        return (np.asarray(out, np.float32), np.zeros((len(out), self.num_points, 0), np.float32),
+                np.zeros((len(out), 0), np.float32))
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -557,7 +559,7 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
             affine = crops.landmark_crop_affine(sample.points, 1.3, size)
         for m in models:
             # The clean image goes last in the batch: its edge weights are the reference for each occlusion's.
-            pred, weights = m.predict([o.image for o in occlusions] + [image], sample.points)
+            pred, weights, visibility = m.predict([o.image for o in occlusions] + [image], sample.points)
             clean_edges = weights[-1] > 0 if weights.shape[-1] else None  # None: a model without a graph
             for i, ((kind, level), o, p) in enumerate(zip(kinds, occlusions, pred)):
                 bucket = results.setdefault((m.name, kind, level), {"pred": [], "gt": [], "visible": [], "coverage": [],

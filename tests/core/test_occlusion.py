@@ -248,8 +248,8 @@ def test_dlib_baseline_joins(tmp_path, tiny_checkpoint, face):
     if not dlib_available():
         pytest.skip("face_recognition_models (dlib's 68-point model) is not installed")
     image, points = face
-    pred, weights = DlibModel().predict([image, image], points)
-    assert weights.shape == (2, 68, 0)
+    pred, weights, visibility = DlibModel().predict([image, image], points)
+    assert weights.shape == (2, 68, 0) and visibility.shape == (2, 0)
     assert pred.shape == (2, 68, 2)
     assert np.array_equal(pred[0], pred[1])
     # dlib's points land around the given box.
