@@ -28,6 +28,8 @@ class ModelSummary:
     mask: np.ndarray
     has_graph: bool
     compare_name: str = ""
+    has_visibility: bool = False
+    """The model reports per-point visibility (the CSV gets ``vis_i`` columns, occluded points are drawn hollow)."""
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,8 @@ class InferenceWorker(QObject):
         compare = (self.compare_engine.info.name or "comparison") if self.compare_engine is not None else ""
         self.model_loaded.emit(ModelSummary(name=info.name or self._weights.stem, path=str(self._weights),
                                             schema=info.schema_obj, mask=np.asarray(info.mask, bool),
-                                            has_graph=info.config.head != "fc", compare_name=compare))
+                                            has_graph=info.config.head != "fc", compare_name=compare,
+                                            has_visibility=self.pipeline.engine.has_visibility))
 
     @pyqtSlot()
     def reset_tracking(self) -> None:
