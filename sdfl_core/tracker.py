@@ -42,9 +42,9 @@ def _check_smoothing(smoothing: float) -> float:
     return smoothing
 
 
-MIN_VISIBILITY = 0.02
+MIN_VISIBILITY = 1e-3
 """Floor of the visibility that scales a point's measurement variance, ``R = sigma^2 / max(v, floor)``: a
-point the model is sure it cannot see counts 50x less than a visible one, never nothing, so a point that
+point the model is sure it cannot see counts 1000x less than a visible one, never nothing, so a point that
 stays hidden still drifts back to the measurement as the track's uncertainty grows."""
 
 

@@ -77,7 +77,7 @@ def test_tracker_passes_the_landmarks_visibility():
     for _ in range(30):
         tracker.update([det], [Landmarks(pts, np.zeros((3, 0)), np.ones(3))])
     shifted = pts + [6.0, 0.0]
-    [track] = tracker.update([det], [Landmarks(shifted, np.zeros((3, 0)), np.array([1.0, 0.02, 1.0]))])
+    [track] = tracker.update([det], [Landmarks(shifted, np.zeros((3, 0)), np.array([1.0, 0.01, 1.0]))])
     moved = track.smoothed[:, 0] - pts[:, 0]
     assert moved[1] < 0.2 * moved[0]
     np.testing.assert_allclose(moved[0], moved[2], rtol=1e-5)
