@@ -437,9 +437,10 @@ class InferenceWorker(QObject):
         if frame is None or result is None or self.pipeline is None:
             return
         detections = [t.detection for t in result.tracks]
-        model_input = apply_occluders(frame.image, self.occluders_for([d.box for d in detections]))
+        occluders = self.occluders_for([d.box for d in detections])
+        model_input = apply_occluders(frame.image, occluders)
         try:
-            inspection = inspect(self.pipeline.engine, frame.image, model_input, detections)
+            inspection = inspect(self.pipeline.engine, frame.image, model_input, detections, occluders)
             compare = self._compare(model_input, detections)
         except Exception as exc:
             log.exception("inspection failed")

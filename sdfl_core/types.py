@@ -69,6 +69,12 @@ class Landmarks:
     def has_visibility(self) -> bool:
         return bool(self.visibility.size)
 
+    def occluded(self, threshold: float = 0.5) -> np.ndarray:
+        """(N,) bool: the points whose visibility is below ``threshold`` (none without a visibility output)."""
+        if not self.has_visibility:
+            return np.zeros(self.num_points, bool)
+        return self.visibility < threshold
+
 
 @dataclass(frozen=True)
 class Track:
