@@ -137,6 +137,18 @@ class ControlsPanel(QWidget):
         row.addWidget(self.smoothing_value)
         form.addLayout(row)
         _no_focus(self.smooth, self.smoothing)
+        # Models with a visibility output: points it thinks are covered are drawn hollow.
+        self.visibility_threshold = _slider(100, int(round(100 * defaults.visibility_threshold)))
+        self.visibility_threshold.setToolTip("Points whose predicted visibility is below this are drawn hollow "
+                                             "(models with a visibility output)")
+        self.visibility_value = QLabel(f"{defaults.visibility_threshold:.2f}")
+        self.visibility_threshold.valueChanged.connect(self._emit_visibility_threshold)
+        vrow = QHBoxLayout()
+        vrow.addWidget(QLabel("Hollow below"))
+        vrow.addWidget(self.visibility_threshold, 1)
+        vrow.addWidget(self.visibility_value)
+        form.addLayout(vrow)
+        _no_focus(self.visibility_threshold)
         return box
 
     def _occlusion_box(self) -> QGroupBox:
@@ -191,6 +203,10 @@ class ControlsPanel(QWidget):
         self.smoothing.setEnabled(self.smooth.isChecked())
         self.smoothing_changed.emit(self.smooth.isChecked(), self.smoothing.value() / 100.0)
 
+    def _emit_visibility_threshold(self, value: int) -> None:
+        self.visibility_value.setText(f"{value / 100:.2f}")
+        self.draw_options_changed.emit()
+
     def _emit_cover(self) -> None:
         self.cover_value.setText(f"{self.cover.value()}%")
         self.cover_changed.emit(self.cover.value() / 100.0, self.cover_side.currentText())
@@ -199,7 +215,8 @@ class ControlsPanel(QWidget):
         return DrawOptions(landmarks=self.show_landmarks.isChecked(), raw=self.show_raw.isChecked(),
                            boxes=self.show_boxes.isChecked(), ids=self.show_ids.isChecked(),
                            graph=self.show_graph.isChecked(), weights=self.show_weights.isChecked(),
-                           indices=self.show_indices.isChecked())
+                           indices=self.show_indices.isChecked(),
+                           visibility_threshold=self.visibility_threshold.value() / 100.0)
 
     def overlay_checks(self) -> dict[str, QCheckBox]:
         return {"landmarks": self.show_landmarks, "raw": self.show_raw, "boxes": self.show_boxes, "ids": self.show_ids,

@@ -32,8 +32,9 @@ def dropped_edges(clean_weights: np.ndarray, occluded_weights: np.ndarray, mask:
 
 
 def inspect(engine: LandmarkEngine, clean_bgr: np.ndarray, occluded_bgr: np.ndarray,
-            detections: list[Detection]) -> Inspection:
-    """Both predictions for the same boxes, per-point displacement and the weakened edges."""
+            detections: list[Detection], occluders=()) -> Inspection:
+    """Both predictions for the same boxes, per-point displacement, the weakened edges and which clean
+    points the ``occluders`` (``app.occlusion.Occluder``) cover."""
     if not detections:
         return Inspection()
     clean = engine.predict_boxes(clean_bgr, detections)
@@ -41,4 +42,6 @@ def inspect(engine: LandmarkEngine, clean_bgr: np.ndarray, occluded_bgr: np.ndar
     displacement = tuple(np.linalg.norm(o.points - c.points, axis=1) for c, o in zip(clean, occluded))
     mask = engine.info.mask
     dropped = tuple(dropped_edges(c.edge_weights, o.edge_weights, mask) for c, o in zip(clean, occluded))
-    return Inspection(tuple(detections), tuple(clean), tuple(occluded), displacement, dropped)
+    covered = tuple(np.any([occ.contains(c.points) for occ in occluders], axis=0) if occluders
+                    else np.zeros(c.num_points, bool) for c in clean)
+    return Inspection(tuple(detections), tuple(clean), tuple(occluded), displacement, dropped, covered)

@@ -28,6 +28,8 @@ class ModelSummary:
     mask: np.ndarray
     has_graph: bool
     compare_name: str = ""
+    has_visibility: bool = False
+    """The model reports per-point visibility (the CSV gets ``vis_i`` columns, occluded points are drawn hollow)."""
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ class Inspection:
     """A frozen frame run twice through the engine with the same boxes: clean and occluded.
 
     ``displacement[k]`` is the (N,) pixel distance of every landmark of face ``k`` from its clean
-    prediction; ``dropped_edges[k]`` the (E, 2) point pairs whose edge weight fell under the occluder.
-    Empty tuples when not inspecting.
+    prediction; ``dropped_edges[k]`` the (E, 2) point pairs whose edge weight fell under the occluder;
+    ``covered[k]`` the (N,) true cover: the clean prediction's points that lie under an occluder (what
+    the occluded prediction's visibility is judged against). Empty tuples when not inspecting.
     """
 
     detections: tuple[Detection, ...] = ()
@@ -44,6 +47,7 @@ class Inspection:
     occluded: tuple[Landmarks, ...] = ()
     displacement: tuple[np.ndarray, ...] = ()
     dropped_edges: tuple[np.ndarray, ...] = ()
+    covered: tuple[np.ndarray, ...] = ()
 
     @property
     def active(self) -> bool:

@@ -47,9 +47,9 @@ class Recorder:
         return written
 
     # --- csv ----------------------------------------------------------------------------------
-    def start_csv(self, path: str | Path, num_points: int) -> None:
+    def start_csv(self, path: str | Path, num_points: int, visibility: bool = False) -> None:
         self.stop_csv()
-        self.csv = CsvSink(path, num_points).open()
+        self.csv = CsvSink(path, num_points, visibility=visibility).open()
 
     @property
     def exporting_csv(self) -> bool:

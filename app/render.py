@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from sdfl_core.draw import DrawOptions, annotate, draw_box, draw_graph, draw_landmarks, track_color
+from sdfl_core.draw import (DrawOptions, annotate, draw_box, draw_graph, draw_landmarks, draw_visibility_check,
+                            track_color)
 
 from .messages import FrameBundle, Inspection, ModelSummary
 
@@ -31,7 +32,8 @@ def _label(img: np.ndarray, text: str, color=(255, 255, 255)) -> None:
 
 
 def _draw_inspection(img: np.ndarray, inspection: Inspection, model: ModelSummary, opts: DrawOptions) -> str:
-    """Clean points (white), occluded prediction, displacement segments and weakened edges (red)."""
+    """Clean points (white), occluded prediction, displacement segments and weakened edges (red); for a
+    model with visibility, its verdict per point against the occluders' true cover."""
     lines = []
     for k, det in enumerate(inspection.detections):
         clean, occluded = inspection.clean[k], inspection.occluded[k]
@@ -48,11 +50,19 @@ def _draw_inspection(img: np.ndarray, inspection: Inspection, model: ModelSummar
             cv2.line(img, (int(round(p[0])), int(round(p[1]))), (int(round(q[0])), int(round(q[1]))),
                      SHIFT_COLOR, 1, cv2.LINE_AA)
         draw_landmarks(img, clean.points, color=CLEAN_COLOR, radius=1)
-        draw_landmarks(img, occluded.points, model.schema if opts.landmarks else None, indices=opts.indices)
+        said_covered = occluded.occluded(opts.visibility_threshold)
+        draw_landmarks(img, occluded.points, model.schema if opts.landmarks else None, indices=opts.indices,
+                       hollow=said_covered)
         shift = inspection.displacement[k]
         size = float(np.sqrt(det.box[2] * det.box[3]))
-        lines.append(f"face {k}: mean shift {shift.mean():.1f}px ({100 * shift.mean() / size:.1f}% of box), "
-                     f"max {shift.max():.1f}px, {len(inspection.dropped_edges[k])} weaker edges")
+        line = (f"face {k}: mean shift {shift.mean():.1f}px ({100 * shift.mean() / size:.1f}% of box), "
+                f"max {shift.max():.1f}px, {len(inspection.dropped_edges[k])} weaker edges")
+        if occluded.has_visibility:
+            covered = inspection.covered[k]
+            draw_visibility_check(img, occluded.points, occluded.visibility, covered, opts.visibility_threshold)
+            line += (f"; covered points judged covered {int((said_covered & covered).sum())}/{int(covered.sum())}, "
+                     f"visible judged covered {int((said_covered & ~covered).sum())}/{int((~covered).sum())}")
+        lines.append(line)
     return "; ".join(lines)
 
 

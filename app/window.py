@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
         """
         if self.model is None:
             raise ValueError("no model loaded: choose one in the Model menu before exporting landmarks")
-        self.recorder.start_csv(path, self.model.schema.num_points)
+        self.recorder.start_csv(path, self.model.schema.num_points, self.model.has_visibility)
         self.csv_action.setChecked(True)
         self._csv_lossless_before = self.controls.lossless.isChecked()
         self.set_lossless(True)

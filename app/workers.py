@@ -313,7 +313,8 @@ class InferenceWorker(QObject):
         compare = (self.compare_engine.info.name or "comparison") if self.compare_engine is not None else ""
         self.model_loaded.emit(ModelSummary(name=info.name or self._weights.stem, path=str(self._weights),
                                             schema=info.schema_obj, mask=np.asarray(info.mask, bool),
-                                            has_graph=info.config.head != "fc", compare_name=compare))
+                                            has_graph=info.config.head != "fc", compare_name=compare,
+                                            has_visibility=self.pipeline.engine.has_visibility))
 
     @pyqtSlot()
     def reset_tracking(self) -> None:
@@ -436,9 +437,10 @@ class InferenceWorker(QObject):
         if frame is None or result is None or self.pipeline is None:
             return
         detections = [t.detection for t in result.tracks]
-        model_input = apply_occluders(frame.image, self.occluders_for([d.box for d in detections]))
+        occluders = self.occluders_for([d.box for d in detections])
+        model_input = apply_occluders(frame.image, occluders)
         try:
-            inspection = inspect(self.pipeline.engine, frame.image, model_input, detections)
+            inspection = inspect(self.pipeline.engine, frame.image, model_input, detections, occluders)
             compare = self._compare(model_input, detections)
         except Exception as exc:
             log.exception("inspection failed")

@@ -83,7 +83,7 @@ def main() -> int:
         rows = []
         for w in weights:
             predictor = load_predictor(w)
-            pred, gt, kept, missed = predict_samples(predictor, samples, protocol)
+            pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
             rows.append((predictor.info.name or Path(w).stem, summarize(pred, gt, predictor.info.schema_obj), missed))
         if use_dlib:
             pred, missed = dlib_predictions(samples, protocol)

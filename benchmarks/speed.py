@@ -103,7 +103,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
     with Pipeline(options) as pipeline:
         if kind == "video":
             out = Path(args.csv_dir) / "speed.csv"
-            sink = CsvSink(out, pipeline.info.config.num_points).open()
+            sink = CsvSink(out, pipeline.info.config.num_points, visibility=pipeline.engine.has_visibility).open()
         warm = scene("one")
         for i in range(3):  # warm-up: first ONNX / MediaPipe calls allocate
             pipeline.process(warm, i, i * 33.0)

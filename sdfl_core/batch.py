@@ -224,7 +224,8 @@ class TrackWorker:
             with contextlib.ExitStack() as stack:
                 source = stack.enter_context(open_source(job.input))
                 pipeline = stack.enter_context(Pipeline(self.options, engine=self.engine))
-                csv_sink = stack.enter_context(CsvSink(csv_path, pipeline.info.config.num_points))
+                csv_sink = stack.enter_context(CsvSink(csv_path, pipeline.info.config.num_points,
+                                                       visibility=pipeline.engine.has_visibility))
                 progress = TrackProgress()
                 track_source(pipeline, source, csv_sink, video_path, stack, progress)
                 if progress.frames == 0:

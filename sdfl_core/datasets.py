@@ -32,6 +32,9 @@ class Sample:
 
     ``image`` holds the pixels for formats that store them inside the annotation file (COFW .mat); then
     ``image_path`` is a label such as ``"/data/COFW.mat#train/17"`` rather than a file.
+
+    ``occluded`` is (N,) bool where the annotation flags occluded points (COFW's third column), None where
+    the data has no such flags: ``visible`` alone does not say (COCO's ``v > 0`` means "labelled").
     """
 
     image_path: str
@@ -41,6 +44,7 @@ class Sample:
     attributes: dict[str, int] = field(default_factory=dict)
     group: str = ""
     image: np.ndarray | None = None
+    occluded: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         points = np.asarray(self.points, dtype=np.float32)
@@ -57,6 +61,11 @@ class Sample:
             if visible.shape != (points.shape[0],):
                 raise ValueError(f"visible must have shape ({points.shape[0]},), got {visible.shape}")
             object.__setattr__(self, "visible", visible)
+        if self.occluded is not None:
+            occluded = np.asarray(self.occluded, dtype=bool)
+            if occluded.shape != (points.shape[0],):
+                raise ValueError(f"occluded must have shape ({points.shape[0]},), got {occluded.shape}")
+            object.__setattr__(self, "occluded", occluded)
         if self.image is not None:
             image = np.asarray(self.image)
             if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
@@ -349,6 +358,7 @@ def read_cofw(mat_file: str | Path, split: str = "train") -> list[Sample]:
                 points=np.stack([phis[i, :k], phis[i, k : 2 * k]], axis=1),
                 box=boxes[i],
                 visible=phis[i, 2 * k :] == 0,
+                occluded=phis[i, 2 * k :] != 0,
                 group=label,
                 image=_to_uint8_image(images[i], label),
             )

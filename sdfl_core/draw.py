@@ -25,6 +25,8 @@ Color = tuple[int, int, int]
 
 LANDMARK_COLOR: Color = (0, 255, 0)
 RAW_COLOR: Color = (0, 0, 255)
+AGREE_COLOR: Color = (0, 255, 0)
+DISAGREE_COLOR: Color = (0, 0, 255)
 GRAPH_COLOR: Color = (255, 200, 0)
 _TRACK_PALETTE: tuple[Color, ...] = (
     (255, 128, 0), (0, 200, 255), (255, 0, 200), (0, 255, 128), (128, 128, 255), (255, 255, 0), (0, 128, 255), (200, 0, 255),
@@ -48,6 +50,9 @@ class DrawOptions:
     """Colour and thicken graph edges by the model's edge weights (implies ``graph``)."""
     indices: bool = False
     """Point numbers beside the landmarks."""
+    visibility_threshold: float = 0.5
+    """Points whose predicted visibility is below this are drawn hollow (a model with a visibility output;
+    0 draws every point filled)."""
 
 
 def _check_image(img: np.ndarray) -> np.ndarray:
@@ -85,10 +90,15 @@ def draw_landmarks(
     color: Color = LANDMARK_COLOR,
     radius: int = 2,
     indices: bool = False,
+    hollow: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Filled dots at ``points`` (N, 2); with a schema also its outlines (``draw_groups``) underneath."""
+    """Filled dots at ``points`` (N, 2), rings where ``hollow`` (N,) bool is set (e.g. points the model
+    says are covered); with a schema also its outlines (``draw_groups``) underneath."""
     _check_image(img)
     pts = _check_points(points, schema.num_points if schema is not None else None)
+    ring = np.zeros(len(pts), bool) if hollow is None else np.asarray(hollow, bool)
+    if ring.shape != (len(pts),):
+        raise ValueError(f"hollow must have shape ({len(pts)},), got {ring.shape}")
     if schema is not None:
         draw_groups(img, pts, schema, color=color)
     h, w = img.shape[:2]
@@ -99,7 +109,11 @@ def draw_landmarks(
     visible = finite & inside_x & inside_y
     fixed = _fixed(pts)
     for i in np.flatnonzero(visible):
-        cv2.circle(img, (int(fixed[i, 0]), int(fixed[i, 1])), radius * _ONE, color, -1, cv2.LINE_AA, _SHIFT)
+        centre = (int(fixed[i, 0]), int(fixed[i, 1]))
+        if ring[i]:
+            cv2.circle(img, centre, (radius + 1) * _ONE, color, 1, cv2.LINE_AA, _SHIFT)
+        else:
+            cv2.circle(img, centre, radius * _ONE, color, -1, cv2.LINE_AA, _SHIFT)
     if indices:
         for i in np.flatnonzero(visible):
             org = (int(round(pts[i, 0])) + radius + 1, int(round(pts[i, 1])) - radius - 1)
@@ -214,6 +228,26 @@ def draw_box(
     return img
 
 
+def draw_visibility_check(img: np.ndarray, points: np.ndarray, visibility: np.ndarray, covered: np.ndarray,
+                          threshold: float = 0.5, radius: int = 3) -> np.ndarray:
+    """Predicted visibility against a known cover: each point a ring where the model says it is covered
+    (visibility below ``threshold``) and a dot where it says visible, green where that matches ``covered``
+    (N,) bool and red where it does not. An empty ``visibility`` (no such output) draws nothing."""
+    _check_image(img)
+    pts = _check_points(points)
+    vis = np.asarray(visibility, np.float64)
+    if vis.size == 0:
+        return img
+    covered = np.asarray(covered, bool)
+    if vis.shape != (len(pts),) or covered.shape != (len(pts),):
+        raise ValueError(f"visibility and covered must have shape ({len(pts)},), got {vis.shape} and {covered.shape}")
+    said_covered = vis < threshold
+    for agree, color in ((True, AGREE_COLOR), (False, DISAGREE_COLOR)):
+        sel = (said_covered == covered) == agree
+        draw_landmarks(img, pts[sel], color=color, radius=radius - 1, hollow=said_covered[sel])
+    return img
+
+
 def track_color(track_id: int) -> Color:
     """A stable colour per track id."""
     return _TRACK_PALETTE[int(track_id) % len(_TRACK_PALETTE)]
@@ -248,7 +282,8 @@ def annotate(
             draw_landmarks(frame, track.raw.points, color=RAW_COLOR, radius=1)
         if options.landmarks:
             use_schema = schema if schema is not None and schema.num_points == points.shape[0] else None
-            draw_landmarks(frame, points, use_schema, indices=options.indices)
+            draw_landmarks(frame, points, use_schema, indices=options.indices,
+                           hollow=track.raw.occluded(options.visibility_threshold))
         elif options.indices:
             draw_landmarks(frame, points, radius=0, indices=True)
     return frame

@@ -10,9 +10,14 @@ import numpy as np
 from . import crops
 from .datasets import Sample, load_samples, readable_images
 from .metrics import ced, nme_io, summarize
+from .visibility import visibility_auroc
 from .types import Detection
 
 log = logging.getLogger(__name__)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
@@ -28,8 +33,9 @@ def _best_detection(detections: list[Detection], points: np.ndarray) -> Detectio
 
 
 def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32
-                    ) -> tuple[np.ndarray, np.ndarray, list[Sample], int]:
-    """Predictions (M, N, 2) in image pixels, ground truth, the samples kept, and missed detections.
+                    ) -> tuple[np.ndarray, np.ndarray, list[Sample], int, np.ndarray]:
+    """Predictions (M, N, 2) in image pixels, ground truth, the samples kept, missed detections, and the
+    predicted visibility (M, N) ((M, 0) for a model without a visibility output).
 
     Unreadable images are skipped with a warning. With ``boxes='detector'`` a face the detector misses
     falls back to the ground-truth box and is counted in the returned number.
@@ -44,13 +50,14 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
         detector = FaceDetector(DetectorOptions(model="full", min_confidence=0.3))
     elif boxes != "gt":
         raise ValueError(f"boxes must be gt or detector, got {boxes!r}")
-    preds, gts, kept, missed = [], [], [], 0
+    preds, gts, kept, missed, visibility = [], [], [], 0, []
     batch_crops, batch_affines = [], []
 
     def flush() -> None:
         if batch_crops:
-            units, _ = predictor.predict(np.stack(batch_crops))
+            units, _, vis = predictor.predict(np.stack(batch_crops))
             preds.extend(crops.units_to_image(u, a, size) for u, a in zip(units, batch_affines))
+            visibility.extend(vis)
             batch_crops.clear()
             batch_affines.clear()
 
@@ -77,7 +84,7 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
             detector.close()
     if not kept:
         raise ValueError("no readable images to evaluate")
-    return np.stack(preds), np.stack(gts).astype(np.float32), kept, missed
+    return np.stack(preds), np.stack(gts).astype(np.float32), kept, missed, np.stack(visibility)
 
 
 def evaluate(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32) -> tuple[dict, np.ndarray]:
@@ -87,8 +94,11 @@ def evaluate(predictor, samples: list[Sample], boxes: str = "gt", batch_size: in
     bad = [s for s in samples if s.points.shape[0] != n]
     if bad:
         raise ValueError(f"the data has {bad[0].points.shape[0]} points per face but the model predicts {n} ({schema.name})")
-    pred, gt, kept, missed = predict_samples(predictor, samples, boxes, batch_size)
+    pred, gt, kept, missed, visibility = predict_samples(predictor, samples, boxes, batch_size)
     report = summarize(pred, gt, schema)
+    if visibility.shape[1] and kept and all(s.occluded is not None for s in kept):
+        # The visibility output against the annotators' occlusion flags (visible = the positive class).
+        report["visibility_auroc"] = _finite_or_none(visibility_auroc(visibility, [~s.occluded for s in kept]))
     errors = nme_io(pred, gt, schema)
     attributes = sorted({k for s in kept for k in s.attributes})
     if attributes:

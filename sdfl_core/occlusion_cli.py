@@ -100,13 +100,17 @@ def run(args) -> int:
 def format_table(rows) -> str:
     """The printed table of ``sdfl occlusion``: one line per row, NMEs and FR in percent."""
     header = (f"{'model':<20} {'kind':<11} {'level':>5} {'n':>4} {'cover%':>6} {'vis%':>6} {'occ%':>6} {'all%':>6} "
-              f"{'FR%':>5} {'edge v->o':>9} {'clean':>6}")
+              f"{'FR%':>5} {'edge v->o':>9} {'clean':>6} {'visAUROC':>8} {'occ-trk%':>8}")
     lines = [header]
     for r in rows:
         occ = f"{100 * r.nme_occluded:6.2f}" if r.occluded_count else f"{'-':>6}"
         edges = (f"{r.edge_occluded:9.3f} {r.edge_clean:6.3f}" if np.isfinite(r.edge_occluded) else f"{'-':>9} {'-':>6}")
+        vis = f"{r.vis_auroc:8.3f}" if np.isfinite(r.vis_auroc) else f"{'-':>8}"
+        tracked = f"{100 * r.nme_occluded_tracked:8.2f}" if np.isfinite(r.nme_occluded_tracked) else f"{'-':>8}"
         lines.append(f"{r.model:<20} {r.kind:<11} {r.level:>5} {r.count:>4} {100 * r.coverage:6.1f} "
-                     f"{100 * r.nme_visible:6.2f} {occ} {100 * r.nme_all:6.2f} {100 * r.fr_10:5.1f} {edges}")
+                     f"{100 * r.nme_visible:6.2f} {occ} {100 * r.nme_all:6.2f} {100 * r.fr_10:5.1f} {edges} {vis} {tracked}")
     lines.append("edge v->o: mean weight of the graph edges from visible to occluded landmarks; clean: the same "
                  "edges on the unoccluded image")
+    lines.append("visAUROC: the visibility output against the occluder's cover; occ-trk: occluded points' NME from the "
+                 "visibility-weighted Kalman filter, seeded on the clean frame, after 10 covered frames")
     return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""`sdfl export`: checkpoint -> self-describing ONNX model (landmarks, edge_weights), dynamic batch."""
+"""`sdfl export`: checkpoint -> self-describing ONNX model, dynamic batch.
+
+Outputs: ``landmarks`` (B, N, 2) in crop units, ``edge_weights`` (B, N, N) or (B, N, 0), and for a model
+with ``config.visibility`` a third, ``visibility`` (B, N): the probability that each point is visible
+(the sigmoid is in the graph, so a runtime never sees logits)."""
 from __future__ import annotations
 
 import copy
@@ -12,7 +16,7 @@ import numpy as np
 
 from .checkpoint import ModelInfo, _umask, load_checkpoint
 from .extras import require
-from .onnx_meta import META_KEY, SOURCE_KEY, file_sha256, info_from_json, info_to_json
+from .onnx_meta import META_KEY, SOURCE_KEY, VISIBILITY_OUTPUT, file_sha256, info_from_json, info_to_json
 
 require("torch", "ONNX export")
 require("onnx", "ONNX export")
@@ -22,6 +26,23 @@ import torch  # noqa: E402
 from .model import ModelConfig, SDFLModel  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+
+class _WithVisibility(torch.nn.Module):
+    """The exported graph of a model with visibility: landmarks, edge weights and sigmoid(visibility logits)."""
+
+    def __init__(self, model: SDFLModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        coords, weights, logits = self.model.forward_with_visibility(x)
+        return coords, weights, torch.sigmoid(logits)
+
+
+def output_names(config: ModelConfig) -> list[str]:
+    return ["landmarks", "edge_weights"] + ([VISIBILITY_OUTPUT] if config.visibility else [])
+
 
 def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int = 17,
                 source: str | Path | None = None) -> Path:
@@ -34,13 +55,15 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
     model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format).cpu()
     size = info.config.input_size
     dummy = torch.zeros(2, 3, size, size)
+    names = output_names(info.config)
+    graph = _WithVisibility(model) if info.config.visibility else model
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer chatter about the input shape check
-            torch.onnx.export(model, (dummy,), tmp, input_names=["image"], output_names=["landmarks", "edge_weights"],
-                              dynamic_axes={"image": {0: "batch"}, "landmarks": {0: "batch"}, "edge_weights": {0: "batch"}},
+            torch.onnx.export(graph, (dummy,), tmp, input_names=["image"], output_names=names,
+                              dynamic_axes={name: {0: "batch"} for name in ["image", *names]},
                               opset_version=opset, dynamo=False)
         proto = onnx.load(tmp)
         entry = proto.metadata_props.add()
@@ -61,15 +84,17 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
 
 
 def compare(model: SDFLModel, onnx_path: str | Path, batch: int = 3, seed: int = 0) -> float:
-    """Max absolute difference of both outputs between torch and ONNX Runtime on random input."""
-    from .predictor import OnnxPredictor
+    """Max absolute difference of every output (visibility as a probability) between torch and ONNX
+    Runtime on random input."""
+    from .predictor import OnnxPredictor, TorchPredictor
 
     size = model.config.input_size
-    x = torch.from_numpy(np.random.default_rng(seed).normal(size=(batch, 3, size, size)).astype(np.float32))
-    model = copy.deepcopy(model).float().eval().cpu()
-    with torch.no_grad():
-        ref = [t.numpy() for t in model(x)]
-    got = OnnxPredictor(onnx_path).run_tensor(x.numpy())
+    x = np.random.default_rng(seed).normal(size=(batch, 3, size, size)).astype(np.float32)
+    session = OnnxPredictor(onnx_path)
+    ref = TorchPredictor(copy.deepcopy(model).float().eval().cpu(), session.info, "cpu").run_tensor(x)
+    got = session.run_tensor(x)
+    if ref[2].shape != got[2].shape:
+        raise ValueError(f"{onnx_path} has visibility output shape {got[2].shape[1:]}, the model {ref[2].shape[1:]}")
     return max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in zip(ref, got))
 
 

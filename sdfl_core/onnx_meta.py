@@ -17,6 +17,8 @@ from .checkpoint import CheckpointError, ModelInfo
 
 META_KEY = "sdfl_model_info"
 SOURCE_KEY = "sdfl_source_sha256"
+VISIBILITY_OUTPUT = "visibility"
+"""The optional third output of an export: (B, N) probability that each point is visible."""
 
 
 def file_sha256(path: str | Path) -> str:
@@ -47,8 +49,7 @@ def info_from_json(text: str) -> ModelInfo:
     return ModelInfo.from_payload(payload, strict=False)
 
 
-def onnx_metadata(path: str | Path) -> dict[str, str]:
-    """The custom metadata map of an ONNX model (read with ONNX Runtime)."""
+def _session(path: str | Path):
     import onnxruntime as ort
 
     from .checkpoint import first_line
@@ -56,12 +57,31 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise CheckpointError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
-    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The custom metadata map of an ONNX model (read with ONNX Runtime)."""
+    return dict(_session(path).get_modelmeta().custom_metadata_map)
 
 
 def source_sha256(path: str | Path) -> str:
     """The sha256 of the checkpoint an ONNX model was exported from ('' when it does not say)."""
     return onnx_metadata(path).get(SOURCE_KEY, "")
+
+
+def is_export_of(path: str | Path, digest: str) -> bool:
+    """Whether the ONNX model at ``path`` is a current export of the checkpoint with sha256 ``digest``: its
+    recorded source is that checkpoint, and a model with visibility has the output (an export made
+    before the output existed lacks it and is made again)."""
+    session = _session(path)
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get(SOURCE_KEY, "") != digest:
+        return False
+    try:
+        wants_visibility = bool(json.loads(meta[META_KEY])["config"].get("visibility", False))
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError):
+        return False
+    return not wants_visibility or VISIBILITY_OUTPUT in {o.name for o in session.get_outputs()}

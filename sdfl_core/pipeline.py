@@ -154,6 +154,11 @@ class LandmarkEngine:
     def schema(self):
         return self.info.schema_obj
 
+    @property
+    def has_visibility(self) -> bool:
+        """Whether the model reports per-point visibility (``Landmarks.visibility`` is then (N,), else (0,))."""
+        return bool(self.predictor.has_visibility)
+
     def crops_for(self, image_bgr: np.ndarray, affines: list[np.ndarray]) -> np.ndarray:
         size = self.info.config.input_size
         return np.stack([crops.warp(image_bgr, a, size) for a in affines])
@@ -161,9 +166,9 @@ class LandmarkEngine:
     def predict(self, image_bgr: np.ndarray, affines: list[np.ndarray]) -> list[Landmarks]:
         if not affines:
             return []
-        units, weights = self.predictor.predict(self.crops_for(image_bgr, affines))
+        units, weights, visibility = self.predictor.predict(self.crops_for(image_bgr, affines))
         size = self.info.config.input_size
-        return [Landmarks(crops.units_to_image(u, a, size), w) for u, a, w in zip(units, affines, weights)]
+        return [Landmarks(crops.units_to_image(u, a, size), w, v) for u, a, w, v in zip(units, affines, weights, visibility)]
 
     def predict_boxes(self, image_bgr: np.ndarray, detections: list[Detection], detector: str | Path = "short") -> list[Landmarks]:
         return self.predict(image_bgr, [detection_to_crop(d, self.info, detector) for d in detections])

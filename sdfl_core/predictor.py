@@ -1,7 +1,9 @@
 """Landmark predictors with one interface: ONNX Runtime on the CPU (default), torch on CUDA.
 
-``predict(crops)`` takes (B, S, S, 3) uint8 BGR crops and returns ``(units, edge_weights)``: (B, N, 2)
-points in crop units and (B, N, N) edge weights ((B, N, 0) for the FC head).
+``predict(crops)`` takes (B, S, S, 3) uint8 BGR crops and returns ``(units, edge_weights, visibility)``:
+(B, N, 2) points in crop units, (B, N, N) edge weights ((B, N, 0) for the FC head) and the (B, N)
+probability that each point is visible ((B, 0) for a model without a visibility output, e.g. any model
+trained before it existed). ``has_visibility`` says which.
 
 The default weights are the shipped ``.onnx`` files, so tracking never imports torch. torch is imported
 only for a ``.pt`` checkpoint that has no current ``.onnx`` export, or to run on CUDA.
@@ -20,7 +22,7 @@ import numpy as np
 from .assets import asset_path
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint
 from .extras import install_hint
-from .onnx_meta import META_KEY, file_sha256, info_from_json, source_sha256
+from .onnx_meta import META_KEY, VISIBILITY_OUTPUT, file_sha256, info_from_json, is_export_of
 from .preprocess import to_input
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,9 @@ class TorchPredictor:
         self.model = model.to(self.device).eval()
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.has_visibility = bool(model.config.visibility)
 
-    def run_tensor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run_tensor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import torch
 
         with torch.inference_mode():
@@ -80,10 +83,15 @@ class TorchPredictor:
             if self.device.type == "cpu":
                 t = t.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type="cuda", enabled=self.device.type == "cuda"):
-                pts, weights = self.model(t)
-            return pts.float().cpu().numpy(), weights.float().cpu().numpy()
+                if self.has_visibility:
+                    pts, weights, logits = self.model.forward_with_visibility(t)
+                    vis = torch.sigmoid(logits.float())
+                else:
+                    pts, weights = self.model(t)
+                    vis = pts.new_zeros((pts.shape[0], 0))
+            return pts.float().cpu().numpy(), weights.float().cpu().numpy(), vis.float().cpu().numpy()
 
-    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
 
 
@@ -112,13 +120,18 @@ class OnnxPredictor:
             raise CheckpointError(f"{path} is an ONNX model but not an sdfl export (no {META_KEY} metadata)")
         self.info = info_from_json(meta[META_KEY])
         self.path = path
+        # The file's outputs, not its metadata, say whether it has visibility: an export made before the
+        # output existed has two outputs whatever its config says.
+        self.has_visibility = VISIBILITY_OUTPUT in {o.name for o in self.session.get_outputs()}
+        self._outputs = ["landmarks", "edge_weights"] + ([VISIBILITY_OUTPUT] if self.has_visibility else [])
 
-    def run_tensor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Outputs by name: a model with more outputs (e.g. a newer export's per-point visibility) still runs.
-        pts, weights = self.session.run(["landmarks", "edge_weights"], {"image": np.ascontiguousarray(x, np.float32)})
-        return pts, weights
+    def run_tensor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Outputs by name: a model with more outputs (a newer export's) still runs.
+        out = self.session.run(self._outputs, {"image": np.ascontiguousarray(x, np.float32)})
+        vis = out[2] if self.has_visibility else np.zeros((out[0].shape[0], 0), np.float32)
+        return out[0], out[1], vis
 
-    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
 
 
@@ -131,10 +144,10 @@ def onnx_for_checkpoint(weights: Path) -> Path:
     the checkpoint's, else one in the per-user cache, exported now (needs torch) if not there yet."""
     digest = file_sha256(weights)
     beside = weights.with_suffix(".onnx")
-    if beside.is_file() and source_sha256(beside) == digest:
+    if beside.is_file() and is_export_of(beside, digest):
         return beside
     target = onnx_cache_dir() / f"{weights.stem}-{digest[:16]}.onnx"
-    if target.is_file() and source_sha256(target) == digest:
+    if target.is_file() and is_export_of(target, digest):
         return target
     if not _torch_installed():
         raise ImportError(f"{weights} has no current ONNX export beside it, and exporting one needs torch: "

@@ -24,13 +24,16 @@ log = logging.getLogger(__name__)
 _META_COLUMNS = ["source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
 
 
-def csv_columns(num_points: int, include_raw: bool = True) -> list[str]:
-    """Header of the landmark CSV: metadata, smoothed x then y per point, then (optionally) the raw ones."""
+def csv_columns(num_points: int, include_raw: bool = True, visibility: bool = False) -> list[str]:
+    """Header of the landmark CSV: metadata, smoothed x then y per point, then (optionally) the raw ones,
+    then (for a model with a visibility output) each point's probability of being visible."""
     if num_points < 0:
         raise ValueError(f"num_points must be >= 0, got {num_points}")
     cols = _META_COLUMNS + [f"x_{i}" for i in range(num_points)] + [f"y_{i}" for i in range(num_points)]
     if include_raw:
         cols += [f"raw_x_{i}" for i in range(num_points)] + [f"raw_y_{i}" for i in range(num_points)]
+    if visibility:
+        cols += [f"vis_{i}" for i in range(num_points)]
     return cols
 
 
@@ -83,16 +86,18 @@ class CsvSink:
 
     Flushing per frame means the file being written (``partial_path``) is a valid CSV of every frame so
     far at any moment; it becomes ``path`` on close. Use as ``with CsvSink(path, 68) as sink:
-    sink.write(result, frame.source)``.
+    sink.write(result, frame.source)``. ``visibility`` (the model has a visibility output, e.g.
+    ``LandmarkEngine.has_visibility``) adds the ``vis_i`` columns, probabilities with three decimals.
     """
 
-    def __init__(self, path: str | Path, num_points: int, include_raw: bool = True) -> None:
+    def __init__(self, path: str | Path, num_points: int, include_raw: bool = True, visibility: bool = False) -> None:
         if num_points < 0:
             raise ValueError(f"num_points must be >= 0, got {num_points}")
         self.path = Path(path)
         self.num_points = int(num_points)
         self.include_raw = include_raw
-        self.columns = csv_columns(self.num_points, include_raw)
+        self.visibility = bool(visibility)
+        self.columns = csv_columns(self.num_points, include_raw, self.visibility)
         self._file = None
         self._writer = None
         self._partial: _PartialFile | None = None
@@ -162,6 +167,11 @@ class CsvSink:
             row += _px(track.smoothed[:, 0]) + _px(track.smoothed[:, 1])
             if self.include_raw:
                 row += _px(track.raw.points[:, 0]) + _px(track.raw.points[:, 1])
+            if self.visibility:
+                if not track.raw.has_visibility:
+                    raise ValueError(f"CsvSink for {self.path} writes visibility, track {track.track_id} in frame "
+                                     f"{result.index} has none (a model without the output)")
+                row += [f"{v:.3f}" for v in track.raw.visibility.astype(np.float64)]
             rows.append(row)
         self._writer.writerows(rows)
         self._file.flush()

@@ -117,7 +117,8 @@ def run(args) -> int:
         pipeline = stack.enter_context(Pipeline(options))
         n_points = pipeline.info.config.num_points
         # Entered last, so they close first: the outputs are in place before the model and source go.
-        csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw)) if args.csv else None
+        csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw,
+                                               visibility=pipeline.engine.has_visibility)) if args.csv else None
         total = source.num_frames if not args.frames else min(args.frames, source.num_frames or args.frames)
         progress = TrackProgress()
         interrupted = False

@@ -42,24 +42,46 @@ def _check_smoothing(smoothing: float) -> float:
     return smoothing
 
 
+MIN_VISIBILITY = 1e-3
+"""Floor of the visibility that scales a point's measurement variance, ``R = sigma^2 / max(v, floor)``: a
+point the model is sure it cannot see counts 1000x less than a visible one, never nothing, so a point that
+stays hidden still drifts back to the measurement as the track's uncertainty grows."""
+
+
 class PointFilter(Protocol):
-    """What ``TrackerOptions.filter_factory`` must build: a smoother for one face's (N, 2) points."""
+    """What ``TrackerOptions.filter_factory`` must build: a smoother for one face's (N, 2) points.
+
+    ``visibility`` is the model's (N,) probability that each point is visible, or None for a model
+    without that output; a filter may ignore it."""
 
     smoothing: float
 
-    def update(self, points: np.ndarray, scale: float) -> np.ndarray: ...
+    def update(self, points: np.ndarray, scale: float, visibility: np.ndarray | None = None) -> np.ndarray: ...
 
     def predict(self) -> np.ndarray: ...
+
+
+def _constant_velocity(num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """F and H of N independent constant-velocity points in the layout of the visibility-weighted filter:
+    state rows 0..N-1 positions, N..2N-1 velocities; columns image x and y."""
+    eye = np.eye(num_points)
+    return np.kron(np.array([[1.0, 1.0], [0.0, 1.0]]), eye), np.hstack([eye, np.zeros_like(eye)])
 
 
 class KalmanSmoother:
     """Constant-velocity Kalman smoother over the N points of one face.
 
-    All points share the same motion model, noise and update schedule, so their covariances and Kalman
-    gains are identical: one filterpy ``KalmanFilter`` with a 4-state model (x, y, vx, vy) carries the
-    N points as the N columns of its state matrix (4, N). That is exactly N independent filters, at the
-    cost of one 4x4 filter plus a (4, N) matrix product per frame, instead of a dense 4N x 4N filter
-    (272 x 272 for 68 points) whose covariance would be block-diagonal anyway.
+    Without visibility all points share the same motion model, noise and update schedule, so their
+    covariances and Kalman gains are identical: one filterpy ``KalmanFilter`` with a 4-state model
+    (x, y, vx, vy) carries the N points as the N columns of its state matrix (4, N). That is exactly N
+    independent filters, at the cost of one 4x4 filter plus a (4, N) matrix product per frame.
+
+    With visibility (the first update says which) each point's measurement noise is its own,
+    ``R_i = sigma^2 / max(v_i, MIN_VISIBILITY)``, given to filterpy per update (``update(z, R=...)``):
+    an occluded point leans on its track, a visible one on the measurement. The points' gains then
+    differ, so the filter carries them as the rows of a (2N, 2) state (positions, then velocities; x and
+    y share a point's gain) with a 2N x 2N covariance that stays block-diagonal per point: still N
+    independent filters, at the cost of 136 x 136 products for 68 points (about 1 ms a frame).
 
     Noise is expressed in units of ``scale`` (the face size in pixels), so a given ``smoothing`` behaves
     the same at any resolution or distance from the camera.
@@ -67,9 +89,8 @@ class KalmanSmoother:
 
     def __init__(self, smoothing: float = 0.5) -> None:
         self._smoothing = _check_smoothing(smoothing)
-        self._kf = KalmanFilter(dim_x=4, dim_z=2)
-        self._kf.F = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], np.float64)
-        self._kf.H = np.eye(2, 4)
+        self._kf: KalmanFilter | None = None
+        self._weighted = False
         self._scale = 0.0
         self._num_points = -1
         self._predicted = False
@@ -89,6 +110,11 @@ class KalmanSmoother:
         """Points the filter is tracking, -1 before the first update."""
         return self._num_points
 
+    @property
+    def weighted(self) -> bool:
+        """Whether measurements are weighted by visibility (the filter was started with visibility)."""
+        return self._weighted
+
     def _set_noise(self, scale: float) -> None:
         if self._scale > 0 and scale != self._scale:
             # Keep the covariance in the same face-relative units, so the gain does not jump when the
@@ -96,19 +122,37 @@ class KalmanSmoother:
             self._kf.P = self._kf.P * (scale / self._scale) ** 2
         self._scale = scale
         sigma = MEASUREMENT_STD * scale
-        self._kf.R = np.eye(2) * sigma**2
         q = (_tracking_index(self._smoothing) * sigma) ** 2
-        self._kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=q, block_size=2, order_by_dim=False)
+        if self._weighted:
+            self._kf.R = np.eye(self._num_points) * sigma**2
+            self._kf.Q = np.kron(Q_discrete_white_noise(dim=2, dt=1.0, var=q), np.eye(self._num_points))
+        else:
+            self._kf.R = np.eye(2) * sigma**2
+            self._kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=q, block_size=2, order_by_dim=False)
 
-    def _start(self, points: np.ndarray, scale: float) -> None:
-        self._num_points = points.shape[0]
-        self._scale = 0.0
-        self._set_noise(scale)
-        self._kf.x = np.vstack([points.T, np.zeros_like(points.T)])
+    def _start(self, points: np.ndarray, scale: float, weighted: bool) -> None:
+        n = points.shape[0]
+        self._num_points, self._weighted = n, weighted
         pos_var = (MEASUREMENT_STD * scale) ** 2
         vel_var = (INITIAL_VELOCITY_STD * scale) ** 2
-        self._kf.P = np.diag([pos_var, pos_var, vel_var, vel_var])
+        if weighted:
+            self._kf = KalmanFilter(dim_x=2 * n, dim_z=n)
+            self._kf.F, self._kf.H = _constant_velocity(n)
+            self._kf.x = np.vstack([points, np.zeros_like(points)])
+            self._kf.P = np.kron(np.diag([pos_var, vel_var]), np.eye(n))
+        else:
+            self._kf = KalmanFilter(dim_x=4, dim_z=2)
+            self._kf.F = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], np.float64)
+            self._kf.H = np.eye(2, 4)
+            self._kf.x = np.vstack([points.T, np.zeros_like(points.T)])
+            self._kf.P = np.diag([pos_var, pos_var, vel_var, vel_var])
+        self._scale = 0.0
+        self._set_noise(scale)
         self._predicted = False
+
+    def _positions(self) -> np.ndarray:
+        x = self._kf.x
+        return (x[: self._num_points] if self._weighted else x[:2].T).astype(np.float32)
 
     def predict(self) -> np.ndarray:
         """Advance the filter one frame and return the predicted (N, 2) points."""
@@ -116,13 +160,20 @@ class KalmanSmoother:
             raise ValueError("KalmanSmoother.predict() called before the first update()")
         self._kf.predict()
         self._predicted = True
-        return self._kf.x[:2].T.astype(np.float32)
+        return self._positions()
 
-    def update(self, points: np.ndarray, scale: float) -> np.ndarray:
+    def measurement_noise(self, visibility: np.ndarray) -> np.ndarray:
+        """The (N, N) diagonal measurement covariance for this visibility at the current scale."""
+        sigma2 = (MEASUREMENT_STD * self._scale) ** 2
+        return np.diag(sigma2 / np.maximum(visibility, MIN_VISIBILITY))
+
+    def update(self, points: np.ndarray, scale: float, visibility: np.ndarray | None = None) -> np.ndarray:
         """Correct the filter with this frame's (N, 2) measurement and return the smoothed points.
 
+        ``visibility`` is the (N,) probability that each point is visible (None or empty: no weighting).
         Runs the predict step itself unless ``predict()`` was already called for this frame. The first
-        update (or one with a different point count) (re)starts the filter at the measurement.
+        update, or one with a different point count or with visibility where there was none (or the
+        reverse), (re)starts the filter at the measurement.
         """
         points = np.asarray(points, np.float64)
         if points.ndim != 2 or points.shape[1] != 2:
@@ -132,19 +183,27 @@ class KalmanSmoother:
             raise ValueError(f"scale must be a positive face size in pixels, got {scale}")
         if not np.isfinite(points).all():
             raise ValueError("points contain NaN or infinite coordinates")
-        if points.shape[0] != self._num_points:
-            self._start(points, scale)
+        vis = None if visibility is None else np.asarray(visibility, np.float64).ravel()
+        if vis is not None and vis.size == 0:
+            vis = None
+        if vis is not None and (vis.shape != (points.shape[0],) or not np.isfinite(vis).all()):
+            raise ValueError(f"visibility must be {points.shape[0]} finite probabilities, got shape {vis.shape}")
+        if points.shape[0] != self._num_points or (vis is not None) != self._weighted:
+            self._start(points, scale, weighted=vis is not None)
             return points.astype(np.float32)
         self._set_noise(scale)
         if not self._predicted:
             self._kf.predict()
         self._predicted = False
-        # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
-        # instead of reshaping it into a single column vector.
-        self._kf.update(points.T, H=self._kf.H)
+        if self._weighted:
+            self._kf.update(points, R=self.measurement_noise(vis), H=self._kf.H)
+        else:
+            # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
+            # instead of reshaping it into a single column vector.
+            self._kf.update(points.T, H=self._kf.H)
         if self._smoothing == 0.0:
             return points.astype(np.float32)
-        return self._kf.x[:2].T.astype(np.float32)
+        return self._positions()
 
 
 def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
@@ -200,7 +259,7 @@ class _TrackState:
         self.smoother = smoother
         self.detection = detection
         self.landmarks = landmarks
-        self.smoothed = np.asarray(smoother.update(landmarks.points, _face_scale(detection)), np.float32)
+        self.smoothed = _smooth(smoother, detection, landmarks)
         self.predicted_xyxy = detection.xyxy
         self.age = 1
         self.hits = 1
@@ -218,7 +277,7 @@ class _TrackState:
     def update(self, detection: Detection, landmarks: Landmarks) -> None:
         self.detection = detection
         self.landmarks = landmarks
-        self.smoothed = np.asarray(self.smoother.update(landmarks.points, _face_scale(detection)), np.float32)
+        self.smoothed = _smooth(self.smoother, detection, landmarks)
         self.predicted_xyxy = detection.xyxy
         self.hits += 1
         self.misses = 0
@@ -226,6 +285,14 @@ class _TrackState:
 
 def _face_scale(detection: Detection) -> float:
     return float(np.sqrt(detection.box[2] * detection.box[3]))
+
+
+def _smooth(smoother: PointFilter, detection: Detection, landmarks: Landmarks) -> np.ndarray:
+    scale = _face_scale(detection)
+    if landmarks.has_visibility:
+        return np.asarray(smoother.update(landmarks.points, scale, landmarks.visibility), np.float32)
+    # Without visibility the call is the one every filter understands (custom factories included).
+    return np.asarray(smoother.update(landmarks.points, scale), np.float32)
 
 
 class Tracker:

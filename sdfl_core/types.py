@@ -36,14 +36,16 @@ class Detection:
 
 @dataclass(frozen=True)
 class Landmarks:
-    """Landmarks of one face in image pixels and the edge weights the model used for it.
+    """Landmarks of one face in image pixels, the edge weights the model used for it and its visibility.
 
     ``edge_weights`` is the (N, N) row-softmaxed adjacency (zero off the graph's edges); an FC-head model,
-    which has no graph, gives an (N, 0) array.
+    which has no graph, gives an (N, 0) array. ``visibility`` is the (N,) probability that each point is
+    visible (not covered); a model without a visibility output gives a (0,) array.
     """
 
     points: np.ndarray
     edge_weights: np.ndarray
+    visibility: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
         points = _as_array(self.points, (-1, 2), "points")
@@ -52,10 +54,26 @@ class Landmarks:
         if weights.ndim != 2 or weights.shape[0] != points.shape[0] or weights.shape[1] not in (0, points.shape[0]):
             raise ValueError(f"edge_weights must be (N, N) or (N, 0) for N={points.shape[0]}, got {weights.shape}")
         object.__setattr__(self, "edge_weights", weights)
+        visibility = np.asarray(self.visibility, np.float32)
+        if visibility.shape not in ((0,), (points.shape[0],)):
+            raise ValueError(f"visibility must be (N,) or (0,) for N={points.shape[0]}, got {visibility.shape}")
+        if visibility.size and not ((visibility >= 0) & (visibility <= 1)).all():
+            raise ValueError("visibility must be probabilities in [0, 1]")
+        object.__setattr__(self, "visibility", visibility)
 
     @property
     def num_points(self) -> int:
         return int(self.points.shape[0])
+
+    @property
+    def has_visibility(self) -> bool:
+        return bool(self.visibility.size)
+
+    def occluded(self, threshold: float = 0.5) -> np.ndarray:
+        """(N,) bool: the points whose visibility is below ``threshold`` (none without a visibility output)."""
+        if not self.has_visibility:
+            return np.zeros(self.num_points, bool)
+        return self.visibility < threshold
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,12 @@ def tiny_fc_checkpoint(tmp_path_factory) -> Path:
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_fc.pt", head="fc")
 
 
+@pytest.fixture(scope="session")
+def tiny_vis_checkpoint(tmp_path_factory) -> Path:
+    """Random-init 68-point SDFL checkpoint with the per-point visibility output, input 64 px."""
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_vis.pt", visibility=True)
+
+
 @pytest.fixture(autouse=True)
 def _onnx_cache(tmp_path_factory, monkeypatch):
     """ONNX exports of test checkpoints go to a per-session temp cache, not ~/.cache."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_checkpoint(path: Path, head: str = "graph", num_points: int = 68, input_size: int = 64, seed: int = 0) -> Path:
-    """A randomly initialised, small but complete sdfl checkpoint (for pipeline/CLI/GUI tests)."""
+def make_checkpoint(path: Path, head: str = "graph", num_points: int = 68, input_size: int = 64, seed: int = 0,
+                    visibility: bool = False) -> Path:
+    """A randomly initialised, small but complete sdfl checkpoint (for pipeline/CLI/GUI tests); with
+    ``visibility`` it has the per-point visibility output (random too)."""
     import numpy as np
     import torch
 
@@ -23,7 +25,8 @@ def make_checkpoint(path: Path, head: str = "graph", num_points: int = 68, input
     # A plausible mean shape: the points on an ellipse inside the crop.
     angles = np.linspace(0, 2 * np.pi, num_points, endpoint=False)
     mean_shape = np.stack([0.5 + 0.25 * np.cos(angles), 0.5 + 0.3 * np.sin(angles)], 1).astype(np.float32)
-    config = ModelConfig(backbone="mobilenetv2_050", num_points=num_points, input_size=input_size, head=head)
+    config = ModelConfig(backbone="mobilenetv2_050", num_points=num_points, input_size=input_size, head=head,
+                         visibility=visibility)
     model = SDFLModel(config, mask, mean_shape).eval()
     # Trained models start from a zero output layer; give the test model one that responds to its input.
     last = model.gc_out.linear if head == "graph" else model.fc[-1]

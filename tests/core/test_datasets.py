@@ -216,6 +216,7 @@ def check_cofw(samples, mat, split, images, boxes, phis):
         np.testing.assert_allclose(s.points[:, 0], phis[i, :29], atol=1e-4)
         np.testing.assert_allclose(s.points[:, 1], phis[i, 29:58], atol=1e-4)
         np.testing.assert_array_equal(s.visible, phis[i, 58:] == 0)
+        np.testing.assert_array_equal(s.occluded, phis[i, 58:] != 0)  # real occlusion flags
         np.testing.assert_allclose(s.box, boxes[i], atol=1e-4)
     assert samples[0].image.ndim == 2 and samples[0].image[0, 0] == 40
     color = samples[1].image
@@ -347,6 +348,7 @@ def test_read_coco(tmp_path):
     assert a.image_path == str(tmp_path / "face_a.jpg")
     np.testing.assert_allclose(a.points, kps_a[:, :2])
     np.testing.assert_array_equal(a.visible, [True, True, False])
+    assert a.occluded is None  # COCO's v says "labelled", not "occluded"
     np.testing.assert_array_equal(a.box, [1, 2, 30, 40])
     assert b.box is None and b.group == "001" and a.group == "face_a"
     elsewhere = tmp_path / "other"

@@ -107,3 +107,46 @@ def test_bad_image_rejected():
         draw_landmarks(np.zeros((10, 10), np.uint8), np.zeros((1, 2)))
     with pytest.raises(ValueError, match="C-contiguous"):
         draw_landmarks(blank()[:, ::2], np.zeros((1, 2)))
+
+
+def test_hollow_points_are_rings_around_an_untouched_centre():
+    img = blank(40, 40)
+    draw_landmarks(img, np.array([[10.0, 10.0], [30.0, 30.0]]), radius=2, hollow=np.array([True, False]))
+    assert not changed(img)[10, 10] and changed(img)[10, 13]  # a ring of radius 3
+    assert changed(img)[30, 30]  # a filled dot
+    with pytest.raises(ValueError, match="hollow must have shape"):
+        draw_landmarks(blank(), np.zeros((2, 2)), hollow=np.array([True]))
+
+
+def _track_with_visibility(visibility):
+    pts = np.array([[20.0, 20.0], [60.0, 60.0]])
+    lm = Landmarks(points=pts, edge_weights=np.zeros((2, 0)), visibility=visibility)
+    det = Detection(box=[10, 10, 60, 60], score=0.9)
+    return FrameResult(index=0, timestamp_ms=0.0, tracks=(Track(0, det, lm, pts, 1, 1),))
+
+
+@pytest.mark.parametrize("threshold, hollow_first", [(0.5, True), (0.05, False)])
+def test_annotate_draws_points_below_the_visibility_threshold_hollow(threshold, hollow_first):
+    opts = DrawOptions(boxes=False, ids=False, visibility_threshold=threshold)
+    img = annotate(blank(), _track_with_visibility([0.1, 0.9]), options=opts)
+    assert changed(img)[20, 20] != hollow_first
+    assert changed(img)[60, 60]
+    # No visibility output: every point filled, whatever the threshold.
+    plain = annotate(blank(), _track_with_visibility(np.zeros(0)), options=DrawOptions(boxes=False, ids=False,
+                                                                                          visibility_threshold=1.0))
+    assert changed(plain)[20, 20] and changed(plain)[60, 60]
+
+
+def test_visibility_check_colours_agreement_with_the_cover():
+    from sdfl_core.draw import AGREE_COLOR, DISAGREE_COLOR, draw_visibility_check
+
+    pts = np.array([[20.0, 20.0], [60.0, 60.0], [20.0, 60.0]])
+    img = draw_visibility_check(blank(), pts, np.array([0.1, 0.9, 0.9]), np.array([True, False, True]))
+    def tint(y, x):  # the colour's channel, anti-aliased edges included
+        return int(np.argmax(img[y, x])) if img[y, x].max() > 150 else None
+
+    green, red = int(np.argmax(AGREE_COLOR)), int(np.argmax(DISAGREE_COLOR))
+    assert tint(23, 20) == green and not changed(img)[20, 20]  # covered, said covered: green ring
+    assert tint(60, 60) == green  # visible, said visible: green dot
+    assert tint(60, 20) == red  # covered, said visible: red dot
+    assert not draw_visibility_check(blank(), pts, np.zeros(0), np.zeros(3, bool)).any()

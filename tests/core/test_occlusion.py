@@ -190,12 +190,28 @@ def test_cli_writes_csv_json_and_plots(tmp_path, tiny_checkpoint, tiny_fc_checkp
     # The duplicate model sees the same occluded pixels, so its numbers are the same.
     assert report["test-graph"] == report["test-graph-2"]
     lines = (out / "occlusion.csv").read_text().splitlines()
-    assert lines[0] == "model,level,kind,count,nme_visible,nme_occluded,nme_all,fr_10,edge_occluded,edge_clean"
+    assert lines[0] == ("model,level,kind,count,nme_visible,nme_occluded,nme_all,fr_10,edge_occluded,edge_clean,"
+                        "vis_auroc,nme_occluded_tracked")
+    # No visibility output: both visibility keys are null at every level.
+    assert all(e["vis_auroc"] is None and e["nme_occluded_tracked"] is None for v in report.values() for e in v)
     kinds = {line.split(",")[2] for line in lines[1:]}
     assert kinds == {"random", "eyes", "mouth", "left_half", "right_half"}
     assert len(lines) == 1 + 3 * (3 + 4)
     png = cv2.imread(str(out / "examples.png"))
     assert png is not None and abs(png.shape[0] - png.shape[1]) < 0.1 * png.shape[1]  # 3 levels x 3 models
+
+
+def test_cli_reports_visibility_for_a_model_with_the_output(tmp_path, tiny_vis_checkpoint, tiny_checkpoint):
+    data = write_300w(tmp_path / "data", count=3)
+    out = tmp_path / "out"
+    assert main(["occlusion", "--weights", str(tiny_vis_checkpoint), "--weights", str(tiny_checkpoint), "--data", str(data),
+                 "--format", "300w", "--out", str(out), "--levels", "0,30", "--no-dlib"]) == 0
+    report = json.loads((out / "occlusion.json").read_text())
+    vis, plain = report["test-graph"], report["test-graph-2"]
+    assert vis[0]["vis_auroc"] is None and vis[0]["nme_occluded_tracked"] is None  # level 0: nothing covered
+    assert 0.0 <= vis[1]["vis_auroc"] <= 1.0
+    assert 0 < vis[1]["nme_occluded_tracked"] < 10
+    assert all(e["vis_auroc"] is None and e["nme_occluded_tracked"] is None for e in plain)
 
 
 def test_cli_same_seed_same_numbers(tmp_path, tiny_checkpoint):
@@ -248,8 +264,8 @@ def test_dlib_baseline_joins(tmp_path, tiny_checkpoint, face):
     if not dlib_available():
         pytest.skip("face_recognition_models (dlib's 68-point model) is not installed")
     image, points = face
-    pred, weights = DlibModel().predict([image, image], points)
-    assert weights.shape == (2, 68, 0)
+    pred, weights, visibility = DlibModel().predict([image, image], points)
+    assert weights.shape == (2, 68, 0) and visibility.shape == (2, 0)
     assert pred.shape == (2, 68, 2)
     assert np.array_equal(pred[0], pred[1])
     # dlib's points land around the given box.

@@ -15,10 +15,12 @@ from small_models import build as _build  # noqa: E402
 def build(head: str):
     if head == "graph-local":
         return _build("graph", LOCAL, name=head, train_config={"not": "exported"})
+    if head.endswith("-vis"):
+        return _build(head[: -len("-vis")], {"visibility": True}, name=head, train_config={"not": "exported"})
     return _build(head, name=head, train_config={"not": "exported"})
 
 
-@pytest.fixture(scope="module", params=["graph", "fc", "graph-local"])
+@pytest.fixture(scope="module", params=["graph", "fc", "graph-local", "graph-vis", "fc-vis"])
 def exported(request, tmp_path_factory):
     model, info = build(request.param)
     model.train()  # export must work on (and leave alone) a model that is still training
@@ -37,12 +39,29 @@ def test_onnxruntime_matches_torch(exported, batch):
     model, info, path = exported
     x = images(batch)
     with torch.no_grad():
-        ref = [t.numpy() for t in model(torch.from_numpy(x))]
+        if info.config.visibility:
+            coords, weights, logits = model.forward_with_visibility(torch.from_numpy(x))
+            ref = [coords.numpy(), weights.numpy(), torch.sigmoid(logits).numpy()]
+        else:
+            ref = [t.numpy() for t in model(torch.from_numpy(x))] + [np.zeros((batch, 0), np.float32)]
     got = OnnxPredictor(path).run_tensor(x)
+    assert len(got) == 3
     for a, b in zip(ref, got):
         assert a.shape == b.shape
         np.testing.assert_allclose(b, a, atol=1e-4, rtol=0)
     assert got[1].shape == (batch, 68, 68 if info.config.head == "graph" else 0)
+
+
+def test_visibility_is_a_third_output_only_when_the_model_has_it(exported):
+    _, info, path = exported
+    names = [o.name for o in onnx.load(str(path)).graph.output]
+    if info.config.visibility:
+        assert names == ["landmarks", "edge_weights", "visibility"]
+        vis = OnnxPredictor(path).run_tensor(images(2, seed=3))[2]
+        assert vis.shape == (2, 68) and (vis >= 0).all() and (vis <= 1).all() and vis.std() > 0
+    else:
+        assert names == ["landmarks", "edge_weights"]  # exactly as before the visibility output existed
+    assert OnnxPredictor(path).has_visibility == info.config.visibility
 
 
 def test_compare_helper(exported):

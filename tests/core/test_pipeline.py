@@ -225,7 +225,7 @@ def test_points_map_back_into_the_box(engine):
     [lm] = engine.predict_boxes(image, [det])
     affine = detection_to_crop(det, engine.info)
     size = engine.info.config.input_size
-    units, _ = engine.predictor.predict(engine.crops_for(image, [affine]))
+    units, _, _ = engine.predictor.predict(engine.crops_for(image, [affine]))
     np.testing.assert_allclose(lm.points, crops.units_to_image(units[0], affine, size), atol=1e-3)
     _check_points_in_crop(SimpleNamespace(raw=lm, detection=det), engine.info)
     # Same face 17 px right, 9 px down: the crop is pixel-identical, so the points move by exactly that.

@@ -154,7 +154,7 @@ def test_checkpoint_without_current_onnx_and_without_torch_says_what_to_install(
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_with_extra_output_and_newer_metadata_still_runs(tmp_path):
-    """A newer export may add outputs (a per-point `visibility`, (B, N)) and metadata keys."""
+    """A newer export may add outputs this version does not know and metadata keys."""
     import json
 
     import onnx
@@ -166,12 +166,12 @@ def test_onnx_with_extra_output_and_newer_metadata_still_runs(tmp_path):
     model, info = build("graph")
     path = export_onnx(model, info, tmp_path / "plain.onnx")
     proto = onnx.load(str(path))
-    proto.graph.node.append(helper.make_node("ReduceMean", ["landmarks"], ["visibility"], axes=[2], keepdims=0))
-    proto.graph.output.append(helper.make_tensor_value_info("visibility", TensorProto.FLOAT, ["batch", 68]))
+    proto.graph.node.append(helper.make_node("ReduceMean", ["landmarks"], ["future_output"], axes=[2], keepdims=0))
+    proto.graph.output.append(helper.make_tensor_value_info("future_output", TensorProto.FLOAT, ["batch", 68]))
     entry = next(p for p in proto.metadata_props if p.key == META_KEY)
     meta = json.loads(entry.value)
     meta["config"]["pretrained"] = "efficientnet_lite0.imagenet"
-    meta["outputs"] = ["landmarks", "edge_weights", "visibility"]
+    meta["outputs"] = ["landmarks", "edge_weights", "future_output"]
     entry.value = json.dumps(meta)
     newer = tmp_path / "newer.onnx"
     onnx.save(proto, str(newer))
@@ -181,3 +181,53 @@ def test_onnx_with_extra_output_and_newer_metadata_still_runs(tmp_path):
     assert OnnxPredictor(newer).info.config == info.config
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a, b)
+
+
+def test_visibility_agrees_between_torch_and_onnx(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("graph", {"visibility": True})
+    weights = tmp_path / "vis.pt"
+    save_checkpoint(weights, model, info)
+    crops = np.random.default_rng(1).integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
+    onnx_pred = load_predictor(weights, device="cpu")
+    torch_pred = load_predictor(weights, device="cpu", engine="torch")
+    assert isinstance(onnx_pred, OnnxPredictor) and onnx_pred.has_visibility and torch_pred.has_visibility
+    got, ref = onnx_pred.predict(crops)[2], torch_pred.predict(crops)[2]
+    assert got.shape == (3, 68) and ((got >= 0) & (got <= 1)).all()
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_a_model_without_visibility_reports_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("fc")
+    weights = tmp_path / "old.pt"
+    save_checkpoint(weights, model, info)
+    crops = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    for engine in ("onnxruntime", "torch"):
+        pred = load_predictor(weights, device="cpu", engine=engine)
+        units, edge_weights, vis = pred.predict(crops)
+        assert not pred.has_visibility
+        assert units.shape == (2, 68, 2) and edge_weights.shape == (2, 68, 0) and vis.shape == (2, 0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_export_that_predates_the_visibility_output_is_made_again(tmp_path, monkeypatch):
+    """A checkpoint with visibility whose .onnx beside it has only two outputs (exported before the
+    output existed, same source hash) gets a current export in the cache instead."""
+    import onnx
+
+    from sdfl_core.onnx_export import export_onnx
+
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("graph", {"visibility": True})
+    weights = tmp_path / "vis.pt"
+    save_checkpoint(weights, model, info)
+    beside = export_onnx(model, info, weights.with_suffix(".onnx"), source=weights)
+    proto = onnx.load(str(beside))
+    keep = [o for o in proto.graph.output if o.name != "visibility"]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    onnx.save(proto, str(beside))
+    assert not OnnxPredictor(beside).has_visibility
+    pred = load_predictor(weights, device="cpu")
+    assert pred.path.parent == tmp_path / "cache" and pred.has_visibility

@@ -151,3 +151,46 @@ def test_video_sink_errors(tmp_path):
             sink.write(np.zeros((48, 64, 3), np.float32))
         with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
             sink.write(np.zeros((48, 64, 2), np.uint8))
+
+
+def _track_with_visibility(track_id: int, n: int, visibility: np.ndarray) -> Track:
+    base = make_track(track_id, n)
+    raw = Landmarks(base.raw.points, base.raw.edge_weights, visibility)
+    return Track(track_id=track_id, detection=base.detection, raw=raw, smoothed=base.smoothed, age=3, hits=2)
+
+
+@pytest.mark.parametrize("include_raw", [True, False])
+def test_visibility_columns_follow_the_raw_ones_in_range(tmp_path, include_raw):
+    n = 3
+    assert csv_columns(n, include_raw, visibility=True)[-n:] == ["vis_0", "vis_1", "vis_2"]
+    assert csv_columns(n, include_raw, visibility=True)[:-n] == csv_columns(n, include_raw)
+    path = tmp_path / "vis.csv"
+    vis = np.array([0.0, 0.12345, 1.0], np.float32)
+    with CsvSink(path, n, include_raw=include_raw, visibility=True) as sink:
+        sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(_track_with_visibility(0, n, vis),)), "a.jpg")
+    text = path.read_text().splitlines()
+    assert text[1].endswith(",0.000,0.123,1.000")
+    df = pd.read_csv(path)
+    values = df[[f"vis_{i}" for i in range(n)]].to_numpy()
+    assert ((values >= 0) & (values <= 1)).all()
+
+
+def test_visibility_columns_absent_without_the_output(tmp_path):
+    path = tmp_path / "plain.csv"
+    with CsvSink(path, 3) as sink:
+        sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, 3),)), "a.jpg")
+    assert not any(c.startswith("vis_") for c in pd.read_csv(path).columns)
+    # A sink that writes visibility refuses a track without it rather than writing empty cells.
+    with pytest.raises(ValueError, match="has none"):
+        with CsvSink(tmp_path / "vis.csv", 3, visibility=True) as sink:
+            sink.write(FrameResult(index=0, timestamp_ms=0.0, tracks=(make_track(0, 3),)), "a.jpg")
+    assert not (tmp_path / "vis.csv").exists()
+
+
+def test_landmarks_visibility_is_checked():
+    pts = np.zeros((3, 2))
+    assert Landmarks(pts, np.zeros((3, 0))).visibility.shape == (0,)
+    with pytest.raises(ValueError, match=r"visibility must be \(N,\) or \(0,\)"):
+        Landmarks(pts, np.zeros((3, 0)), np.ones(2))
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        Landmarks(pts, np.zeros((3, 0)), np.array([0.5, 1.5, 0.2]))

@@ -69,6 +69,18 @@ def test_no_raw_no_smooth_and_frames(video, tiny_checkpoint, tmp_path):
     assert df["frame"].tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("no_raw", [False, True])
+def test_visibility_columns_with_a_visibility_model(video, tiny_vis_checkpoint, tmp_path, no_raw):
+    out = tmp_path / "marks.csv"
+    assert track(video, "--csv", out, "--weights", tiny_vis_checkpoint, "--frames", 4, *(["--no-raw"] if no_raw else [])) == 0
+    df = pd.read_csv(out)
+    vis = [f"vis_{i}" for i in range(68)]
+    assert list(df.columns) == META + POINTS + ([] if no_raw else RAW) + vis
+    assert len(df) == 4 and df[vis].notna().all().all()
+    assert ((df[vis] >= 0) & (df[vis] <= 1)).all().all()
+    assert df[vis].to_numpy().std() > 0  # the model's output, not a constant
+
+
 def test_smoothing_changes_the_points(video, tiny_checkpoint, tmp_path):
     out = tmp_path / "marks.csv"
     assert track(video, "--csv", out, "--weights", tiny_checkpoint, "--smoothing", 0.9) == 0

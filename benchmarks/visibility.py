@@ -1,0 +1,162 @@
+"""Visibility-weighted smoothing against a known moving occluder: error on the covered points and jitter.
+
+    python benchmarks/visibility.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 300]
+
+A flat grey box, 40 % of the face box wide and taller than the landmark box, sweeps across the face from
+image-left to image-right during the middle half of the frames (its position follows the face's landmark
+box, so it is a known occluder on a moving face). Every frame is run twice with the same detector box (the
+detector sees the clean frame): clean, and with the box drawn over it. The occluded run's landmarks are
+smoothed by two Kalman smoothers in the same run, the plain one (no visibility) and the visibility-weighted
+one, at the same smoothing.
+
+Error: on the points under the box (the clean prediction's points inside it), the distance of each
+smoothed track from the model's own points on the clean frame, over the inter-ocular distance (outer eye
+corners of the clean points); the mean over covered (frame, point) pairs. The unsmoothed occluded
+prediction's error is printed for scale.
+
+Jitter: on the points not under the box, the residual after a Savitzky-Golay fit (window 9, order 2) of
+each smoothed trajectory, over the inter-ocular distance, as ``benchmarks/jitter.py`` measures it; the
+mean over the visible (frame, point) pairs away from the clip's ends.
+
+Not a test. The goal (issue 16): the weighting lowers the covered points' error and leaves the visible
+points' jitter no worse (ratio <= 1).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import numpy as np  # noqa: E402
+from scipy.signal import savgol_filter  # noqa: E402
+
+# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
+from sdfl_core.pipeline import LandmarkEngine, PipelineOptions, to_bgr_uint8  # noqa: E402  isort: skip
+from sdfl_core import crops  # noqa: E402
+from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
+from sdfl_core.metrics import auroc  # noqa: E402
+from sdfl_core.occluders import point_visibility  # noqa: E402
+from sdfl_core.sources import open_source  # noqa: E402
+from sdfl_core.tracker import KalmanSmoother  # noqa: E402
+
+log = logging.getLogger("benchmarks.visibility")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+SAVGOL_WINDOW, SAVGOL_ORDER = 9, 2
+BOX_WIDTH, BOX_PAD = 0.4, 0.15
+GREY = (90, 90, 90)
+
+
+def sweep_mask(shape_hw: tuple[int, int], landmark_box: np.ndarray, progress: float) -> np.ndarray:
+    """The occluder at ``progress`` in [0, 1] of its sweep: a box of BOX_WIDTH x the landmark box's width,
+    BOX_PAD taller on each side, its centre moving from one box width left of the face to one right of it."""
+    x, y, w, h = (float(v) for v in landmark_box)
+    bw = BOX_WIDTH * w
+    cx = x - bw / 2 + progress * (w + bw)
+    mask = np.zeros(shape_hw, bool)
+    r0, r1 = int(max(round(y - BOX_PAD * h), 0)), int(round(y + h + BOX_PAD * h))
+    c0, c1 = int(max(round(cx - bw / 2), 0)), int(round(cx + bw / 2))
+    mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def collect(engine: LandmarkEngine, video: Path, frames: int) -> dict[str, np.ndarray]:
+    """Per frame with a face: clean points, occluded points and visibility, and which points are covered."""
+    clean, occluded, visibility, covered, scales = [], [], [], [], []
+    with open_source(video) as source, FaceDetector(DetectorOptions(model="short", running_mode="video")) as detector:
+        total = min(frames, source.num_frames or frames)
+        start, stop = total // 4, 3 * total // 4
+        box = None
+        for n, frame in enumerate(source):
+            if n >= total:
+                break
+            image = to_bgr_uint8(frame.image)
+            found = detector.detect(image, int(round(frame.timestamp_ms)) + n)
+            if found:
+                box = max(found, key=lambda d: d.box[2] * d.box[3])
+            if box is None:
+                continue
+            [lm] = engine.predict_boxes(image, [box])
+            mask = np.zeros(image.shape[:2], bool)
+            if start <= n < stop:
+                mask = sweep_mask(image.shape[:2], crops.landmark_box(lm.points), (n - start) / max(stop - start - 1, 1))
+            shown = image.copy()
+            shown[mask] = GREY
+            [occ] = engine.predict_boxes(shown, [box])
+            clean.append(lm.points)
+            occluded.append(occ.points)
+            visibility.append(occ.visibility)
+            covered.append(~point_visibility(lm.points, mask))
+            scales.append(float(np.sqrt(box.box[2] * box.box[3])))
+    return {k: np.asarray(v) for k, v in dict(clean=clean, occluded=occluded, visibility=visibility,
+                                               covered=covered, scales=scales).items()}
+
+
+def smooth(points: np.ndarray, scales: np.ndarray, smoothing: float, visibility: np.ndarray | None) -> np.ndarray:
+    smoother = KalmanSmoother(smoothing)
+    return np.stack([smoother.update(p, s, None if visibility is None else v)
+                     for p, s, v in zip(points, scales, visibility if visibility is not None else points)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="sdfl checkpoint or ONNX with a visibility output; default: the shipped model")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--smoothing", type=float, default=PipelineOptions.smoothing, help="default: the CLI's")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.video.is_file():
+        print(f"benchmarks/visibility.py: video not found: {args.video}", file=sys.stderr)
+        return 2
+    engine = LandmarkEngine(args.weights, device="cpu")
+    if not engine.has_visibility:
+        print(f"benchmarks/visibility.py: {args.weights or 'the shipped model'} has no visibility output "
+              f"(pass --weights a model trained with model.visibility: true)", file=sys.stderr)
+        return 2
+    data = collect(engine, args.video, args.frames)
+    if len(data["clean"]) < 4 * SAVGOL_WINDOW:
+        print(f"benchmarks/visibility.py: only {len(data['clean'])} frames with a face in {args.video}", file=sys.stderr)
+        return 2
+    ocular = engine.schema.ocular
+    clean, covered = data["clean"], data["covered"]
+    iod = np.linalg.norm(clean[:, ocular[0]] - clean[:, ocular[1]], axis=1)[:, None]
+    tracks = {"plain": smooth(data["occluded"], data["scales"], args.smoothing, None),
+              "weighted": smooth(data["occluded"], data["scales"], args.smoothing, data["visibility"])}
+
+    def covered_error(points: np.ndarray) -> float:
+        return float((np.linalg.norm(points - clean, axis=2) / iod)[covered].mean())
+
+    def visible_jitter(points: np.ndarray) -> float:
+        residual = np.linalg.norm(points - savgol_filter(points, SAVGOL_WINDOW, SAVGOL_ORDER, axis=0), axis=2) / iod
+        keep = ~covered
+        keep[:SAVGOL_WINDOW], keep[-SAVGOL_WINDOW:] = False, False
+        return float(residual[keep].mean())
+
+    vis = data["visibility"]
+    print(f"weights: {args.weights or 'shipped'}   video: {args.video.name}   frames with a face: {len(clean)}   "
+          f"smoothing: {args.smoothing}")
+    print(f"covered (frame, point) pairs: {int(covered.sum())} in {int(covered.any(axis=1).sum())} frames; "
+          f"visibility AUROC (visible = positive) {auroc(vis, ~covered):.3f}; mean visibility covered "
+          f"{vis[covered].mean():.3f}, visible {vis[~covered].mean():.3f}")
+    raw_error = covered_error(data["occluded"])
+    errors = {k: covered_error(v) for k, v in tracks.items()}
+    jitter = {k: visible_jitter(v) for k, v in tracks.items()}
+    print(f"{'':<28} {'plain':>8} {'weighted':>9} {'ratio':>7}")
+    print(f"{'covered points error (%IOD)':<28} {100 * errors['plain']:8.2f} {100 * errors['weighted']:9.2f} "
+          f"{errors['weighted'] / errors['plain']:7.3f}   (unsmoothed occluded prediction: {100 * raw_error:.2f})")
+    print(f"{'visible points jitter (%IOD)':<28} {100 * jitter['plain']:8.3f} {100 * jitter['weighted']:9.3f} "
+          f"{jitter['weighted'] / jitter['plain']:7.3f}")
+    print(f"goal: error ratio < 1: {'met' if errors['weighted'] < errors['plain'] else 'NOT met'}; "
+          f"jitter ratio <= 1: {'met' if jitter['weighted'] <= jitter['plain'] else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
