@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
-from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
 from sdfl_core.types import Detection, Landmarks, Track
+
+if TYPE_CHECKING:
+    from filterpy.kalman import KalmanFilter
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class KalmanSmoother:
     def __init__(self, smoothing: float = 0.5) -> None:
         self._smoothing = _check_smoothing(smoothing)
         self._kf: KalmanFilter | None = None
+        self._first: tuple[np.ndarray, float] = (np.zeros((0, 2)), 0.0)
         self._weighted = False
         self._scale = 0.0
         self._num_points = -1
@@ -102,7 +104,7 @@ class KalmanSmoother:
     @smoothing.setter
     def smoothing(self, value: float) -> None:
         self._smoothing = _check_smoothing(value)
-        if self._scale > 0:
+        if self._kf is not None and self._scale > 0:
             self._set_noise(self._scale)
 
     @property
@@ -121,6 +123,8 @@ class KalmanSmoother:
             # face box changes size.
             self._kf.P = self._kf.P * (scale / self._scale) ** 2
         self._scale = scale
+        from filterpy.common import Q_discrete_white_noise  # imported on first use: a second of start-up
+
         sigma = MEASUREMENT_STD * scale
         q = (_tracking_index(self._smoothing) * sigma) ** 2
         if self._weighted:
@@ -131,11 +135,24 @@ class KalmanSmoother:
             self._kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=q, block_size=2, order_by_dim=False)
 
     def _start(self, points: np.ndarray, scale: float, weighted: bool) -> None:
-        n = points.shape[0]
-        self._num_points, self._weighted = n, weighted
+        """(Re)start at a first measurement. The filterpy filter itself is built when a second frame needs
+        it: filterpy pulls in scipy.stats and matplotlib (about a second), which photos never need."""
+        self._num_points, self._weighted = points.shape[0], weighted
+        self._kf = None
+        self._first = (points.copy(), scale)
+        self._scale = 0.0
+        self._predicted = False
+
+    def _filter(self) -> KalmanFilter:
+        if self._kf is not None:
+            return self._kf
+        from filterpy.kalman import KalmanFilter
+
+        points, scale = self._first
+        n = self._num_points
         pos_var = (MEASUREMENT_STD * scale) ** 2
         vel_var = (INITIAL_VELOCITY_STD * scale) ** 2
-        if weighted:
+        if self._weighted:
             self._kf = KalmanFilter(dim_x=2 * n, dim_z=n)
             self._kf.F, self._kf.H = _constant_velocity(n)
             self._kf.x = np.vstack([points, np.zeros_like(points)])
@@ -148,7 +165,7 @@ class KalmanSmoother:
             self._kf.P = np.diag([pos_var, pos_var, vel_var, vel_var])
         self._scale = 0.0
         self._set_noise(scale)
-        self._predicted = False
+        return self._kf
 
     def _positions(self) -> np.ndarray:
         x = self._kf.x
@@ -158,7 +175,7 @@ class KalmanSmoother:
         """Advance the filter one frame and return the predicted (N, 2) points."""
         if self._num_points < 0:
             raise ValueError("KalmanSmoother.predict() called before the first update()")
-        self._kf.predict()
+        self._filter().predict()
         self._predicted = True
         return self._positions()
 
@@ -191,6 +208,7 @@ class KalmanSmoother:
         if points.shape[0] != self._num_points or (vis is not None) != self._weighted:
             self._start(points, scale, weighted=vis is not None)
             return points.astype(np.float32)
+        self._filter()
         self._set_noise(scale)
         if not self._predicted:
             self._kf.predict()
