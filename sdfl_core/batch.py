@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .checkpoint import first_line
+from .onnx_meta import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,6 @@ def make_jobs(specs: list[str | Path]) -> list[Job]:
     if not jobs:
         raise ValueError("no inputs given")
     return jobs
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -------------------------------------------------------------------------------------------- manifest
@@ -270,8 +262,8 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
     weights_path = Path(weights) if weights else default_weights("sdfl")
     # Validates the model here (a bad file is a clear error before any worker starts) and gives its ONNX form.
     onnx_path = load_predictor(weights_path, device="cpu", engine="onnxruntime").path
-    detector_id = file_digest(detector) if Path(detector).suffix == ".tflite" and Path(detector).is_file() else detector
-    model = {"weights": file_digest(weights_path), "detector": detector_id}
+    detector_id = file_sha256(detector) if Path(detector).suffix == ".tflite" and Path(detector).is_file() else detector
+    model = {"weights": file_sha256(weights_path), "detector": detector_id}
 
     manifest = Manifest(out)
     todo, rows = [], []

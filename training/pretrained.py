@@ -8,7 +8,6 @@ a known photo then gets its ImageNet class.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import timm
 import torch
 from torch import nn
+
+from sdfl_core.onnx_meta import file_sha256 as sha256
 
 TF_NORM = (0.5, 0.5, 0.5)
 """TF EfficientNet-Lite inputs: RGB in [0, 1], then (x - 0.5) / 0.5."""
@@ -63,14 +64,6 @@ def weight_file(source: Source) -> Path:
     if not path.is_file():
         raise PretrainedError(f"{source.pip_name} is installed but {path} is missing")
     return path
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def classifier(name: str) -> tuple[nn.Module, dict]:
