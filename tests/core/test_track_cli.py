@@ -18,6 +18,8 @@ NUM_FRAMES, FPS, SIZE = 8, 25.0, (320, 240)
 META = ["source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
 POINTS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
 RAW = [f"raw_x_{i}" for i in range(68)] + [f"raw_y_{i}" for i in range(68)]
+VIS = [f"vis_{i}" for i in range(68)]
+SHIPPED = META + POINTS + RAW + VIS  # the shipped model has the visibility output
 
 
 def synthetic_frame(i: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
@@ -337,7 +339,7 @@ def test_interrupt_and_terminate_finalise_the_outputs(tmp_path, signum):
             rows = len(partial[0].read_text().splitlines()) - 1
             if rows >= 5:
                 # A CSV being written is complete up to its last row.
-                assert all(line.count(",") == len(META + POINTS + RAW) - 1 for line in partial[0].read_text().splitlines())
+                assert all(line.count(",") == len(SHIPPED) - 1 for line in partial[0].read_text().splitlines())
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -346,8 +348,8 @@ def test_interrupt_and_terminate_finalise_the_outputs(tmp_path, signum):
     assert rc == 130, err
     assert "interrupted" in out and "frames" in out  # the summary is printed
     df = pd.read_csv(tmp_path / "o.csv")
-    assert len(df) >= rows and list(df.columns) == META + POINTS + RAW
-    assert df[POINTS + RAW].notna().all().all()
+    assert len(df) >= rows and list(df.columns) == SHIPPED
+    assert df[POINTS + RAW + VIS].notna().all().all()
     assert df["frame"].tolist() == list(range(len(df)))
     capture = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     frames = 0
