@@ -63,6 +63,13 @@ class _PartialFile:
     def discard(self) -> None:
         self.partial.unlink(missing_ok=True)
 
+    def finish(self, keep: bool) -> None:
+        """Move into place (``keep``) or delete, leaving ``path`` as it was."""
+        if keep:
+            self.commit()
+        else:
+            self.discard()
+
 
 def check_writable(path: str | Path, what: str) -> None:
     """Raise a clear OSError now, before any work, if ``path`` cannot be written (its folder is created)."""
@@ -134,10 +141,7 @@ class CsvSink:
         self._file = None
         self._writer = None
         partial, self._partial = self._partial, None
-        if keep:
-            partial.commit()
-        else:
-            partial.discard()
+        partial.finish(keep)
 
     def __enter__(self) -> CsvSink:
         return self.open()
@@ -230,10 +234,7 @@ class VideoSink:
         self._writer.release()
         self._writer = None
         partial, self._partial = self._partial, None
-        if keep:
-            partial.commit()
-        else:
-            partial.discard()
+        partial.finish(keep)
 
     def __enter__(self) -> VideoSink:
         return self.open()
