@@ -354,7 +354,7 @@ def train(config: dict, resume: str | None = None) -> Path:
                     loss = criterion(pred.float(), y)["total"]
                     if vis_weight:
                         loss = loss + vis_weight * visibility_loss(vis.float(), occluded.to(device))
-                if edge_weight:
+                if edge_weight and not only_visibility:  # frozen edges: the term has no gradient
                     edge_term = edge_occlusion_loss(adj.float(), occluded.to(device))
                     edge_terms.append(edge_term.item())
                     loss = loss + edge_weight * edge_term
