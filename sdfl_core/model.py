@@ -9,8 +9,12 @@ import numpy as np
 import timm
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .model_config import EDGE_MODES, HEADS, ModelConfig  # noqa: F401  (re-exported)
+
+REFINE_CHANNELS = 32
+"""Channels of the fine map after the refinement stage's 1x1 reduction (each patch sample has this many)."""
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -73,8 +77,8 @@ class SDFLModel(nn.Module):
         # Predictions are offsets from the training mean shape: training from scratch converges faster.
         self.register_buffer("mean_shape", mean_t)
 
-        self.backbone = timm.create_model(config.backbone, pretrained=False, features_only=True,
-                                          out_indices=(config.feature_level,))
+        levels = (config.feature_level - 1, config.feature_level) if config.refine else (config.feature_level,)
+        self.backbone = timm.create_model(config.backbone, pretrained=False, features_only=True, out_indices=levels)
         _drop_unused_blocks(self.backbone)
         channels = self.backbone.feature_info.channels()[-1]
         reduction = self.backbone.feature_info.reduction()[-1]
@@ -112,8 +116,10 @@ class SDFLModel(nn.Module):
             last = self.gc_out.linear
             if config.visibility:
                 # One MLP shared by the nodes over [map-to-node features, last hidden features], plus a
-                # per-landmark bias (some points, e.g. the jaw, are covered more often than others).
-                self.vis_head = nn.Sequential(nn.Linear(node_dim + config.hidden, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
+                # per-landmark bias (some points, e.g. the jaw, are covered more often than others). Under
+                # model.refine the nodes also carry the fine patch around their point and its stage's features.
+                vis_dim = node_dim + config.hidden + (REFINE_CHANNELS * config.refine_patch ** 2 + config.hidden if config.refine else 0)
+                self.vis_head = nn.Sequential(nn.Linear(vis_dim, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
                 self.vis_bias = nn.Parameter(torch.zeros(n))
         else:
             norm = [nn.BatchNorm1d(config.fc_hidden)] if config.fc_norm else []
@@ -125,12 +131,48 @@ class SDFLModel(nn.Module):
             if config.visibility:
                 self.vis_head = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, 128), nn.ReLU(inplace=True),
                                               nn.Linear(128, n))
+        if config.refine:
+            self._build_refine(config)
         # Start exactly at the mean shape. With random output weights the quickest early win is to
         # shrink the output's variance, which kills the ReLUs feeding it (the FC head collapsed to a
         # constant that way in training from scratch).
         nn.init.zeros_(last.weight)
         if last.bias is not None:
             nn.init.zeros_(last.bias)
+
+    def _build_refine(self, config: ModelConfig) -> None:
+        """The second stage (``config.refine``); its output layer starts at zero, so it starts as the identity."""
+        n, p, reduced = config.num_points, config.refine_patch, REFINE_CHANNELS
+        fine_channels = self.backbone.feature_info.channels()[0]
+        fine_reduction = self.backbone.feature_info.reduction()[0]
+        self.refine_reduce = nn.Sequential(nn.Conv2d(fine_channels, reduced, 1, bias=False), nn.BatchNorm2d(reduced),
+                                           nn.ReLU(inplace=True))
+        # A p x p grid centred on the point, half a fine-map cell apart, in crop units.
+        ticks = (torch.arange(p, dtype=torch.float32) - (p - 1) / 2) * (0.5 * fine_reduction / config.input_size)
+        gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
+        self.register_buffer("patch_offsets", torch.stack([gx, gy], dim=-1).reshape(1, 1, p * p, 2), persistent=False)
+        patch_dim = reduced * p * p
+        if config.head == "graph":
+            self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden)
+            self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(2))
+            self.refine_out = GraphConv(config.hidden, 2, activate=False)
+            last = self.refine_out.linear
+        else:
+            # The FC twin: the same patches, through a per-point layer and then one FC over all points.
+            self.refine_point = nn.Sequential(nn.Linear(patch_dim, 64), nn.ReLU(inplace=True))
+            self.refine_fc = nn.Sequential(nn.Linear(n * 64 + config.fc_hidden, config.fc_hidden),
+                                           nn.BatchNorm1d(config.fc_hidden), nn.ReLU(inplace=True),
+                                           nn.Linear(config.fc_hidden, 2 * n))
+            last = self.refine_fc[-1]
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
+
+    def sample_patches(self, fine: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """(B, N, C*p*p): the reduced fine map sampled bilinearly on each point's grid (no gradient to the points)."""
+        grid = (coords.detach().unsqueeze(2) + self.patch_offsets) * 2 - 1  # crop units -> [-1, 1], corner aligned
+        sampled = F.grid_sample(self.refine_reduce(fine), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return sampled.permute(0, 2, 1, 3).flatten(2)  # (B, C, N, p*p) -> (B, N, C*p*p)
 
     def edge_weights(self, feats: torch.Tensor) -> torch.Tensor:
         """sigma(A): (B, N, N) row-softmax over the edges of M, from the node feature maps."""
@@ -149,39 +191,59 @@ class SDFLModel(nn.Module):
         return masked_softmax(logits, self.mask)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        coords, adj, _ = self._run(x, with_visibility=False)
+        coords, adj, _, _ = self._run(x, with_visibility=False)
         return coords, adj
 
     def forward_with_visibility(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``forward`` plus (B, N) visibility logits (sigmoid = probability that the point is visible)."""
         if not self.config.visibility:
             raise ValueError("this model has no visibility output (model.visibility is false)")
-        return self._run(x, with_visibility=True)
+        return self._run(x, with_visibility=True)[:3]
+
+    def forward_train(self, x: torch.Tensor, with_visibility: bool):
+        """(coords, edge weights, visibility logits or None, first-stage coords): the first stage's points
+        equal ``coords`` without ``model.refine``."""
+        return self._run(x, with_visibility)
 
     def _run(self, x: torch.Tensor, with_visibility: bool):
         size = self.config.input_size
         # The heads are sized for one feature-map side, so any other resolution cannot run.
         if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (size, size):
             raise ValueError(f"expected a (B, 3, {size}, {size}) image batch, got shape {tuple(x.shape)}")
-        feats = self.backbone(x)[-1]
+        maps = self.backbone(x)
+        feats = maps[-1]
         n = self.config.num_points
         if self.config.head == "fc":
-            coords = self.fc(feats).unflatten(1, (n, 2))
+            hidden = self.fc[:-1](feats)
+            first = self.fc[-1](hidden).unflatten(1, (n, 2)) + self.mean_shape
             vis = self.vis_head(feats) if with_visibility else None
-            return coords + self.mean_shape, coords[..., :0], vis
+            coords = first
+            if self.config.refine:
+                points = self.refine_point(self.sample_patches(maps[0], first)).flatten(1)
+                coords = first + self.refine_fc(torch.cat([points, hidden], dim=1)).unflatten(1, (n, 2))
+            return coords, first[..., :0], vis, first
         h = self.embed(feats)
         adj = self.edge_weights(h)
-        coords, nodes_in, nodes_out = self._graph(h, adj)
+        first, nodes_in, nodes_out = self._graph(h, adj)
+        coords, node_features = first, [nodes_in, nodes_out]
+        if self.config.refine:
+            patches = self.sample_patches(maps[0], first)
+            hidden = self.refine_in(torch.cat([patches, nodes_out], dim=-1), adj)
+            for block in self.refine_blocks:
+                hidden = block(hidden, adj)
+            coords = first + self.refine_out(hidden, adj)
+            node_features += [patches, hidden]
         vis = None
         if with_visibility:
-            vis = self.vis_head(torch.cat([nodes_in, nodes_out], dim=-1)).squeeze(-1) + self.vis_bias
-        return coords, adj, vis
+            vis = self.vis_head(torch.cat(node_features, dim=-1)).squeeze(-1) + self.vis_bias
+        return coords, adj, vis, first
 
     def graph_regress(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """Graph head from the map-to-node output ``h`` (B, N*n, H, W) and edge weights ``adj`` (B, N, N).
 
         Split out of ``forward`` so an analysis can feed node features and adjacencies of its own (e.g.
-        the clean image's features for some nodes, ``benchmarks/occlusion_paths.py``)."""
+        the clean image's features for some nodes, ``benchmarks/occlusion_paths.py``). With ``model.refine`` these
+        are the first stage's points."""
         return self._graph(h, adj)[0]
 
     def _graph(self, h: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -32,6 +32,12 @@ class ModelConfig:
     visibility: bool = False
     """A per-landmark visibility output: N logits, from each node's features (graph head) or from the
     shared feature map (FC head), trained against the augmentation's occluder cover."""
+    refine: bool = False
+    """A second stage: the backbone's next finer feature map (one level below ``feature_level``) is sampled
+    in a patch around each first-stage point, and per-point offsets are regressed from those patches plus
+    the first stage's features, through the same graph (graph head) or an FC layer (FC head)."""
+    refine_patch: int = 5
+    """Side of the square grid of samples around each point, half a fine-map cell apart."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -46,6 +52,10 @@ class ModelConfig:
             raise ValueError("fc_norm needs the FC head")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
+        if self.refine and self.feature_level <= -5:
+            raise ValueError("refine reads the feature map below feature_level; feature_level must be above -5")
+        if self.refine_patch < 1:
+            raise ValueError(f"refine_patch must be at least 1, got {self.refine_patch}")
         if not -5 <= self.feature_level <= -1:
             raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
 

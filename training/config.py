@@ -38,6 +38,8 @@ DEFAULTS: dict = {
         "pretrained": "",
         "fc_norm": False,
         "visibility": False,
+        "refine": False,
+        "refine_patch": 5,
     },
     "augment": {
         "rotation": 40.0,
@@ -54,7 +56,8 @@ DEFAULTS: dict = {
         "noise": 0.2,
         "ramp_epochs": 0,
     },
-    "loss": {"kind": "softwing", "relative_weight": 1.0, "edge_occlusion": 0.0, "visibility": 1.0},
+    "loss": {"kind": "softwing", "relative_weight": 1.0, "edge_occlusion": 0.0, "visibility": 1.0,
+             "first_stage": 0.5},
     "optim": {
         "name": "adamw",
         "lr": 0.002,

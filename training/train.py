@@ -158,14 +158,15 @@ def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
 
 
 class TrainingForward(torch.nn.Module):
-    """The training step's forward, (coords, edge weights, visibility logits or None), as a module's forward."""
+    """The training step's forward, (coords, edge weights, visibility logits or None, first-stage coords), as a
+    module's forward."""
 
     def __init__(self, model: SDFLModel, with_visibility: bool) -> None:
         super().__init__()
         self.model, self.with_visibility = model, with_visibility
 
     def forward(self, x: torch.Tensor):
-        return self.model.forward_with_visibility(x) if self.with_visibility else (*self.model(x), None)
+        return self.model.forward_train(x, self.with_visibility)
 
 
 def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int, int]:
@@ -217,7 +218,8 @@ def train(config: dict, resume: str | None = None) -> Path:
 
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
                                                          "hidden", "num_blocks", "fc_hidden", "feature_level",
-                                                         "node_attention", "fc_norm", "visibility")},
+                                                         "node_attention", "fc_norm", "visibility", "refine",
+                                                         "refine_patch")},
                             num_points=schema.num_points)
     model = SDFLModel(model_cfg, mask, mean_shape)
     provenance = {"config_sha256": config_hash(config)}
@@ -274,6 +276,7 @@ def train(config: dict, resume: str | None = None) -> Path:
         for param in model.parameters():
             param.requires_grad_(id(param) in keep)
     vis_weight = float(config["loss"]["visibility"]) if model_cfg.visibility else 0.0
+    first_weight = float(config["loss"]["first_stage"]) if model_cfg.refine else 0.0
     vis_val_loader = None
     if model_cfg.visibility:
         # Validation faces under the training occluders, drawn once (fixed seed and epoch).
@@ -347,11 +350,13 @@ def train(config: dict, resume: str | None = None) -> Path:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
                 with torch.autocast(device_type="cuda", enabled=use_amp):
-                    pred, adj, vis = net(x)
+                    pred, adj, vis, first = net(x)
                 if only_visibility:
                     loss = vis_weight * visibility_loss(vis.float(), occluded.to(device))
                 else:
                     loss = criterion(pred.float(), y)["total"]
+                    if first_weight:  # deep supervision of the first stage under model.refine
+                        loss = loss + first_weight * criterion(first.float(), y)["total"]
                     if vis_weight:
                         loss = loss + vis_weight * visibility_loss(vis.float(), occluded.to(device))
                 if edge_weight and not only_visibility:  # frozen edges: the term has no gradient

@@ -244,3 +244,40 @@ def test_fc_norm_adds_batchnorm_to_the_fc_head_only():
     assert coords.shape == (2, 68, 2) and edges.shape == (2, 68, 0)
     with pytest.raises(ValueError, match="fc_norm needs the FC head"):
         ModelConfig(backbone="mobilenetv2_050", head="graph", fc_norm=True)
+
+
+@pytest.mark.parametrize("head", ["graph", "fc"])
+def test_refine_starts_as_the_identity_and_then_moves_the_first_stage_points(head):
+    model = make(head=head, feature_level=-2, refine=True).eval()
+    x = images(2)
+    with torch.no_grad():
+        coords, _, _, first = model.forward_train(x, with_visibility=False)
+        torch.testing.assert_close(coords, first)  # zero-initialised output layer
+        last = model.refine_out.linear if head == "graph" else model.refine_fc[-1]
+        torch.nn.init.normal_(last.weight, 0, 0.1)
+        coords, _, _, first = model.forward_train(x, with_visibility=False)
+        assert coords.shape == first.shape == (2, 68, 2)
+        assert not torch.allclose(coords, first)
+        torch.testing.assert_close(model(x)[0], coords)  # forward returns the refined points
+    # The patches come from the next finer map: stride 8 under a stride-16 head.
+    assert model.backbone.feature_info.reduction() == [8, 16]
+
+
+def test_refine_samples_each_point_at_its_own_place_in_the_fine_map():
+    model = make(feature_level=-2, refine=True, refine_patch=1).eval()
+    # A fine map whose reduced channels equal x and y of the map, so a sample tells where it was taken.
+    side = SIZE // 8
+    ramp = (torch.arange(side, dtype=torch.float32) + 0.5) / side  # cell centres in crop units
+    fine = torch.stack([ramp.expand(side, side), ramp[:, None].expand(side, side)])[None]
+    model.refine_reduce = torch.nn.Identity()
+    points = torch.tensor([[[0.3125, 0.6875], [0.5625, 0.1875]]])  # cell centres
+    sampled = model.sample_patches(fine, points)
+    assert sampled.shape == (1, 2, 2)
+    torch.testing.assert_close(sampled, points)
+
+
+def test_refine_needs_a_finer_map_and_a_patch():
+    with pytest.raises(ValueError, match="feature map below"):
+        ModelConfig(backbone=TINY, feature_level=-5, refine=True)
+    with pytest.raises(ValueError, match="refine_patch"):
+        ModelConfig(backbone=TINY, refine=True, refine_patch=0)

@@ -15,12 +15,16 @@ from small_models import build as _build  # noqa: E402
 def build(head: str):
     if head == "graph-local":
         return _build("graph", LOCAL, name=head, train_config={"not": "exported"})
+    if head.endswith("-refine"):  # the second stage samples the fine map with GridSample
+        return _build(head[: -len("-refine")], {**LOCAL, "refine": True, "node_attention": head.startswith("graph")},
+                      name=head, train_config={"not": "exported"})
     if head.endswith("-vis"):
         return _build(head[: -len("-vis")], {"visibility": True}, name=head, train_config={"not": "exported"})
     return _build(head, name=head, train_config={"not": "exported"})
 
 
-@pytest.fixture(scope="module", params=["graph", "fc", "graph-local", "graph-vis", "fc-vis"])
+@pytest.fixture(scope="module", params=["graph", "fc", "graph-local", "graph-vis", "fc-vis",
+                                                    "graph-refine", "fc-refine"])
 def exported(request, tmp_path_factory):
     model, info = build(request.param)
     model.train()  # export must work on (and leave alone) a model that is still training

@@ -134,6 +134,26 @@ def test_init_partial_copies_the_shared_backbone_into_another_feature_level(trai
     assert after.embed[0].weight.shape != start.embed[0].weight.shape
 
 
+def test_refine_stage_warm_starts_from_its_first_stage_and_learns_offsets(trained, tmp_path):
+    import torch
+
+    config, best = trained
+    config = {**config, "name": "refine", "model": {**config["model"], "refine": True},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "init_partial": True,
+                        "max_steps": 3}, "optim": {**config["optim"], "epochs": 1}}
+    refined = train(config)
+    start, _ = load_checkpoint(best)
+    after, info = load_checkpoint(refined)
+    assert info.config.refine and info.provenance["parent"]["path"] == str(best)
+    # The new stage's output layer started at zero (the identity) and training moved it.
+    assert after.refine_out.linear.weight.abs().sum() > 0
+    assert after.gc_in.linear.weight.shape == start.gc_in.linear.weight.shape
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        coords, _, _, first = after.eval().forward_train(x, with_visibility=False)
+    assert not torch.allclose(coords, first)
+
+
 def test_init_partial_from_a_model_sharing_nothing_is_refused(trained, tmp_path):
     from training.train import init_matching
 
