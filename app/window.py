@@ -15,7 +15,8 @@ from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout,
                              QWidget)
 
-from sdfl_core.sources import IMAGE_EXTS
+from sdfl_core.images import IMAGE_EXTENSIONS
+from sdfl_core.registry import fc_twin
 
 from .controls import ControlsPanel
 from .messages import FrameBundle, ModelSummary, SourceInfo
@@ -28,7 +29,7 @@ from .workers import CaptureWorker, InferenceWorker, LatestFrameQueue
 
 log = logging.getLogger(__name__)
 
-VIDEO_FILTER = "Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v " + " ".join(f"*{e}" for e in sorted(IMAGE_EXTS)) + ");;All files (*)"
+VIDEO_FILTER = "Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v " + " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)) + ");;All files (*)"
 MODEL_FILTER = "Models (*.pt *.onnx);;All files (*)"
 HOW_TO_OPEN = "Open a video or image with Ctrl+O (or drop it on the window), a folder with Ctrl+Shift+O, a camera with Ctrl+K."
 
@@ -464,16 +465,7 @@ class MainWindow(QMainWindow):
             self.load_model(key)
 
     def _twin_choice(self) -> str:
-        """The FC twin of the current model: the shipped one, or a sibling run named fc_* beside an sdfl_* one."""
-        if self._model_choice == "sdfl":
-            return "fc"
-        path = Path(self._model_choice)
-        for part in path.parts:
-            if part.startswith("sdfl"):
-                twin = Path(*[p.replace("sdfl", "fc", 1) if p == part else p for p in path.parts])
-                if twin.is_file():
-                    return str(twin)
-        return "fc"
+        return fc_twin(self._model_choice)
 
     def _show_shortcuts(self) -> None:
         lines = [f"{a.shortcut().toString()}\t{a.text().replace('&', '')}" for a in self.actions() if not a.shortcut().isEmpty()]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .extras import require
+from .devices import import_torch
+from .errors import first_line, strip_ansi
 from .model_config import ModelConfig
 from .schemas import Schema, get_schema
 
@@ -30,21 +31,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's first message line without terminal colour codes, or its type name when empty."""
-    text = _ANSI.sub("", str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def import_torch(purpose: str):
-    """torch, or an ImportError that says in one line what to install (the base install has no torch)."""
-    require("torch", purpose)
-    import torch
-
-    return torch
 
 
 class CheckpointError(ValueError):
@@ -162,7 +148,7 @@ def _load_error(path: Path, exc: Exception) -> CheckpointError:
     """A one-line error for a file ``torch.load(weights_only=True)`` refused. torch's own message is
     paragraphs long, has terminal colour codes and suggests ``weights_only=False``, i.e. running code
     from the file: keep only the reason."""
-    text = _ANSI.sub("", str(exc))
+    text = strip_ansi(str(exc))
     unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsupported:
         return CheckpointError(f"{path} is not an sdfl checkpoint: it holds a Python object ({unsupported.group(1)}), "

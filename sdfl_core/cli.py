@@ -24,7 +24,7 @@ COMMANDS = {
     "gui": ("app.main", "open the desktop application"),
 }
 
-FORMATS = ("300w", "wflw", "cofw", "csv", "coco")
+from .datasets import FORMATS
 
 
 def command_module(name: str) -> str:
