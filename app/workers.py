@@ -312,7 +312,7 @@ class InferenceWorker(QObject):
         info = self.pipeline.info
         compare = (self.compare_engine.info.name or "comparison") if self.compare_engine is not None else ""
         self.model_loaded.emit(ModelSummary(name=info.name or self._weights.stem, path=str(self._weights),
-                                            schema=info.schema_obj, mask=np.asarray(info.mask, bool),
+                                            schema=info.schema, mask=np.asarray(info.mask, bool),
                                             has_graph=info.config.head != "fc", compare_name=compare,
                                             has_visibility=self.pipeline.engine.has_visibility))
 

@@ -84,7 +84,7 @@ def main() -> int:
         for w in weights:
             predictor = load_predictor(w)
             pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
-            rows.append((predictor.info.name or Path(w).stem, summarize(pred, gt, predictor.info.schema_obj), missed))
+            rows.append((predictor.info.name or Path(w).stem, summarize(pred, gt, predictor.info.schema), missed))
         if use_dlib:
             pred, missed = dlib_predictions(samples, protocol)
             gt = np.stack([s.points for s in samples])

@@ -42,7 +42,8 @@ class ModelInfo:
     """What inference needs besides the weights. Inference never re-declares these constants."""
 
     config: ModelConfig
-    schema: str
+    schema: Schema
+    """The landmark schema (a schema name is accepted and looked up)."""
     k: int
     mask: np.ndarray
     mean_shape: np.ndarray
@@ -61,15 +62,15 @@ class ModelInfo:
     """Where the weights came from: the ImageNet source of the backbone (with its file's sha256), the
     sha256 of the resolved training config and of the checkpoint it was warm-started from."""
 
-    @property
-    def schema_obj(self) -> Schema:
-        return get_schema(self.schema)
+    def __post_init__(self) -> None:
+        if isinstance(self.schema, str):
+            object.__setattr__(self, "schema", get_schema(self.schema))
 
     def to_payload(self) -> dict:
         """The checkpoint form: arrays as numpy (``torch.save`` needs them as tensors, see ``save_checkpoint``)."""
         return {
             "config": self.config.to_dict(),
-            "schema": self.schema,
+            "schema": self.schema.name,
             "k": int(self.k),
             "mask": np.asarray(self.mask, bool),
             "mean_shape": np.asarray(self.mean_shape, np.float32),
@@ -105,7 +106,7 @@ class ModelInfo:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"checkpoint metadata is incomplete or malformed ({exc!r})") from exc
-        schema = info.schema_obj
+        schema = info.schema
         if schema.num_points != config.num_points:
             raise CheckpointError(f"checkpoint schema {schema.name} has {schema.num_points} points but the model has {config.num_points}")
         return info
@@ -182,7 +183,7 @@ def load_checkpoint(path: str | Path, expect_points: int | None = None) -> tuple
 
     info = ModelInfo.from_payload(payload["info"])
     if expect_points is not None and info.config.num_points != expect_points:
-        raise CheckpointError(f"{path} predicts {info.config.num_points} points ({info.schema}) but {expect_points} are needed")
+        raise CheckpointError(f"{path} predicts {info.config.num_points} points ({info.schema.name}) but {expect_points} are needed")
     model = SDFLModel(info.config, info.mask, info.mean_shape)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     try:

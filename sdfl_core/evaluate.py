@@ -89,7 +89,7 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
 
 def evaluate(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32) -> tuple[dict, np.ndarray]:
     """The report dict (fractions) and the per-image inter-ocular NMEs."""
-    schema = predictor.info.schema_obj
+    schema = predictor.info.schema
     n = predictor.info.config.num_points
     bad = [s for s in samples if s.points.shape[0] != n]
     if bad:

@@ -17,9 +17,10 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-rom .images import IMAGE_EXTENSIONS, is_image_path, read_image
+from .images import IMAGE_EXTENSIONS, is_image_path, read_image
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Frame:

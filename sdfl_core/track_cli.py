@@ -19,7 +19,11 @@ from typing import Callable
 from tqdm import tqdm
 
 from .draw import DrawOptions, annotate
-from .pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8
+from .detector import DetectorOptions
+from .images import to_bgr_uint8
+from .pipeline import Pipeline, PipelineOptions, streaming_options
+from .redetect import RedetectOptions
+from .tracker import TrackerOptions, smoothing_knob
 from .sinks import CsvSink, VideoSink, check_writable
 from .sources import Source, open_source
 from .types import FrameResult
@@ -109,16 +113,17 @@ def run(args) -> int:
         source = stack.enter_context(open_source(args.source, sequence=args.sequence))
         if args.sequence and source.running_mode != "video":
             log.warning("--sequence applies to a folder of images; %s runs as it is", args.source)
-        options = streaming_options(PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
-                                                    min_confidence=args.min_confidence, max_faces=args.max_faces,
-                                                    smoothing=args.smoothing, smooth=not args.no_smooth,
-                                                    redetect_every=args.redetect_every,
-                                                    running_mode=source.running_mode))
+        options = streaming_options(PipelineOptions(
+            weights=args.weights, device=args.device,
+            detector=DetectorOptions(model=args.detector, min_confidence=args.min_confidence, max_faces=args.max_faces,
+                                     running_mode=source.running_mode),
+            tracker=TrackerOptions(smoothing=smoothing_knob(args.smoothing, args.no_smooth)),
+            redetect=RedetectOptions(every=args.redetect_every)))
         pipeline = stack.enter_context(Pipeline(options))
         n_points = pipeline.info.config.num_points
         # Entered last, so they close first: the outputs are in place before the model and source go.
         csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw,
-                                               visibility=pipeline.engine.has_visibility)) if args.csv else None
+                                               visibility=pipeline.landmarker.has_visibility)) if args.csv else None
         total = source.num_frames if not args.frames else min(args.frames, source.num_frames or args.frames)
         progress = TrackProgress()
         interrupted = False

@@ -36,6 +36,13 @@ def _tracking_index(smoothing: float) -> float:
     return float(10.0 ** (1.0 - 4.0 * smoothing))
 
 
+def smoothing_knob(smoothing: float, off: bool = False) -> float:
+    """The smoothing value for a user's ``smoothing`` and an "off" switch (``--no-smooth``): 0 when off;
+    ``smoothing`` is checked either way."""
+    smoothing = _check_smoothing(smoothing)
+    return 0.0 if off else smoothing
+
+
 def _check_smoothing(smoothing: float) -> float:
     smoothing = float(smoothing)
     if not 0.0 <= smoothing <= 1.0:
@@ -348,6 +355,10 @@ class Tracker:
         self._next_id = 0
 
     def update(self, detections: list[Detection], landmarks: list[Landmarks]) -> list[Track]:
+        return self.update_indexed(detections, landmarks)[0]
+
+    def update_indexed(self, detections: list[Detection], landmarks: list[Landmarks]) -> tuple[list[Track], list[int]]:
+        """``update``, and for each returned track the index of the detection (and landmarks) it took."""
         detections, landmarks = list(detections), list(landmarks)
         if len(detections) != len(landmarks):
             raise ValueError(f"got {len(detections)} detections but {len(landmarks)} landmark sets")
@@ -357,11 +368,14 @@ class Tracker:
             track.age += 1
 
         matches, unmatched_tracks, unmatched_dets = self._associate(detections)
+        source: dict[int, int] = {}
+        """id() of a track state updated this frame -> the detection index it took."""
         for t, d in matches:
             track = self._tracks[t]
             if track.landmarks.num_points != landmarks[d].num_points:
                 track.smoother = self._factory(self._smoothing)
             track.update(detections[d], landmarks[d])
+            source[id(track)] = d
 
         for t in unmatched_tracks:
             self._tracks[t].misses += 1
@@ -369,11 +383,10 @@ class Tracker:
         if len(survivors) != len(self._tracks):
             log.debug("tracker dropped %d track(s)", len(self._tracks) - len(survivors))
 
-        seen = {id(self._tracks[t]) for t, _ in matches}
         for d in unmatched_dets:
             born = _TrackState(detections[d], landmarks[d], self._factory(self._smoothing))
             survivors.append(born)
-            seen.add(id(born))
+            source[id(born)] = d
         self._tracks = survivors
 
         for track in self._tracks:
@@ -381,12 +394,11 @@ class Tracker:
                 track.track_id = self._next_id
                 self._next_id += 1
 
-        reported = [t for t in self._tracks if id(t) in seen and t.track_id is not None]
+        reported = [t for t in self._tracks if id(t) in source and t.track_id is not None]
         reported.sort(key=lambda t: t.track_id)
-        return [
-            Track(track_id=t.track_id, detection=t.detection, raw=t.landmarks, smoothed=t.smoothed, age=t.age, hits=t.hits)
-            for t in reported
-        ]
+        tracks = [Track(track_id=t.track_id, detection=t.detection, raw=t.landmarks, smoothed=t.smoothed, age=t.age, hits=t.hits)
+                  for t in reported]
+        return tracks, [source[id(t)] for t in reported]
 
     def _associate(self, detections: list[Detection]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         if not self._tracks or not detections:
