@@ -109,6 +109,11 @@ class Landmarker:
         return self.predict_warped(batch, [affine] * len(batch))
 
 
+def as_landmarker(model) -> Landmarker:
+    """``model`` itself, or a bare runner (``runners``) wrapped in a :class:`Landmarker`."""
+    return model if isinstance(model, Landmarker) else Landmarker(model)
+
+
 def onnx_cache_dir() -> Path:
     return Path(os.environ.get("SDFL_CACHE", Path.home() / ".cache" / "sdfl"))
 

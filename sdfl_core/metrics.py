@@ -93,3 +93,8 @@ def summarize(pred: np.ndarray, gt: np.ndarray, schema: Schema, threshold: float
         "fr_10": failure_rate(io, threshold),
         "auc_10": auc(io, threshold),
     }
+
+
+def finite_or_none(value: float) -> float | None:
+    """A float for a JSON report, None (null) for NaN or infinity."""
+    return float(value) if np.isfinite(value) else None
