@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
-from sdfl_core.pipeline import LandmarkEngine, Pipeline, PipelineOptions, to_bgr_uint8
-from sdfl_core.predictor import default_weights
+from sdfl_core.errors import first_line
+from sdfl_core.images import to_bgr_uint8
+from sdfl_core.landmarker import Landmarker, load_landmarker
+from sdfl_core.pipeline import Pipeline, PipelineOptions
+from sdfl_core.registry import require_model_file
+from sdfl_core.tracker import TrackerOptions, smoothing_knob
 from sdfl_core.sources import Frame, Source, open_source
 from sdfl_core.types import FrameResult
 
@@ -225,17 +229,6 @@ class CaptureWorker(QObject):
             self._timer = None
 
 
-def resolve_weights(choice: str) -> Path:
-    """'sdfl' / 'fc' -> the shipped checkpoint; anything else is a path (.pt / .onnx)."""
-    if choice in ("sdfl", "fc"):
-        return default_weights(choice)
-    path = Path(choice)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    if path.suffix.lower() not in (".pt", ".onnx"):
-        raise ValueError(f"{path.name} is not a model file (expected a .pt checkpoint or an .onnx export)")
-    return path
-
 
 class InferenceWorker(QObject):
     """Runs the pipeline (and, in compare mode, a second engine on the same detections)."""
@@ -251,7 +244,7 @@ class InferenceWorker(QObject):
         self.device = device
         self.pipeline: Pipeline | None = None
         self._weights = Path()
-        self.compare_engine: LandmarkEngine | None = None
+        self.compare_engine: Landmarker | None = None
         self.compare_enabled = False
         self.occluders: tuple[Occluder, ...] = ()
         self.cover = (0.0, "left")
@@ -269,19 +262,19 @@ class InferenceWorker(QObject):
 
     # --- models -----------------------------------------------------------------------------
     def _options(self) -> PipelineOptions:
-        return PipelineOptions(device=self.device, smoothing=self.smoothing if self.smooth else 0.0, smooth=self.smooth)
+        return PipelineOptions(tracker=TrackerOptions(smoothing=smoothing_knob(self.smoothing, off=not self.smooth)))
 
     @pyqtSlot(str)
     def load_model(self, choice: str) -> None:
         self.busy.emit(f"loading model {choice} ...")
         try:
-            weights = resolve_weights(choice)
-            engine = LandmarkEngine(weights, self.device)
-            pipeline = Pipeline(self._options(), engine=engine)
+            weights = require_model_file(choice)
+            engine = load_landmarker(weights, self.device)
+            pipeline = Pipeline(self._options(), landmarker=engine)
         except Exception as exc:  # any broken file must leave the app running with a message
             log.warning("model %s failed to load: %s", choice, exc)
             self.busy.emit("")
-            self.model_failed.emit(_one_line(exc))
+            self.model_failed.emit(first_line(exc))
             return
         if self.pipeline is not None:
             self.pipeline.close()
@@ -295,12 +288,12 @@ class InferenceWorker(QObject):
     def load_compare_model(self, choice: str) -> None:
         self.busy.emit(f"loading comparison model {choice} ...")
         try:
-            engine = LandmarkEngine(resolve_weights(choice), self.device)
+            engine = load_landmarker(require_model_file(choice), self.device)
         except Exception as exc:
             log.warning("comparison model %s failed to load: %s", choice, exc)
             self.busy.emit("")
             self.compare_engine = None
-            self.model_failed.emit(f"comparison model: {_one_line(exc)}")
+            self.model_failed.emit(f"comparison model: {first_line(exc)}")
             return
         self.compare_engine = engine
         self.busy.emit("")
@@ -314,15 +307,15 @@ class InferenceWorker(QObject):
         self.model_loaded.emit(ModelSummary(name=info.name or self._weights.stem, path=str(self._weights),
                                             schema=info.schema, mask=np.asarray(info.mask, bool),
                                             has_graph=info.config.head != "fc", compare_name=compare,
-                                            has_visibility=self.pipeline.engine.has_visibility))
+                                            has_visibility=self.pipeline.landmarker.has_visibility))
 
     @pyqtSlot()
     def reset_tracking(self) -> None:
         """A fresh pipeline on the same engine: tracks and detector clock exactly as a new run."""
         if self.pipeline is not None:
-            engine = self.pipeline.engine
+            engine = self.pipeline.landmarker
             self.pipeline.close()
-            self.pipeline = Pipeline(self._options(), engine=engine)
+            self.pipeline = Pipeline(self._options(), landmarker=engine)
 
     # --- settings ---------------------------------------------------------------------------
     @pyqtSlot(bool, float)
@@ -418,7 +411,7 @@ class InferenceWorker(QObject):
                 compare = self._compare(model_input, [t.detection for t in result.tracks])
             except Exception as exc:
                 log.exception("inference failed on frame %d", frame.index)
-                self.model_failed.emit(f"inference failed: {_one_line(exc)}")
+                self.model_failed.emit(f"inference failed: {first_line(exc)}")
                 return
         self._last_result = result
         if result.tracks:
@@ -440,11 +433,11 @@ class InferenceWorker(QObject):
         occluders = self.occluders_for([d.box for d in detections])
         model_input = apply_occluders(frame.image, occluders)
         try:
-            inspection = inspect(self.pipeline.engine, frame.image, model_input, detections, occluders)
+            inspection = inspect(self.pipeline.landmarker, frame.image, model_input, detections, occluders)
             compare = self._compare(model_input, detections)
         except Exception as exc:
             log.exception("inspection failed")
-            self.model_failed.emit(f"inspection failed: {_one_line(exc)}")
+            self.model_failed.emit(f"inspection failed: {first_line(exc)}")
             return
         self.result_ready.emit(FrameBundle(frame, model_input, result, compare, inspection, self.queue.dropped,
                                            self.generation, True))
@@ -454,8 +447,3 @@ class InferenceWorker(QObject):
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

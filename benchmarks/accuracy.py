@@ -70,7 +70,8 @@ def main() -> int:
     from sdfl_core.evaluate import predict_samples
     from sdfl_core.metrics import summarize
     from sdfl_core.occlusion import dlib_available
-    from sdfl_core.predictor import default_weights, load_predictor
+    from sdfl_core.landmarker import load_landmarker
+    from sdfl_core.registry import default_weights
     from sdfl_core.schemas import W300
 
     weights = args.weights or [str(default_weights("sdfl")), str(default_weights("fc"))]
@@ -82,7 +83,7 @@ def main() -> int:
     for protocol in args.protocols.split(","):
         rows = []
         for w in weights:
-            predictor = load_predictor(w)
+            predictor = load_landmarker(w)
             pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
             rows.append((predictor.info.name or Path(w).stem, summarize(pred, gt, predictor.info.schema), missed))
         if use_dlib:

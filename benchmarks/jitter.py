@@ -30,6 +30,7 @@ from scipy.signal import correlate, correlation_lags, savgol_filter  # noqa: E40
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
 from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
+from sdfl_core.tracker import TrackerOptions  # noqa: E402  isort: skip
 from sdfl_core.sources import open_source  # noqa: E402
 
 log = logging.getLogger("benchmarks.jitter")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         from sdfl_core.predictor import default_weights
 
         args.weights = default_weights("sdfl")
-    options = PipelineOptions(weights=args.weights, device=args.device, smoothing=args.smoothing)
+    options = PipelineOptions(weights=args.weights, device=args.device, tracker=TrackerOptions(smoothing=args.smoothing))
 
     print(f"weights: {args.weights}   smoothing: {args.smoothing}   Savitzky-Golay window {SAVGOL_WINDOW}, "
           f"order {SAVGOL_ORDER}; all values / inter-ocular distance")

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
 from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
+from sdfl_core.redetect import RedetectOptions  # noqa: E402  isort: skip
 from sdfl_core.sources import open_source  # noqa: E402
 
 # Run as a script, this folder is sys.path[0], so the sibling benchmarks import directly.
@@ -151,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, reference, ocular = [], None, None
     for k, deadband in settings:
-        options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads, redetect_every=k,
-                                  crop_deadband=deadband)
+        options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads,
+                                  redetect=RedetectOptions(every=k, crop_deadband=deadband))
         fps_v, samples, stages = run(options, video)
         fps_s, _, _ = run(options, synthetic)
         if ocular is None:

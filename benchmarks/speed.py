@@ -29,7 +29,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8  # noqa: E402  isort: skip
+from sdfl_core.images import to_bgr_uint8  # noqa: E402  isort: skip
+from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options  # noqa: E402  isort: skip
 from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
 from sdfl_core.sinks import CsvSink  # noqa: E402
 from sdfl_core.sources import open_source  # noqa: E402
@@ -103,7 +104,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
     with Pipeline(options) as pipeline:
         if kind == "video":
             out = Path(args.csv_dir) / "speed.csv"
-            sink = CsvSink(out, pipeline.info.config.num_points, visibility=pipeline.engine.has_visibility).open()
+            sink = CsvSink(out, pipeline.info.config.num_points, visibility=pipeline.landmarker.has_visibility).open()
         warm = scene("one")
         for i in range(3):  # warm-up: first ONNX / MediaPipe calls allocate
             pipeline.process(warm, i, i * 33.0)
@@ -127,7 +128,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
         if kind == "video":
             sink.close()
             source.close()
-    row.note = f"{pipeline.engine.predictor.engine}, input {pipeline.info.config.input_size}"
+    row.note = f"{pipeline.landmarker.engine}, input {pipeline.info.config.input_size}"
     if kind == "video":
         row.note += (f"; detection runs ahead in a thread, so 'other' < 0 is the overlap; "
                      f"ORT threads {options.num_threads or 'default'}")
