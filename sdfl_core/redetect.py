@@ -46,7 +46,7 @@ class RedetectOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer)) or self.every < 1:
-            raise ValueError(f"redetect every must be an int >= 1, got {self.every!r}")
+            raise ValueError(f"redetect_every (RedetectOptions.every) must be an int >= 1, got {self.every!r}")
         if not 0.0 <= self.crop_deadband < 0.5:
             raise ValueError(f"crop_deadband must be in [0, 0.5), got {self.crop_deadband}")
 

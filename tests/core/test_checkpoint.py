@@ -50,7 +50,7 @@ def test_round_trip_identical_outputs_and_info(tmp_path, trained):
     assert info2.config == info.config
     np.testing.assert_array_equal(info2.mask, info.mask)
     np.testing.assert_array_equal(info2.mean_shape, info.mean_shape)
-    assert (info2.schema, info2.k, info2.crop_scale, info2.name) == ("cofw", 3, 1.3, "tiny")
+    assert (info2.schema.name, info2.k, info2.crop_scale, info2.name) == ("cofw", 3, 1.3, "tiny")
     assert info2.detector_box == info.detector_box
     assert info2.train_config == {"lr": 0.1} and info2.metrics == {"nme_io": 0.05}
     assert info2.norm_mean == ckpt.IMAGENET_MEAN and info2.norm_std == ckpt.IMAGENET_STD

@@ -259,12 +259,12 @@ def test_cli_empty_folder(tmp_path, tiny_checkpoint, capsys):
 
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="dlib is not installed")
 def test_dlib_baseline_joins(tmp_path, tiny_checkpoint, face):
-    from sdfl_core.occlusion import DlibModel, dlib_available
+    from sdfl_core.baselines import DlibModel, dlib_available
 
     if not dlib_available():
         pytest.skip("face_recognition_models (dlib's 68-point model) is not installed")
     image, points = face
-    pred, weights, visibility = DlibModel().predict([image, image], points)
+    pred, weights, visibility = DlibModel().predict_face([image, image], points)
     assert weights.shape == (2, 68, 0) and visibility.shape == (2, 0)
     assert pred.shape == (2, 68, 2)
     assert np.array_equal(pred[0], pred[1])

@@ -145,7 +145,8 @@ def test_checkpoint_without_current_onnx_and_without_torch_says_what_to_install(
     model, info = build("fc")
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, model, info)
-    monkeypatch.setattr(predictor, "_torch_installed", lambda: False)
+    monkeypatch.setattr("sdfl_core.landmarker.torch_installed", lambda: False)
+    monkeypatch.setattr("sdfl_core.devices.torch_installed", lambda: False)
     with pytest.raises(ImportError, match=r"pass a \.onnx model, or pip install 'sdfl\[train\]'"):
         load_predictor(weights)
     with pytest.raises(ValueError, match=r"pip install 'sdfl\[train\]'"):
