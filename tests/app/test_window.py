@@ -193,9 +193,9 @@ def test_visibility_model_csv_and_threshold_slider(qtbot, face_video, tiny_vis_c
 
 
 def _shipped_model_has_visibility() -> bool:
-    from sdfl_core.predictor import OnnxPredictor, default_weights
+    from sdfl_core.landmarker import load_landmarker
 
-    return OnnxPredictor(default_weights("sdfl")).has_visibility
+    return load_landmarker("sdfl").has_visibility
 
 
 @pytest.mark.skipif(not _shipped_model_has_visibility(),
@@ -286,12 +286,11 @@ def test_no_camera_falls_back_to_the_demo_and_says_how_to_open(qtbot, window, mo
 
 
 def test_missing_shipped_model_is_reported_in_the_window(qtbot, monkeypatch):
-    import app.workers
 
     def missing(kind="sdfl"):
         raise FileNotFoundError(f"shipped model missing: assets/models/{kind}_68.pt (reinstall, or pass --weights)")
 
-    monkeypatch.setattr(app.workers, "default_weights", missing)
+    monkeypatch.setattr("sdfl_core.registry.default_weights", missing)
     win = MainWindow(weights=None, device="cpu", interactive=False)
     qtbot.addWidget(win)
     win.show()

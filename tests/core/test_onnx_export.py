@@ -84,7 +84,7 @@ def test_info_round_trips_through_onnx(exported):
 def test_info_json_round_trip():
     _, info = build("graph")
     back = info_from_json(info_to_json(info))
-    assert back.config == info.config and back.schema == "300w"
+    assert back.config == info.config and back.schema.name == "300w"
     np.testing.assert_array_equal(back.mask, info.mask)
     with pytest.raises(CheckpointError, match="malformed sdfl metadata"):
         info_from_json("{not json")

@@ -122,7 +122,7 @@ def test_detect_ahead_stops_at_max_frames_and_raises_detector_errors_in_order(en
 
 
 def test_detect_ahead_is_the_default_only_when_detecting_every_frame(engine, video, monkeypatch):
-    import sdfl_core.redetect as pipeline_module
+    import sdfl_core.pipeline as pipeline_module
 
     calls = []
     real = pipeline_module.prefetch

@@ -139,7 +139,6 @@ def test_onnx_beside_a_checkpoint_is_used_while_its_hash_matches(tmp_path, monke
 
 
 def test_checkpoint_without_current_onnx_and_without_torch_says_what_to_install(tmp_path, monkeypatch):
-    import sdfl_core.predictor as predictor
 
     monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
     model, info = build("fc")

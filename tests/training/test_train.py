@@ -46,7 +46,7 @@ def test_train_writes_the_run_folder(trained):
 def test_best_checkpoint_carries_everything_inference_needs(trained):
     config, best = trained
     model, info = load_checkpoint(best, expect_points=68)
-    assert info.schema == "300w" and info.k == 3 and info.name == "tiny"
+    assert info.schema.name == "300w" and info.k == 3 and info.name == "tiny"
     assert info.config.backbone == "mobilenetv2_050" and info.config.input_size == 64 and info.config.head == "graph"
     assert info.mask.shape == (68, 68) and info.mask.dtype == bool and info.mask.sum(axis=1).min() >= 3
     assert info.mean_shape.shape == (68, 2) and 0.1 < info.mean_shape.min() and info.mean_shape.max() < 0.9
