@@ -1,7 +1,7 @@
 """`sdfl batch INPUT... --out DIR`: many videos to landmark CSVs on a Ray cluster (local by default).
 
 Each Ray actor loads the landmark model once and runs every video it gets through the same
-:func:`sdfl_core.track_cli.track_source` loop as ``sdfl track``, so a batch CSV is ``sdfl track``'s CSV.
+:func:`sdfl_core.tracking.track_source` loop as ``sdfl track``, so a batch CSV is ``sdfl track``'s CSV.
 Ray restarts an actor whose process dies and re-runs the video it held (``--retries``); a video that
 cannot be read is a ``failed`` row and the others go on. Outputs are written under a temporary name and
 renamed when complete. ``DIR/manifest.csv`` has one row per input; ``DIR/manifest.json`` holds the same
@@ -207,7 +207,7 @@ class TrackWorker:
         from .pipeline import Pipeline
         from .sinks import CsvSink
         from .sources import open_source
-        from .track_cli import TrackProgress, track_source
+        from .tracking import TrackProgress, track_source
 
         start = time.perf_counter()
         csv_path = Path(out_dir) / job.output
@@ -352,12 +352,3 @@ def _run_jobs(ray, jobs: list[Job], out: Path, onnx_model: bytes, options: dict,
             for path in leftover_partials(out / job.output) + leftover_partials(out / job.video_output):
                 path.unlink(missing_ok=True)
     return rows
-
-
-def run(args) -> int:
-    rows = run_batch(args.inputs, args.out, weights=args.weights, detector=args.detector, video=args.video,
-                     address=args.address, workers=args.workers, retries=args.retries)
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "skipped", "failed")}
-    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
-          f"manifest: {Path(args.out) / 'manifest.csv'}")
-    return 1 if counts["failed"] else 0

@@ -1,14 +1,13 @@
-"""`sdfl eval`: NME (inter-ocular, inter-pupil), FR@0.1, AUC@0.1, per-subset numbers and a CED plot."""
+"""What `sdfl eval` measures: NME (inter-ocular, inter-pupil), FR@0.1, AUC@0.1, per-subset numbers and a CED plot."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from . import crops
-from .datasets import Sample, load_samples, readable_images
+from .datasets import Sample, readable_images
 from .landmarker import as_landmarker, detection_to_crop
 from .metrics import ced, finite_or_none, nme_io, summarize
 from .visibility import visibility_auroc
@@ -127,26 +126,3 @@ def plot_ced(path: str | Path, curves: dict[str, np.ndarray], threshold: float =
     ax.set_title("Cumulative error distribution")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-
-
-def run(args) -> int:
-    from .extras import require
-    from .landmarker import load_landmarker
-    from .registry import resolve_weights
-
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        raise FileNotFoundError(f"output folder does not exist: {out.parent}")
-    if args.plot:
-        require("matplotlib", "--plot")
-    weights = resolve_weights(args.weights)
-    landmarker = load_landmarker(weights, device=args.device)
-    samples = load_samples(args.data, args.format)
-    report, errors = evaluate(landmarker, samples, args.boxes, args.batch_size)
-    report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes}
-    out.write_text(json.dumps(report, indent=2))
-    if args.plot:
-        plot_ced(args.plot, {landmarker.info.name or Path(weights).stem: errors})
-    print(f"{report['count']} faces: NME(io) {report['nme_io'] * 100:.2f}%  NME(ip) {report['nme_ip'] * 100:.2f}%  "
-          f"FR@0.1 {report['fr_10'] * 100:.2f}%  AUC@0.1 {report['auc_10']:.4f}  -> {out}")
-    return 0

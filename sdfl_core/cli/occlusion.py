@@ -12,15 +12,15 @@ import numpy as np
 
 from tqdm import tqdm
 
-from .datasets import load_samples
-from .extras import require
-from .baselines import DlibModel, dlib_available
-from .landmarker import load_landmarker
-from .occlusion import OcclusionOptions, evaluate_occlusion
-from .occlusion_plots import plot_curves, plot_examples
-from .occlusion_report import report_json, write_csv
-from .registry import default_weights
-from .schemas import get_schema
+from ..datasets import load_samples
+from ..extras import require
+from ..baselines import DlibModel, dlib_available
+from ..landmarker import load_landmarker
+from ..occlusion import OcclusionOptions, evaluate_occlusion
+from ..occlusion_plots import plot_curves, plot_examples
+from ..occlusion_report import report_json, write_csv
+from ..registry import default_weights
+from ..schemas import get_schema
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The `sdfl` command line. Argument definitions live here (cheap); each command's work is imported lazily."""
+"""The `sdfl` command line, the one place of CLI code: argument definitions here (cheap), each command's
+``run(args)`` in a module of this package (imported lazily), which calls the library and prints."""
 from __future__ import annotations
 
 import argparse
@@ -14,17 +15,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 COMMANDS = {
-    "track": ("sdfl_core.track_cli", "video / image / folder / camera -> landmarks CSV and annotated video"),
-    "batch": ("sdfl_core.batch", "many videos -> landmark CSVs on a Ray cluster (local by default), resumable"),
-    "eval": ("sdfl_core.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
+    "track": ("sdfl_core.cli.track", "video / image / folder / camera -> landmarks CSV and annotated video"),
+    "batch": ("sdfl_core.cli.batch", "many videos -> landmark CSVs on a Ray cluster (local by default), resumable"),
+    "eval": ("sdfl_core.cli.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
     "train": ("training.cli", "train a model from a YAML config"),
     "export": ("sdfl_core.onnx_export", "export a checkpoint to ONNX"),
-    "graph": ("sdfl_core.graph_cli", "mine the top-k landmark graph of a dataset"),
-    "occlusion": ("sdfl_core.occlusion_cli", "occlusion robustness: NME on visible / occluded points"),
+    "graph": ("sdfl_core.cli.graph", "mine the top-k landmark graph of a dataset"),
+    "occlusion": ("sdfl_core.cli.occlusion", "occlusion robustness: NME on visible / occluded points"),
     "gui": ("app.main", "open the desktop application"),
 }
 
-from .datasets import FORMATS
+from ..datasets import FORMATS
 
 
 def command_module(name: str) -> str:
@@ -183,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from .checkpoint import CheckpointError, first_line
-    from .extras import missing_module_message
+    from ..checkpoint import CheckpointError
+    from ..errors import first_line
+    from ..extras import missing_module_message
 
     try:
         module = importlib.import_module(command_module(COMMANDS[args.command][0]))
@@ -199,6 +201,3 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sdfl {args.command}: error: {message}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())
