@@ -568,3 +568,29 @@ def test_running_mode_must_match_the_source(engine, tmp_path):
             list(pipeline.run(source))
     with pytest.raises(ValueError, match="running_mode"):
         make_options(running_mode="live")
+
+
+def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkpoint):
+    with pytest.raises(ValueError, match="weights"):
+        Pipeline(make_options(weights=tiny_checkpoint), landmarker=engine)
+    with pytest.raises(ValueError, match="device"):
+        Pipeline(make_options(device="cpu"), landmarker=engine)
+
+
+def test_reset_clears_the_policy_state(steady_engine):
+    with make_pipeline(steady_engine, redetect_every=4) as pipeline:
+        for i in range(3):
+            pipeline.process(synthetic_frame(i), i)
+        assert not pipeline.policy.should_detect()  # frame 3 would crop from the landmarks
+        pipeline.reset()
+        assert pipeline.policy.should_detect()
+        fresh = Pipeline(make_options(redetect_every=4), landmarker=steady_engine)
+        assert vars(pipeline.policy).keys() == vars(fresh.policy).keys()
+        assert pipeline.policy._previous == () and pipeline.policy._anchors == {} and pipeline.policy._crops == {}
+        fresh.close()
+
+
+def test_composed_options_check_their_parts():
+    with pytest.raises(ValueError, match="DetectorOptions"):
+        PipelineOptions(detector="full")
+    assert PipelineOptions().running_mode == "video" and PipelineOptions().detector.max_faces == 5
