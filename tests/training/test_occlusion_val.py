@@ -7,7 +7,7 @@ from sdfl_core.datasets import load_samples
 from training.occlusion_val import main
 from training.train import split_samples
 
-from test_train import tiny_config
+from train_helpers import tiny_config
 
 
 def test_evaluates_exactly_the_validation_split(tmp_path, w300_folder, tiny_checkpoint, tiny_fc_checkpoint, capsys):
