@@ -7,6 +7,7 @@ import pytest
 from sdfl_core.cli import COMMANDS, build_parser, main
 
 
+@pytest.mark.slow
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "sdfl_core.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
@@ -15,6 +16,7 @@ def test_help_lists_every_subcommand():
     assert set(COMMANDS) == {"track", "batch", "eval", "train", "export", "graph", "occlusion", "gui"}
 
 
+@pytest.mark.slow
 def test_cli_import_is_cheap():
     # `sdfl --help` must not pay for torch / Qt start-up.
     code = "import sys, sdfl_core.cli; print(any(m in sys.modules for m in ('torch', 'PyQt6', 'cv2')))"
@@ -48,6 +50,7 @@ def test_export_corrupt_weights_is_one_line_error(tmp_path, capsys):
     assert len(err) == 1 and "not a readable checkpoint" in err[0]
 
 
+@pytest.mark.slow
 def test_export_end_to_end(tmp_path, capsys):
     import torch
 

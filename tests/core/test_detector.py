@@ -236,6 +236,7 @@ def test_dropped_detector_is_closed_by_gc():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_detector_left_open_exits_cleanly():
     # MediaPipe's own __del__ fails at interpreter exit; the detector must close before that.
     code = "import numpy as np\nfrom sdfl_core.detector import FaceDetector\nFaceDetector().detect(np.zeros((32, 32, 3), np.uint8))\n"

@@ -11,6 +11,8 @@ from small_models import SIZE  # noqa: E402  (tests/core is on sys.path)
 from small_models import LOCAL  # noqa: E402
 from small_models import build as _build  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
+
 
 def build(head: str):
     if head == "graph-local":

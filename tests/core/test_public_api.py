@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import sdfl_core
 
 
@@ -11,6 +13,7 @@ def test_public_names_resolve():
     assert sdfl_core.Pipeline.__module__ == "sdfl_core.pipeline"
 
 
+@pytest.mark.slow
 def test_import_loads_nothing_heavy():
     code = ("import sys, sdfl_core\n"
             "print(sorted(m for m in ('torch', 'cv2', 'numpy', 'mediapipe', 'onnxruntime') if m in sys.modules))")

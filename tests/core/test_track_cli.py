@@ -273,6 +273,7 @@ def build_parser_help(command: str) -> str:
     return " ".join(sub.choices[command].format_help().split())
 
 
+@pytest.mark.slow
 def test_verbose_after_the_command(tiny_checkpoint):
     from sdfl_core.cli import build_parser
 
@@ -361,6 +362,7 @@ def test_interrupt_and_terminate_finalise_the_outputs(tmp_path, signum):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv", "o.mp4"]
 
 
+@pytest.mark.slow
 def test_tracking_imports_no_torch(tmp_path):
     """The inference path (shipped ONNX model) never imports torch, timm, torchvision or onnx."""
     import os

@@ -1,6 +1,8 @@
 """`python -m training.occlusion_val`: occlusion robustness on a config's validation split."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from sdfl_core.datasets import load_samples
@@ -8,6 +10,8 @@ from training.occlusion_val import main
 from training.train import split_samples
 
 from train_helpers import tiny_config
+
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
 
 def test_evaluates_exactly_the_validation_split(tmp_path, w300_folder, tiny_checkpoint, tiny_fc_checkpoint, capsys):

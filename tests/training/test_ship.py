@@ -14,6 +14,8 @@ from training.train import train
 
 from train_helpers import tiny_config
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
+
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory, w300_folder):

@@ -17,6 +17,8 @@ from training.train import gather, train
 from synthetic_faces import make_300w_folder, write_pts
 from train_helpers import read_metrics, tiny_config
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, w300_folder):

@@ -11,6 +11,8 @@ from training.train import train, visibility_loss
 
 from train_helpers import read_metrics, tiny_config
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
+
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory, w300_folder):
