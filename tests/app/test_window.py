@@ -260,7 +260,7 @@ def test_camera_unplugged_mid_run(qtbot, window, monkeypatch):
                 yield Frame(i, i * 33.0, np.full((120, 160, 3), 80, np.uint8))
             raise ValueError("camera:7 stopped delivering frames (unplugged?)")
 
-    monkeypatch.setattr("app.workers.open_source", lambda spec: FlakyCamera())
+    monkeypatch.setattr("app.capture.open_source", lambda spec: FlakyCamera())
     with qtbot.waitSignal(window.capture.source_failed, timeout=WAIT_MS):
         window.open_source("camera:7")
     assert "unplugged" in window.banner.text
@@ -276,7 +276,7 @@ def test_no_camera_falls_back_to_the_demo_and_says_how_to_open(qtbot, window, mo
             raise ValueError("camera 0 is not available (no such device, or it is in use)")
         return sources.DemoSource(num_frames=3)
 
-    monkeypatch.setattr("app.workers.open_source", no_camera)
+    monkeypatch.setattr("app.capture.open_source", no_camera)
     with qtbot.waitSignal(window.capture.source_opened, timeout=WAIT_MS):
         window.start(None)
     qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.name == "demo", timeout=WAIT_MS)
