@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sdfl_core.draw import DrawOptions
-
-from .occlusion import COVER_SIDES
+from sdfl_core.occluders import COVER_SIDES
 
 MODEL_CHOICES = (("Shipped SDFL model", "sdfl"), ("Shipped FC twin", "fc"), ("Checkpoint file...", "file"))
 

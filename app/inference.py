@@ -12,6 +12,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
 from sdfl_core.errors import first_line
 from sdfl_core.landmarker import Landmarker, load_landmarker
+from sdfl_core.occluders import Occluder, apply_occluders, cover_occluder
 from sdfl_core.pipeline import Pipeline, PipelineOptions
 from sdfl_core.registry import require_model_file
 from sdfl_core.sources import Frame
@@ -21,7 +22,6 @@ from sdfl_core.types import FrameResult
 from .capture import LatestFrameQueue
 from .inspection import inspect
 from .messages import FrameBundle, Inspection, ModelSummary
-from .occlusion import Occluder, apply_occluders, cover_occluder
 
 log = logging.getLogger(__name__)
 

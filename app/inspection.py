@@ -34,7 +34,7 @@ def dropped_edges(clean_weights: np.ndarray, occluded_weights: np.ndarray, mask:
 def inspect(engine: Landmarker, clean_bgr: np.ndarray, occluded_bgr: np.ndarray,
             detections: list[Detection], occluders=()) -> Inspection:
     """Both predictions for the same boxes, per-point displacement, the weakened edges and which clean
-    points the ``occluders`` (``app.occlusion.Occluder``) cover."""
+    points the ``occluders`` (``sdfl_core.occluders.Occluder``) cover."""
     if not detections:
         return Inspection()
     clean = engine.predict_boxes(clean_bgr, detections)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QMetaObject, Qt, QTimer, pyqtSignal
-from PyQt6.QtWidgets import (QMainWindow, QMessageBox)
+from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
+from sdfl_core.occluders import random_occluder
 from sdfl_core.registry import fc_twin
 
-from .messages import FrameBundle, ModelSummary, SourceInfo
-from .occlusion import random_occluder
-from .render import ViewOptions, render
-from .recording import Recorder
 from .menus import build_menus, open_model_dialog
+from .messages import FrameBundle, ModelSummary, SourceInfo
+from .recording import Recorder
+from .render import ViewOptions, render
 from .wiring import build_ui, start_workers
 
 log = logging.getLogger(__name__)

@@ -149,7 +149,9 @@ class FaceDetector:
         mp = _mediapipe()
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import face_detector as mp_face_detector
-        from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+        from mediapipe.tasks.python.vision.core.vision_task_running_mode import (
+            VisionTaskRunningMode,
+        )
 
         self._mp = mp
         mode = VisionTaskRunningMode.VIDEO if self.options.running_mode == "video" else VisionTaskRunningMode.IMAGE

@@ -10,8 +10,8 @@ from . import crops
 from .datasets import Sample, readable_images
 from .landmarker import as_landmarker, detection_to_crop
 from .metrics import ced, finite_or_none, nme_io, summarize
-from .visibility import visibility_auroc
 from .types import Detection
+from .visibility import visibility_auroc
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.integrate import trapezoid  # np.trapezoid needs numpy 2; the project allows 1.26
+from scipy.integrate import (
+    trapezoid,  # np.trapezoid needs numpy 2; the project allows 1.26
+)
 
 from .schemas import Schema
 

@@ -1,4 +1,4 @@
-"""The occlusion robustness evaluation behind ``sdfl occlusion`` (the occluders are ``sdfl_core.occluders``).
+"""The occlusion robustness evaluation behind ``sdfl occlusion`` (the occluders are ``sdfl_core.occluders.shapes``).
 
 Every model sees the same occluded pixels of each face (see ``occluders``); rows report NME on the visible
 and the covered points, the graph's edge weights into covered points, and for a model with a visibility

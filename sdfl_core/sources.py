@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .images import IMAGE_EXTENSIONS, is_image_path, read_image
+from .occluders import demo_bar, paint
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +209,7 @@ class DemoSource(Source):
         if self.occluder:
             # The occluder enters from the right every 4 s and crosses the face.
             phase = (t % 4) / 4
-            ox = int(w * (1.1 - 1.4 * phase))
-            cv2.rectangle(frame, (ox, int(h * 0.25)), (ox + int(w * 0.12), int(h * 0.7)), (90, 90, 90), -1)
+            paint(frame, [demo_bar(w, h, phase)])
         return frame
 
     def __iter__(self) -> Iterator[Frame]:

@@ -130,7 +130,9 @@ class KalmanSmoother:
             # face box changes size.
             self._kf.P = self._kf.P * (scale / self._scale) ** 2
         self._scale = scale
-        from filterpy.common import Q_discrete_white_noise  # imported on first use: a second of start-up
+        from filterpy.common import (
+            Q_discrete_white_noise,  # imported on first use: a second of start-up
+        )
 
         sigma = MEASUREMENT_STD * scale
         q = (_tracking_index(self._smoothing) * sigma) ** 2

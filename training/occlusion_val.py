@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sdfl_core.cli.occlusion import format_table, parse_levels, unique_names
 from sdfl_core.landmarker import load_landmarker
 from sdfl_core.occlusion import OcclusionOptions, evaluate_occlusion
 from sdfl_core.occlusion_report import report_json, write_csv
-from sdfl_core.cli.occlusion import format_table, parse_levels, unique_names
 from sdfl_core.schemas import get_schema
 
 from .config import load_config

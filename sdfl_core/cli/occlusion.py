@@ -9,12 +9,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
 from tqdm import tqdm
 
+from ..baselines import DlibModel, dlib_available
 from ..datasets import load_samples
 from ..extras import require
-from ..baselines import DlibModel, dlib_available
 from ..landmarker import load_landmarker
 from ..occlusion import OcclusionOptions, evaluate_occlusion
 from ..occlusion_plots import plot_curves, plot_examples

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Sample, check_images_exist, check_point_counts, require_dir, require_file
+from .base import (
+    Sample,
+    check_images_exist,
+    check_point_counts,
+    require_dir,
+    require_file,
+)
 
 _FRAME_SUFFIX = re.compile(r"_\d+(\.[A-Za-z0-9]+)?$")
 

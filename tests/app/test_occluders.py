@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.occlusion import Occluder, apply_occluders, cover_occluder, random_occluder
+from sdfl_core.occluders import (
+    Occluder,
+    apply_occluders,
+    cover_occluder,
+    random_occluder,
+)
 from sdfl_core.sources import Frame
 
 

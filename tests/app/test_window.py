@@ -89,7 +89,7 @@ def test_occluder_changes_the_frame_the_pipeline_sees(qtbot, window, face_video,
     monkeypatch.setattr(Pipeline, "process", spy)
     play_all(qtbot, window, face_video, frames=1)
     clean = seen[-1]
-    from app.occlusion import OCCLUDER_COLOR, Occluder
+    from sdfl_core.occluders import OCCLUDER_COLOR, Occluder
 
     with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS):
         window.view.set_occluders([Occluder(100, 80, 60, 40)])  # paused: the last frame is processed again
@@ -204,8 +204,7 @@ def _shipped_model_has_visibility() -> bool:
 @pytest.mark.xfail(strict=True, reason="the shipped sdfl_68's visibility output (validation AUROC 0.86) does not yet "
                    "judge an occluder over the eyes as covering them; a stronger visibility stage is open work")
 def test_occluder_over_the_eyes_turns_the_eye_points_hollow_with_the_shipped_model(qtbot, face_video):
-    from app.occlusion import Occluder
-    from sdfl_core.occluders import part_groups
+    from sdfl_core.occluders import Occluder, part_groups
 
     win = _open_window(qtbot, None)
     try:

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from sdfl_core import checkpoint as ckpt
-from sdfl_core.checkpoint import CheckpointError, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
+from sdfl_core.checkpoint import (
+    CheckpointError,
+    ModelInfo,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from sdfl_core.model import ModelConfig, SDFLModel
 
 

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from sdfl_core.assets import asset_path
-from sdfl_core.detector import DetectorOptions, FaceDetector, _to_detection, to_rgb_uint8
+from sdfl_core.detector import (
+    DetectorOptions,
+    FaceDetector,
+    _to_detection,
+    to_rgb_uint8,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
 

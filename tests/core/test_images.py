@@ -2,7 +2,13 @@ import cv2
 import numpy as np
 import pytest
 
-from sdfl_core.images import IMAGE_EXTENSIONS, is_image_path, read_image, to_bgr_uint8, to_rgb_uint8
+from sdfl_core.images import (
+    IMAGE_EXTENSIONS,
+    is_image_path,
+    read_image,
+    to_bgr_uint8,
+    to_rgb_uint8,
+)
 
 
 def test_one_sixteen_bit_rule_for_frames_and_files(tmp_path):

@@ -4,13 +4,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from small_models import SIZE, build  # noqa: E402  (tests/core is on sys.path)
 
 from sdfl_core.checkpoint import CheckpointError, save_checkpoint
 from sdfl_core.landmarker import load_runner
 from sdfl_core.registry import default_weights
 from sdfl_core.runners import OnnxRunner, TorchRunner
-
-from small_models import SIZE, build  # noqa: E402  (tests/core is on sys.path)
 
 
 def test_default_weights_unknown_kind():

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from model_factory import make_checkpoint
 
 from sdfl_core.cli import main
 from sdfl_core.crops import landmark_box
@@ -22,7 +23,6 @@ from sdfl_core.occlusion import (
     visible_to_occluded_edges,
 )
 from sdfl_core.schemas import W300
-from model_factory import make_checkpoint
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
 

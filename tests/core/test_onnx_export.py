@@ -2,14 +2,21 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from small_models import (
+    LOCAL,  # noqa: E402
+    SIZE,  # noqa: E402  (tests/core is on sys.path)
+)
+from small_models import build as _build  # noqa: E402
 
 from sdfl_core.checkpoint import CheckpointError
-from sdfl_core.onnx_export import META_KEY, compare, export_onnx, info_from_json, info_to_json
+from sdfl_core.onnx_export import (
+    META_KEY,
+    compare,
+    export_onnx,
+    info_from_json,
+    info_to_json,
+)
 from sdfl_core.predictor import OnnxPredictor
-
-from small_models import SIZE  # noqa: E402  (tests/core is on sys.path)
-from small_models import LOCAL  # noqa: E402
-from small_models import build as _build  # noqa: E402
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 

@@ -4,6 +4,8 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
+from slide_video import synthetic_frame as slide_frame  # noqa: E402
 
 from sdfl_core import crops
 from sdfl_core.detector import DetectorOptions
@@ -11,12 +13,9 @@ from sdfl_core.images import to_bgr_uint8
 from sdfl_core.landmarker import Landmarker, detection_to_crop, load_landmarker
 from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
 from sdfl_core.redetect import RedetectOptions, carry_box, prediction_lost, stable_crop
-from sdfl_core.tracker import TrackerOptions, smoothing_knob
 from sdfl_core.sources import open_source
+from sdfl_core.tracker import TrackerOptions, smoothing_knob
 from sdfl_core.types import Detection, FrameResult
-
-from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
-from slide_video import synthetic_frame as slide_frame  # noqa: E402
 
 NUM_FRAMES, FPS, SIZE = 10, 25.0, (320, 240)
 STAGES = {"detect", "landmarks", "track", "total"}

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from sdfl_core.registry import MODEL_CHOICES, default_weights, fc_twin, require_model_file, resolve_weights
+from sdfl_core.registry import (
+    MODEL_CHOICES,
+    default_weights,
+    fc_twin,
+    require_model_file,
+    resolve_weights,
+)
 
 
 def test_choices_resolve_to_the_shipped_files():

@@ -8,11 +8,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-from sdfl_core.cli import main
-
 from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
 from slide_video import synthetic_frame as slide_frame  # noqa: E402
+
+from sdfl_core.cli import main
 
 NUM_FRAMES, FPS, SIZE = 8, 25.0, (320, 240)
 META = ["source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]

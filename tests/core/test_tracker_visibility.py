@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from filterpy.common import Q_discrete_white_noise
 
-from sdfl_core.tracker import INITIAL_VELOCITY_STD, MEASUREMENT_STD, MIN_VISIBILITY, KalmanSmoother, Tracker, TrackerOptions
+from sdfl_core.tracker import (
+    INITIAL_VELOCITY_STD,
+    MEASUREMENT_STD,
+    MIN_VISIBILITY,
+    KalmanSmoother,
+    Tracker,
+    TrackerOptions,
+)
 from sdfl_core.types import Detection, Landmarks
 
 SCALE = 100.0

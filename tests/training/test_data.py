@@ -13,7 +13,13 @@ from sdfl_core.datasets import Sample
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import W300
 from training.augment import AugmentConfig
-from training.data import PRECROP_MARGIN, LandmarkDataset, load_cached, pose_balance_weights, precrop
+from training.data import (
+    PRECROP_MARGIN,
+    LandmarkDataset,
+    load_cached,
+    pose_balance_weights,
+    precrop,
+)
 
 BLOBS = (0, 19, 31, 36, 48, 54)
 

@@ -1,15 +1,14 @@
 """`python -m training.occlusion_val`: occlusion robustness on a config's validation split."""
 from __future__ import annotations
 
-import pytest
-
 import json
+
+import pytest
+from train_helpers import tiny_config
 
 from sdfl_core.datasets import load_samples
 from training.occlusion_val import main
 from training.train import split_samples
-
-from train_helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 

@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 import yaml
+from train_helpers import tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.predictor import OnnxPredictor
 from training.ship import ship, training_commands, write_model_card
 from training.train import train
-
-from train_helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 

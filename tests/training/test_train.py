@@ -7,15 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from synthetic_faces import make_300w_folder, write_pts
+from train_helpers import read_metrics, tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
 from sdfl_core.cli import main
 from sdfl_core.datasets import read_300w
 from training.calibrate import calibrate_detector_box
 from training.train import gather, train
-
-from synthetic_faces import make_300w_folder, write_pts
-from train_helpers import read_metrics, tiny_config
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 

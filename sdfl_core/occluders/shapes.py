@@ -1,4 +1,4 @@
-"""Synthetic occluders for faces: what ``sdfl occlusion`` draws over each face.
+"""Shaped occluders of the robustness evaluation: what ``sdfl occlusion`` draws over each face.
 
 Occluders are drawn in image space, so every model (whatever its input size or crop scale) sees the same
 occluded pixels. A random occluder is a rectangle or an object-like blob (a smooth, jittered ellipse),
@@ -19,8 +19,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from . import crops
-from .schemas import Schema
+from .. import crops
+from ..schemas import Schema
 
 SHAPES = ("rect", "blob")
 PARTS = ("eyes", "mouth", "left_half", "right_half")
