@@ -7,7 +7,8 @@ from PyQt6.QtWidgets import QFileDialog, QMessageBox
 
 from sdfl_core.images import IMAGE_EXTENSIONS
 
-VIDEO_FILTER = "Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v " + " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)) + ");;All files (*)"
+VIDEO_FILTER = ("Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v "
+                + " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)) + ");;All files (*)")
 MODEL_FILTER = "Models (*.pt *.onnx);;All files (*)"
 
 

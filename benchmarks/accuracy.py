@@ -68,9 +68,9 @@ def main() -> int:
 
     from sdfl_core.datasets import load_samples
     from sdfl_core.evaluate import predict_samples
+    from sdfl_core.landmarker import load_landmarker
     from sdfl_core.metrics import summarize
     from sdfl_core.occlusion import dlib_available
-    from sdfl_core.landmarker import load_landmarker
     from sdfl_core.registry import default_weights
     from sdfl_core.schemas import W300
 

@@ -24,14 +24,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.signal import correlate, correlation_lags, savgol_filter  # noqa: E402
+import cv2
+import numpy as np
+from scipy.signal import correlate, correlation_lags, savgol_filter
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
-from sdfl_core.tracker import TrackerOptions  # noqa: E402  isort: skip
-from sdfl_core.sources import open_source  # noqa: E402
+from sdfl_core.pipeline import Pipeline, PipelineOptions
+from sdfl_core.sources import open_source
+from sdfl_core.tracker import TrackerOptions
 
 log = logging.getLogger("benchmarks.jitter")
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--frames", type=int, default=600, help="video frames to use (franck.mp4 has 4800)")
-    parser.add_argument("--smoothing", type=float, default=PipelineOptions.smoothing, help="default: the CLI's")
+    parser.add_argument("--smoothing", type=float, default=TrackerOptions.smoothing, help="default: the CLI's")
     parser.add_argument("--lag-frames", type=int, default=240, help="length of the synthetic moving sequence")
     parser.add_argument("--period", type=float, default=60.0, help="period of the synthetic motion, frames")
     parser.add_argument("--amplitude", type=float, default=60.0, help="amplitude of the synthetic motion, px")

@@ -27,15 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdfl_core import crops  # noqa: E402
-from sdfl_core.checkpoint import load_checkpoint  # noqa: E402
-from sdfl_core.datasets import load_image  # noqa: E402
-from sdfl_core.metrics import nme_io  # noqa: E402
-from sdfl_core.occlusion import OcclusionOptions, case_rng, occlude_random, texture_pool  # noqa: E402
-from sdfl_core.preprocess import to_input  # noqa: E402
-from sdfl_core.schemas import get_schema  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.train import split_samples  # noqa: E402
+from sdfl_core import crops
+from sdfl_core.checkpoint import load_checkpoint
+from sdfl_core.datasets import load_image
+from sdfl_core.metrics import nme_io
+from sdfl_core.occlusion import OcclusionOptions, case_rng, occlude_random, texture_pool
+from sdfl_core.preprocess import to_input
+from sdfl_core.schemas import get_schema
+from training.config import load_config
+from training.train import split_samples
 
 VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
 

@@ -1,9 +1,9 @@
-"""Detect every frame vs every K-th frame (``PipelineOptions.redetect_every``): speed, jitter, drift.
+"""Detect every frame vs every K-th frame (``RedetectOptions.every``): speed, jitter, drift.
 
     python benchmarks/redetect.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 600]
 
 For K in --ks (default 1, 3, 5, 10) and, for K > 1, each crop dead band in --deadbands
-(``PipelineOptions.crop_deadband``), all in one run so the ratios are comparable on a shared machine:
+(``RedetectOptions.crop_deadband``), all in one run so the ratios are comparable on a shared machine:
 fps and median detect / landmark ms on franck.mp4 (first --frames frames) and on the synthetic 640x480
 one-face scene of benchmarks/speed.py; detector calls per frame; jitter of the raw and smoothed points
 (benchmarks/jitter.py's Savitzky-Golay residual / inter-ocular distance); and, as an accuracy proxy
@@ -24,20 +24,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import numpy as np  # noqa: E402
+# Run as a script, this folder is sys.path[0], so the sibling benchmarks import directly.
+import cv2
+import numpy as np
+from jitter import jitter
+from speed import scene
+
+from sdfl_core import crops
+from sdfl_core.datasets import load_image, load_samples
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
-from sdfl_core.redetect import RedetectOptions  # noqa: E402  isort: skip
-from sdfl_core.sources import open_source  # noqa: E402
-
-# Run as a script, this folder is sys.path[0], so the sibling benchmarks import directly.
-import cv2  # noqa: E402
-from jitter import jitter  # noqa: E402
-
-from sdfl_core import crops  # noqa: E402
-from sdfl_core.datasets import load_image, load_samples  # noqa: E402
-from speed import scene  # noqa: E402
+from sdfl_core.pipeline import Pipeline, PipelineOptions
+from sdfl_core.redetect import RedetectOptions
+from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.redetect")
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "franck.mp4"
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=150, help="frames of the synthetic 640x480 scene")
     parser.add_argument("--ks", default="1,3,5,10")
     parser.add_argument("--deadbands", default="0,0.04",
-                        help="PipelineOptions.crop_deadband values tried for each K > 1")
+                        help="RedetectOptions.crop_deadband values tried for each K > 1")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--truth", type=Path, default=DEFAULT_TRUTH, help="300W folder for the known-motion clips")
     parser.add_argument("--truth-faces", type=int, default=40)

@@ -6,7 +6,8 @@ Rows: franck.mp4 -> CSV (decode + detect + landmarks + track + CSV write, the `s
 synthetic 640x480 frames with one and with three faces (made from the public-domain astronaut in
 tests/fixtures). Baselines on the same frames: dlib (HOG detector + 68-point shape predictor) and
 the MediaPipe detector + 468-point face mesh (face_landmark.tflite run by ai-edge-litert). Per-stage
-times are medians in ms ('other' = mean wall time per frame outside them: decode, CSV, overhead); fps is frames / wall time of the whole loop. Not a test: it never fails on
+times are medians in ms ('other' = mean wall time per frame outside them: decode, CSV, overhead); fps is
+frames / wall time of the whole loop. Not a test: it never fails on
 timing, and numbers on a shared machine are only comparable within one run.
 """
 from __future__ import annotations
@@ -25,15 +26,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
+
+from sdfl_core.detector import DetectorOptions, FaceDetector
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.images import to_bgr_uint8  # noqa: E402  isort: skip
-from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options  # noqa: E402  isort: skip
-from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
-from sdfl_core.sinks import CsvSink  # noqa: E402
-from sdfl_core.sources import open_source  # noqa: E402
+from sdfl_core.images import to_bgr_uint8
+from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
+from sdfl_core.sinks import CsvSink
+from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.speed")
 

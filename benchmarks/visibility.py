@@ -32,19 +32,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import numpy as np  # noqa: E402
-from scipy.signal import savgol_filter  # noqa: E402
+import numpy as np
+from scipy.signal import savgol_filter
+
+from sdfl_core import crops
+from sdfl_core.detector import DetectorOptions, FaceDetector
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.images import to_bgr_uint8  # noqa: E402  isort: skip
-from sdfl_core.landmarker import Landmarker, load_landmarker  # noqa: E402  isort: skip
-from sdfl_core.tracker import TrackerOptions  # noqa: E402  isort: skip
-from sdfl_core import crops  # noqa: E402
-from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
-from sdfl_core.metrics import auroc  # noqa: E402
-from sdfl_core.occluders import point_visibility  # noqa: E402
-from sdfl_core.sources import open_source  # noqa: E402
-from sdfl_core.tracker import KalmanSmoother  # noqa: E402
+from sdfl_core.images import to_bgr_uint8
+from sdfl_core.landmarker import Landmarker, load_landmarker
+from sdfl_core.metrics import auroc
+from sdfl_core.occluders import point_visibility
+from sdfl_core.sources import open_source
+from sdfl_core.tracker import KalmanSmoother, TrackerOptions
 
 log = logging.getLogger("benchmarks.visibility")
 

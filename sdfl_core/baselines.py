@@ -9,8 +9,8 @@ pessimistic compared with running it on its own boxes.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

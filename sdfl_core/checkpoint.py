@@ -83,7 +83,7 @@ class ModelInfo:
         }
 
     @classmethod
-    def from_payload(cls, payload: dict, strict: bool = True) -> "ModelInfo":
+    def from_payload(cls, payload: dict, strict: bool = True) -> ModelInfo:
         """``payload`` arrays may be tensors or numpy arrays. ``strict=False`` (ONNX models, whose graph
         is in the file) ignores model config keys this version does not know; keys of the payload
         itself that it does not know are always ignored."""

@@ -50,7 +50,7 @@ def _close_live_detectors() -> None:
 
 def _import_mediapipe() -> None:
     load_torch_native_first()
-    import mediapipe  # noqa: F401
+    import mediapipe
     import mediapipe.tasks.c  # noqa: F401
     from mediapipe.tasks.python.vision import face_detector  # noqa: F401
 

@@ -1,8 +1,8 @@
 """The figures of ``sdfl occlusion``, drawn on ``matplotlib.figure.Figure`` (no global backend)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

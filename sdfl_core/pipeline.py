@@ -11,9 +11,9 @@ detector, and where faces are cropped in between, is the policy of ``redetect``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -42,7 +42,7 @@ class Source:
     running_mode: str = "video"
     """"image": frames are unrelated photos; "video": consecutive frames of one scene."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc) -> None:

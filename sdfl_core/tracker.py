@@ -6,8 +6,9 @@ filter is pluggable through ``TrackerOptions.filter_factory``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -3,9 +3,9 @@ open CSV sink and / or an annotated MP4, so both write the same CSV for the same
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .draw import DrawOptions, annotate
 from .images import to_bgr_uint8

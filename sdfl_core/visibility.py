@@ -2,7 +2,7 @@
 visibility-weighted Kalman filter makes of an occluded face (``sdfl occlusion``, ``sdfl eval``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

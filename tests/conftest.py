@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # The tests use torch and mediapipe in one process, in any order: torch's native libraries load first
 # (sdfl_core.devices).
-from sdfl_core.devices import load_torch_native_first  # noqa: E402
+from sdfl_core.devices import load_torch_native_first
 
 load_torch_native_first(always=True)
 

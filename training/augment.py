@@ -36,7 +36,7 @@ class AugmentConfig:
     """Curriculum: rotation and occlusion grow linearly to full strength over this many epochs
     (regression from scratch stalls at the mean shape when it starts on the hardest crops)."""
 
-    def at_epoch(self, epoch: int) -> "AugmentConfig":
+    def at_epoch(self, epoch: int) -> AugmentConfig:
         if self.ramp_epochs <= 0 or epoch >= self.ramp_epochs:
             return self
         t = (epoch + 1) / (self.ramp_epochs + 1)

@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 
+from ..datasets import FORMATS
+
 # Quieten TensorFlow-Lite / absl start-up chatter from MediaPipe before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -25,7 +27,6 @@ COMMANDS = {
     "gui": ("app.main", "open the desktop application"),
 }
 
-from ..datasets import FORMATS
 
 
 def command_module(name: str) -> str:
@@ -80,7 +81,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="report JSON path")
     p.add_argument("--plot", help="CED plot PNG path")
-    p.add_argument("--boxes", default="gt", choices=("gt", "detector"), help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
+    p.add_argument("--boxes", default="gt", choices=("gt", "detector"),
+                   help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
 

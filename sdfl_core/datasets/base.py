@@ -6,9 +6,9 @@ formats that use another convention shift on the way in. No torch here: a traini
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 

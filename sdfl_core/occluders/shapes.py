@@ -13,8 +13,8 @@ before the size is fitted, so generators seeded alike give nested occluders of o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -118,7 +118,7 @@ class _ShapeDraw:
     harmonics: tuple[tuple[float, float], ...]
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "_ShapeDraw":
+    def draw(cls, rng: np.random.Generator) -> _ShapeDraw:
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         use_texture = bool(rng.random() < 0.5)
         color = tuple(int(c) for c in rng.integers(0, 256, 3))

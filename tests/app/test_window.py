@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("PyQt6")
 pytest.importorskip("pytestqt")
 
-from app.window import MainWindow  # noqa: E402
-from sdfl_core.pipeline import Pipeline  # noqa: E402
+from app.window import MainWindow
+from sdfl_core.pipeline import Pipeline
 
 pytestmark = pytest.mark.gui
 

@@ -1,6 +1,6 @@
 """`sdfl eval`'s visibility_auroc: reported where the data flags occluded points and the model has the output."""
 import numpy as np
-from model_factory import make_checkpoint  # noqa: E402  (tests is on sys.path)
+from model_factory import make_checkpoint
 
 from sdfl_core.datasets import Sample
 from sdfl_core.evaluate import evaluate

@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from small_models import SIZE, build  # noqa: E402  (tests/core is on sys.path)
+from small_models import SIZE, build
 
 from sdfl_core.checkpoint import CheckpointError, save_checkpoint
 from sdfl_core.landmarker import load_runner

@@ -250,7 +250,8 @@ def test_cli_missing_model(tmp_path, capsys):
 
 def test_cli_empty_folder(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "empty").mkdir()
-    rc = main(["occlusion", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "empty"), "--format", "300w", "--out", str(tmp_path / "o")])
+    rc = main(["occlusion", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "empty"), "--format", "300w",
+               "--out", str(tmp_path / "o")])
     assert rc == 2
     err = capsys.readouterr().err
     assert "sdfl occlusion: error:" in err and "no .pts files" in err

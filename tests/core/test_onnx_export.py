@@ -3,10 +3,10 @@ import onnx
 import pytest
 import torch
 from small_models import (
-    LOCAL,  # noqa: E402
-    SIZE,  # noqa: E402  (tests/core is on sys.path)
+    LOCAL,
+    SIZE,
 )
-from small_models import build as _build  # noqa: E402
+from small_models import build as _build
 
 from sdfl_core.checkpoint import CheckpointError
 from sdfl_core.onnx_export import (

@@ -4,8 +4,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from slide_video import synthetic_frame as slide_frame  # noqa: E402
-from slide_video import write_slide  # noqa: E402  (tests/core is on sys.path)
+from slide_video import synthetic_frame as slide_frame
+from slide_video import write_slide
 
 from sdfl_core.sources import (
     CameraSource,

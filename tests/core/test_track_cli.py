@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
-from slide_video import synthetic_frame as slide_frame  # noqa: E402
+from slide_video import FIXTURE, write_slide
+from slide_video import synthetic_frame as slide_frame
 
 from sdfl_core.cli import main
 

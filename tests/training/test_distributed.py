@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from train_helpers import read_metrics, tiny_config  # noqa: E402  (tests/training is on sys.path)
+from train_helpers import read_metrics, tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
 from sdfl_core.cli import main
