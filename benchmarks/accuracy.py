@@ -13,14 +13,13 @@ included, so on AFW dlib is scored on its own training faces.
 """
 from __future__ import annotations
 
+from preamble import AFW, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dlib_predictions(samples, protocol: str) -> tuple[np.ndarray, int]:
@@ -57,14 +56,14 @@ def dlib_predictions(samples, protocol: str) -> tuple[np.ndarray, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "300w" / "afw"))
+    parser.add_argument("--data", default=str(AFW))
     parser.add_argument("--format", default="300w")
     parser.add_argument("--weights", action="append", default=[], help="models to compare (default: shipped SDFL and FC twin)")
     parser.add_argument("--protocols", default="gt,detector")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--no-dlib", action="store_true")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging()
 
     from sdfl_core.datasets import load_samples
     from sdfl_core.evaluate import predict_samples

@@ -9,6 +9,8 @@ passed with --dev-venv (default: the `.venv` of the checkout).
 """
 from __future__ import annotations
 
+from preamble import ASTRONAUT, REPO  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import os
 import statistics
@@ -18,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "timm", "torchvision", "onnx", "triton", "matplotlib")
 
 
@@ -82,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-venv", type=Path, help="an existing base venv (default: build one in a temp folder)")
     parser.add_argument("--dev-venv", type=Path, default=REPO / ".venv", help="the full dev venv (torch and all)")
-    parser.add_argument("--image", type=Path, default=REPO / "tests" / "fixtures" / "astronaut.jpg")
+    parser.add_argument("--image", type=Path, default=ASTRONAUT)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dev-pythonpath", default="",
                         help="PYTHONPATH for the dev venv, for one whose editable install points at another checkout")

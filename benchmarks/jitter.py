@@ -15,29 +15,24 @@ Not a test; goals are printed beside the numbers (jitter ratio <= 0.5, lag <= 1 
 """
 from __future__ import annotations
 
+from preamble import ASTRONAUT, FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
 
 import cv2
 import numpy as np
 from scipy.signal import correlate, correlation_lags, savgol_filter
 
-# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
 from sdfl_core.pipeline import Pipeline, PipelineOptions
 from sdfl_core.sources import open_source
 from sdfl_core.tracker import TrackerOptions
 
 log = logging.getLogger("benchmarks.jitter")
 
-REPO = Path(__file__).resolve().parents[1]
-ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+DEFAULT_VIDEO = FRANCK
 SAVGOL_WINDOW, SAVGOL_ORDER = 9, 2
 JITTER_GOAL, LAG_GOAL = 0.5, 1.0
 
@@ -132,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--static", type=float, default=0.01, help="near-static: centre moves < this x IOD per frame")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.weights is None:
         from sdfl_core.predictor import default_weights
 

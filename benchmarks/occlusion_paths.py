@@ -17,15 +17,13 @@ It prints the NME of the visible points (% of the inter-ocular distance) and the
 """
 from __future__ import annotations
 
+from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdfl_core import crops
 from sdfl_core.checkpoint import load_checkpoint
@@ -69,7 +67,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N validation faces only (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging()
     levels = [int(v) for v in args.levels.split(",")]
     _, val = split_samples(load_config(args.config))
     if args.limit:

@@ -14,15 +14,14 @@ Not a test.
 """
 from __future__ import annotations
 
+from preamble import AFW, FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
 
 # Run as a script, this folder is sys.path[0], so the sibling benchmarks import directly.
 import cv2
@@ -32,15 +31,13 @@ from speed import scene
 
 from sdfl_core import crops
 from sdfl_core.datasets import load_image, load_samples
-
-# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
 from sdfl_core.pipeline import Pipeline, PipelineOptions
 from sdfl_core.redetect import RedetectOptions
 from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.redetect")
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "franck.mp4"
-DEFAULT_TRUTH = Path(__file__).resolve().parents[2] / "shared" / "data" / "300w" / "afw"
+DEFAULT_VIDEO = FRANCK
+DEFAULT_TRUTH = AFW
 
 
 def truth_clips(path: Path, faces: int, length: int, face_px: float = 200.0):
@@ -133,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth-length", type=int, default=30, help="frames per known-motion clip")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.weights is None:
         from sdfl_core.predictor import default_weights
 

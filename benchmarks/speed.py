@@ -12,6 +12,8 @@ timing, and numbers on a shared machine are only comparable within one run.
 """
 from __future__ import annotations
 
+from preamble import ASTRONAUT, FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import csv
 import importlib.util
@@ -23,15 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
-
 import cv2
 import numpy as np
 
 from sdfl_core.detector import DetectorOptions, FaceDetector
-
-# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
 from sdfl_core.images import to_bgr_uint8
 from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
 from sdfl_core.sinks import CsvSink
@@ -39,9 +36,7 @@ from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.speed")
 
-REPO = Path(__file__).resolve().parents[1]
-ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+DEFAULT_VIDEO = FRANCK
 GOALS = {"video": ("video->CSV", 150.0), "one": ("1 face 640x480", 60.0), "three": ("3 faces 640x480", 30.0)}
 MESH_ROI_SCALE = 1.5  # MediaPipe's face-mesh ROI: 1.5 x the detector box, square
 
@@ -273,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mesh", action="store_true")
     parser.add_argument("--csv-dir", default=None, help="where the video row writes its CSV (default: a temp dir)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
     if args.weights is None:
         from sdfl_core.predictor import default_weights

@@ -23,14 +23,12 @@ points' jitter no worse (ratio <= 1).
 """
 from __future__ import annotations
 
+from preamble import FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
 
 import numpy as np
 from scipy.signal import savgol_filter
@@ -48,8 +46,7 @@ from sdfl_core.tracker import KalmanSmoother, TrackerOptions
 
 log = logging.getLogger("benchmarks.visibility")
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+DEFAULT_VIDEO = FRANCK
 SAVGOL_WINDOW, SAVGOL_ORDER = 9, 2
 BOX_WIDTH, BOX_PAD = 0.4, 0.15
 GREY = (90, 90, 90)
@@ -113,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--smoothing", type=float, default=TrackerOptions.smoothing, help="default: the CLI's")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if not args.video.is_file():
         print(f"benchmarks/visibility.py: video not found: {args.video}", file=sys.stderr)
         return 2
