@@ -4,10 +4,8 @@ Two bundled models (``assets/mediapipe/``, built by ``tools/build_face_detector.
 
 - ``"short"``: 128x128 input, made for faces within about 2 m of the camera (webcam, selfie, a face
   that fills much of the frame). In large group photos it misses faces and gives loose boxes.
-- ``"full"``: 192x192 input, made for faces up to about 5 m away. On the six 1920-px group photos in
-  ``shared/data/images`` it found 22 faces where short range found 14, with tighter boxes and higher
-  scores (all 22 visible faces); on a portrait both find the one face. Prefer it for group photos and
-  distant cameras; it costs about 7 ms against 5 ms per 1920-px frame on one CPU core.
+- ``"full"``: 192x192 input, made for faces up to about 5 m away: the one for group photos and distant
+  cameras, at a somewhat higher cost per frame (docs/benchmarks/notes.md has the measurement).
 
 Boxes and keypoints are in the sdfl convention: 0-based pixels with pixel centres on integers, so the
 whole image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]. Boxes are clipped to that span; keypoints are not

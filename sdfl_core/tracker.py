@@ -90,7 +90,7 @@ class KalmanSmoother:
     an occluded point leans on its track, a visible one on the measurement. The points' gains then
     differ, so the filter carries them as the rows of a (2N, 2) state (positions, then velocities; x and
     y share a point's gain) with a 2N x 2N covariance that stays block-diagonal per point: still N
-    independent filters, at the cost of 136 x 136 products for 68 points (about 1 ms a frame).
+    independent filters, at the cost of 2N x 2N products (docs/benchmarks/notes.md has the time).
 
     Noise is expressed in units of ``scale`` (the face size in pixels), so a given ``smoothing`` behaves
     the same at any resolution or distance from the camera.
@@ -146,7 +146,7 @@ class KalmanSmoother:
 
     def _start(self, points: np.ndarray, scale: float, weighted: bool) -> None:
         """(Re)start at a first measurement. The filterpy filter itself is built when a second frame needs
-        it: filterpy pulls in scipy.stats and matplotlib (about a second), which photos never need."""
+        it: filterpy pulls in scipy.stats and matplotlib, which photos never need."""
         self._num_points, self._weighted = points.shape[0], weighted
         self._kf = None
         self._first = (points.copy(), scale)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 # Must be set before anything imports Qt (pytest-qt imports it while collecting).
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
-# One intra-op thread: on a shared 2-core box OpenMP's spinning workers make the torch tests ~10x slower.
+# One intra-op thread: on a shared 2-core box OpenMP's spinning workers slow the torch tests many times over.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # The tests use torch and mediapipe in one process, in any order: torch's native libraries load first
