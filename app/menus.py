@@ -25,6 +25,7 @@ def action(window, menu, text: str, slot, shortcut=None, checkable: bool = False
     window.addAction(act)
     return act
 
+
 def build_menus(window) -> None:
     bar = window.menuBar()
     f = bar.addMenu("&File")
@@ -78,20 +79,24 @@ def build_menus(window) -> None:
     action(window, h, "&Keyboard shortcuts", lambda: show_shortcuts(window), QKeySequence.StandardKey.HelpContents)
     action(window, h, "&About sdfl", lambda: show_about(window))
 
+
 def open_file_dialog(window) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Open video or image", "", VIDEO_FILTER)
     if path:
         window.open_source(path)
+
 
 def open_folder_dialog(window) -> None:
     path = QFileDialog.getExistingDirectory(window, "Open a folder of images")
     if path:
         window.open_source(path)
 
+
 def open_model_dialog(window) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Open a checkpoint or ONNX model", "", MODEL_FILTER)
     if path:
         window.load_model(path)
+
 
 def open_compare_dialog(window) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Comparison model (e.g. the FC twin)", "", MODEL_FILTER)
@@ -99,38 +104,39 @@ def open_compare_dialog(window) -> None:
         window.set_compare_model(path)
         window.controls.compare.setChecked(True)
 
+
 def screenshot_dialog(window) -> None:
     path, _ = QFileDialog.getSaveFileName(window, "Save screenshot", "sdfl.png", "PNG (*.png)")
     if path:
         window.save_screenshot(path)
 
+
+def _save_and_start(window, checked_action, title: str, default: str, file_filter: str, start) -> None:
+    path, _ = QFileDialog.getSaveFileName(window, title, default, file_filter)
+    if not path:
+        checked_action.setChecked(False)
+        return
+    try:
+        start(path)
+    except (OSError, ValueError) as exc:
+        checked_action.setChecked(False)
+        window.show_error(str(exc))
+
+
 def toggle_recording(window) -> None:
     if window.recorder.recording_video:
         window.stop_recording()
-        return
-    path, _ = QFileDialog.getSaveFileName(window, "Record annotated video", "sdfl.mp4", "MP4 video (*.mp4)")
-    if not path:
-        window.record_action.setChecked(False)
-        return
-    try:
-        window.start_recording(path)
-    except (OSError, ValueError) as exc:
-        window.record_action.setChecked(False)
-        window.show_error(str(exc))
+    else:
+        _save_and_start(window, window.record_action, "Record annotated video", "sdfl.mp4", "MP4 video (*.mp4)",
+                        window.start_recording)
+
 
 def toggle_csv(window) -> None:
     if window.recorder.exporting_csv:
         window.stop_csv()
-        return
-    path, _ = QFileDialog.getSaveFileName(window, "Export landmarks CSV", "landmarks.csv", "CSV (*.csv)")
-    if not path:
-        window.csv_action.setChecked(False)
-        return
-    try:
-        window.export_csv(path)
-    except (OSError, ValueError) as exc:
-        window.csv_action.setChecked(False)
-        window.show_error(str(exc))
+    else:
+        _save_and_start(window, window.csv_action, "Export landmarks CSV", "landmarks.csv", "CSV (*.csv)", window.export_csv)
+
 
 def show_shortcuts(window) -> None:
     lines = [f"{a.shortcut().toString()}\t{a.text().replace('&', '')}" for a in window.actions() if not a.shortcut().isEmpty()]
@@ -139,9 +145,11 @@ def show_shortcuts(window) -> None:
     window._dialogs.append(box)
     box.show()
 
+
 def show_about(window) -> None:
     QMessageBox.about(window, "About sdfl", "sdfl - real-time face landmarks with Structure-Coherent Deep Feature "
                                           "Learning (learned landmark graph, robust to occlusion).")
+
 
 def toggle_full_screen(window) -> None:
     window.showNormal() if window.isFullScreen() else window.showFullScreen()

@@ -9,6 +9,8 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from sdfl_core.occluders import Occluder
 
+from .widgets import accept_file_drags, dropped_file
+
 HANDLE_PX = 8.0
 """How close (in screen pixels) to a rectangle's corner a press resizes instead of moving it."""
 
@@ -193,11 +195,10 @@ class VideoView(QWidget):
 
     # --- drag and drop --------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_file_drags(event)
 
     def dropEvent(self, event) -> None:
-        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.file_dropped.emit(urls[0].toLocalFile())
+        path = dropped_file(event)
+        if path:
+            self.file_dropped.emit(path)
             event.acceptProposedAction()

@@ -11,6 +11,17 @@ BANNER_STYLES = {
 }
 
 
+def dropped_file(event) -> str | None:
+    """The first local file of a drag-and-drop event, None when it carries none."""
+    urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
+    return urls[0].toLocalFile() if urls else None
+
+
+def accept_file_drags(event) -> None:
+    if event.mimeData().hasUrls():
+        event.acceptProposedAction()
+
+
 class Banner(QWidget):
     """An inline message above the video (never modal), dismissed with its close button."""
 

@@ -20,6 +20,7 @@ from .menus import build_menus, open_model_dialog
 from .messages import FrameBundle, ModelSummary, SourceInfo
 from .recording import Recorder
 from .render import ViewOptions, render
+from .widgets import accept_file_drags, dropped_file
 from .wiring import build_ui, start_workers
 
 log = logging.getLogger(__name__)
@@ -364,13 +365,12 @@ class MainWindow(QMainWindow):
 
     # --- drag and drop / close ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_file_drags(event)
 
     def dropEvent(self, event) -> None:
-        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.open_source(urls[0].toLocalFile())
+        path = dropped_file(event)
+        if path:
+            self.open_source(path)
 
     def shutdown(self) -> None:
         """Stop playback, close sinks and the source, and end both threads (idempotent)."""

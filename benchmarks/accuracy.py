@@ -26,8 +26,8 @@ def dlib_predictions(samples, protocol: str) -> tuple[np.ndarray, int]:
     import dlib
 
     from sdfl_core import crops
+    from sdfl_core.baselines import dlib_model_path
     from sdfl_core.datasets import load_image
-    from sdfl_core.occlusion import dlib_model_path
     from sdfl_core.tracker import iou_matrix
 
     predictor = dlib.shape_predictor(str(dlib_model_path()))
@@ -65,11 +65,11 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging()
 
+    from sdfl_core.baselines import dlib_available
     from sdfl_core.datasets import load_samples
     from sdfl_core.evaluate import predict_samples
     from sdfl_core.landmarker import load_landmarker
     from sdfl_core.metrics import summarize
-    from sdfl_core.occlusion import dlib_available
     from sdfl_core.registry import default_weights
     from sdfl_core.schemas import W300
 

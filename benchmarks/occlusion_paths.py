@@ -29,7 +29,8 @@ from sdfl_core import crops
 from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.datasets import load_image
 from sdfl_core.metrics import nme_io
-from sdfl_core.occlusion import OcclusionOptions, case_rng, occlude_random, texture_pool
+from sdfl_core.occluders import case_rng, occlude_random
+from sdfl_core.occlusion import OcclusionOptions, texture_pool
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
 from training.config import load_config

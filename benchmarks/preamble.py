@@ -28,5 +28,23 @@ from sdfl_core.devices import load_torch_native_first  # noqa: E402  (needs REPO
 load_torch_native_first(always=True)
 
 
+def add_video_args(parser, frames: int) -> None:
+    """--weights, --video, --frames and --device, as the video benchmarks take them."""
+    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
+    parser.add_argument("--video", type=Path, default=FRANCK)
+    parser.add_argument("--frames", type=int, default=frames, help="video frames to use (franck.mp4 has 4800)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+
+
+def parse_video_args(parser, argv):
+    """Parse, set up logging, and resolve --weights to a file (the shipped model by default)."""
+    from sdfl_core.registry import resolve_weights
+
+    args = parser.parse_args(argv)
+    setup_logging()
+    args.weights = resolve_weights(args.weights)
+    return args
+
+
 def setup_logging(level: int = logging.WARNING) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -14,7 +14,7 @@ Not a test.
 """
 from __future__ import annotations
 
-from preamble import AFW, FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import AFW, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import logging
@@ -36,7 +36,6 @@ from sdfl_core.redetect import RedetectOptions
 from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.redetect")
-DEFAULT_VIDEO = FRANCK
 DEFAULT_TRUTH = AFW
 
 
@@ -117,9 +116,7 @@ def run(options: PipelineOptions, frames) -> tuple[float, list, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--frames", type=int, default=600)
+    add_video_args(parser, frames=600)
     parser.add_argument("--repeats", type=int, default=150, help="frames of the synthetic 640x480 scene")
     parser.add_argument("--ks", default="1,3,5,10")
     parser.add_argument("--deadbands", default="0,0.04",
@@ -128,13 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth", type=Path, default=DEFAULT_TRUTH, help="300W folder for the known-motion clips")
     parser.add_argument("--truth-faces", type=int, default=40)
     parser.add_argument("--truth-length", type=int, default=30, help="frames per known-motion clip")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    args = parser.parse_args(argv)
-    setup_logging()
-    if args.weights is None:
-        from sdfl_core.predictor import default_weights
-
-        args.weights = default_weights("sdfl")
+    args = parse_video_args(parser, argv)
     ks = [int(k) for k in args.ks.split(",")]
     if ks[0] != 1:
         ks = [1] + ks

@@ -47,21 +47,23 @@ def _checked_uint8(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+_CONVERSIONS = {  # (source channels, target) -> OpenCV code; None: already in the target layout
+    (1, "rgb"): cv2.COLOR_GRAY2RGB, (4, "rgb"): cv2.COLOR_BGRA2RGB, (3, "rgb"): cv2.COLOR_BGR2RGB,
+    (1, "bgr"): cv2.COLOR_GRAY2BGR, (4, "bgr"): cv2.COLOR_BGRA2BGR, (3, "bgr"): None,
+}
+
+
+def _to_uint8(frame: np.ndarray, target: str) -> np.ndarray:
+    frame = _checked_uint8(frame)
+    code = _CONVERSIONS[(1 if frame.ndim == 2 else frame.shape[2], target)]
+    return frame if code is None else cv2.cvtColor(frame, code)
+
+
 def to_rgb_uint8(frame: np.ndarray) -> np.ndarray:
     """A contiguous uint8 RGB copy of a BGR / BGRA / grayscale frame (uint8 or uint16)."""
-    frame = _checked_uint8(frame)
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return _to_uint8(frame, "rgb")
 
 
 def to_bgr_uint8(frame: np.ndarray) -> np.ndarray:
     """Gray / BGRA / 16-bit frames -> contiguous BGR uint8 (the form crops and drawing use)."""
-    frame = _checked_uint8(frame)
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    return frame
+    return _to_uint8(frame, "bgr")

@@ -20,21 +20,7 @@ import numpy as np
 from . import crops
 from .datasets import Sample, load_image
 from .metrics import failure_rate, nme_io
-from .occluders import (  # noqa: F401  (re-exported: callers import the occluders from here too)
-    DEFAULT_LEVELS,
-    PARTS,
-    SHAPES,
-    Occlusion,
-    available_parts,
-    box_coverage,
-    box_region,
-    case_rng,
-    occlude_part,
-    occlude_random,
-    part_groups,
-    part_points,
-    point_visibility,
-)
+from .occluders import DEFAULT_LEVELS, available_parts, case_rng, occlude_part, occlude_random
 from .schemas import Schema
 from .visibility import track_through_occlusion, visibility_auroc
 

@@ -56,7 +56,7 @@ def test_export_end_to_end(tmp_path, capsys):
 
     from sdfl_core.checkpoint import ModelInfo, save_checkpoint
     from sdfl_core.model import ModelConfig, SDFLModel
-    from sdfl_core.predictor import OnnxPredictor
+    from sdfl_core.runners import OnnxRunner
 
     torch.manual_seed(0)
     cfg = ModelConfig(backbone="mobilenetv2_050", num_points=29, input_size=64, head="fc")
@@ -67,7 +67,7 @@ def test_export_end_to_end(tmp_path, capsys):
     out = tmp_path / "w.onnx"
     assert main(["export", "--weights", str(weights), "--out", str(out)]) == 0
     assert "max |torch - onnxruntime|" in capsys.readouterr().out
-    assert OnnxPredictor(out).info.config == cfg
+    assert OnnxRunner(out).info.config == cfg
 
 
 def write_300w_folder(root, count=6, seed=0):

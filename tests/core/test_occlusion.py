@@ -12,7 +12,7 @@ from model_factory import make_checkpoint
 
 from sdfl_core.cli import main
 from sdfl_core.crops import landmark_box
-from sdfl_core.occlusion import (
+from sdfl_core.occluders import (
     available_parts,
     box_coverage,
     case_rng,
@@ -20,8 +20,8 @@ from sdfl_core.occlusion import (
     occlude_random,
     part_points,
     point_visibility,
-    visible_to_occluded_edges,
 )
+from sdfl_core.occlusion import visible_to_occluded_edges
 from sdfl_core.schemas import W300
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"

@@ -16,7 +16,7 @@ from sdfl_core.onnx_export import (
     info_from_json,
     info_to_json,
 )
-from sdfl_core.predictor import OnnxPredictor
+from sdfl_core.runners import OnnxRunner
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
@@ -53,7 +53,7 @@ def test_onnxruntime_matches_torch(exported, batch):
             ref = [coords.numpy(), weights.numpy(), torch.sigmoid(logits).numpy()]
         else:
             ref = [t.numpy() for t in model(torch.from_numpy(x))] + [np.zeros((batch, 0), np.float32)]
-    got = OnnxPredictor(path).run_tensor(x)
+    got = OnnxRunner(path).run_tensor(x)
     assert len(got) == 3
     for a, b in zip(ref, got):
         assert a.shape == b.shape
@@ -66,11 +66,11 @@ def test_visibility_is_a_third_output_only_when_the_model_has_it(exported):
     names = [o.name for o in onnx.load(str(path)).graph.output]
     if info.config.visibility:
         assert names == ["landmarks", "edge_weights", "visibility"]
-        vis = OnnxPredictor(path).run_tensor(images(2, seed=3))[2]
+        vis = OnnxRunner(path).run_tensor(images(2, seed=3))[2]
         assert vis.shape == (2, 68) and (vis >= 0).all() and (vis <= 1).all() and vis.std() > 0
     else:
         assert names == ["landmarks", "edge_weights"]  # exactly as before the visibility output existed
-    assert OnnxPredictor(path).has_visibility == info.config.visibility
+    assert OnnxRunner(path).has_visibility == info.config.visibility
 
 
 def test_compare_helper(exported):
@@ -80,7 +80,7 @@ def test_compare_helper(exported):
 
 def test_info_round_trips_through_onnx(exported):
     _, info, path = exported
-    got = OnnxPredictor(path).info
+    got = OnnxRunner(path).info
     assert got.config == info.config
     np.testing.assert_array_equal(got.mask, info.mask)
     np.testing.assert_allclose(got.mean_shape, info.mean_shape)
