@@ -15,8 +15,9 @@ from sdfl_core.landmarker import Landmarker, load_landmarker
 from sdfl_core.occluders import Occluder, apply_occluders, cover_occluder
 from sdfl_core.pipeline import Pipeline, PipelineOptions
 from sdfl_core.registry import require_model_file
+from sdfl_core.smoothing import smoothing_knob
 from sdfl_core.sources import Frame
-from sdfl_core.tracker import TrackerOptions, smoothing_knob
+from sdfl_core.tracker import TrackerOptions
 from sdfl_core.types import FrameResult
 
 from .capture import LatestFrameQueue

@@ -41,8 +41,9 @@ from sdfl_core.images import to_bgr_uint8
 from sdfl_core.landmarker import Landmarker, load_landmarker
 from sdfl_core.metrics import auroc
 from sdfl_core.occluders import point_visibility
+from sdfl_core.smoothing import KalmanSmoother
 from sdfl_core.sources import open_source
-from sdfl_core.tracker import KalmanSmoother, TrackerOptions
+from sdfl_core.tracker import TrackerOptions
 
 log = logging.getLogger("benchmarks.visibility")
 

@@ -20,8 +20,9 @@ from ..detector import DetectorOptions
 from ..pipeline import Pipeline, PipelineOptions, streaming_options
 from ..redetect import RedetectOptions
 from ..sinks import CsvSink, check_writable
+from ..smoothing import smoothing_knob
 from ..sources import open_source
-from ..tracker import TrackerOptions, smoothing_knob
+from ..tracker import TrackerOptions
 from ..tracking import TrackProgress, track_source
 from ..types import FrameResult
 

@@ -13,8 +13,9 @@ from sdfl_core.images import to_bgr_uint8
 from sdfl_core.landmarker import Landmarker, detection_to_crop, load_landmarker
 from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
 from sdfl_core.redetect import RedetectOptions, carry_box, prediction_lost, stable_crop
+from sdfl_core.smoothing import smoothing_knob
 from sdfl_core.sources import open_source
-from sdfl_core.tracker import TrackerOptions, smoothing_knob
+from sdfl_core.tracker import TrackerOptions
 from sdfl_core.types import Detection, FrameResult
 
 NUM_FRAMES, FPS, SIZE = 10, 25.0, (320, 240)

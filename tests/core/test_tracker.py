@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sdfl_core.tracker import KalmanSmoother, Tracker, TrackerOptions, iou_matrix
+from sdfl_core.smoothing import KalmanSmoother
+from sdfl_core.tracker import Tracker, TrackerOptions, iou_matrix
 from sdfl_core.types import Detection, Landmarks
 
 N = 5
