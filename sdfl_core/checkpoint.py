@@ -17,6 +17,8 @@ import numpy as np
 
 from .devices import import_torch
 from .errors import first_line, strip_ansi
+from .files import plain_file_mode
+from .files import umask as _umask  # noqa: F401  (onnx_export imports this name; see the follow-ups)
 from .model_config import ModelConfig
 from .schemas import Schema, get_schema
 
@@ -112,11 +114,6 @@ class ModelInfo:
         return info
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
 
 def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: dict | None = None,
                     half: bool = False) -> None:
@@ -138,7 +135,7 @@ def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: 
     os.close(fd)
     try:
         torch.save(payload, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; keep what a plain open() would give
+        os.chmod(tmp, plain_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

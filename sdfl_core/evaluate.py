@@ -16,7 +16,7 @@ from .visibility import visibility_auroc
 log = logging.getLogger(__name__)
 
 
-def _best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
+def best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
     """The detection that overlaps the ground-truth landmark box most (IoU), if any overlaps."""
     from .tracker import iou_matrix
 
@@ -61,7 +61,7 @@ def predict_samples(landmarker, samples: list[Sample], boxes: str = "gt", batch_
         for sample, image in readable_images(samples):
             affine = None
             if detector is not None:
-                det = _best_detection(detector.detect(image), sample.points)
+                det = best_detection(detector.detect(image), sample.points)
                 if det is None:
                     missed += 1
                 else:
