@@ -18,8 +18,9 @@ from PyQt6.QtWidgets import (
 
 from sdfl_core.draw import DrawOptions
 from sdfl_core.occluders import COVER_SIDES
+from sdfl_core.registry import MODEL_CHOICES, MODEL_LABELS
 
-MODEL_CHOICES = (("Shipped SDFL model", "sdfl"), ("Shipped FC twin", "fc"), ("Checkpoint file...", "file"))
+MODEL_MENU = (*((MODEL_LABELS[key], key) for key in MODEL_CHOICES), ("Checkpoint file...", "file"))
 
 
 def _slider(maximum: int, value: int) -> QSlider:
@@ -96,7 +97,7 @@ class ControlsPanel(QWidget):
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")
         self.model_combo = QComboBox()
-        for label, key in MODEL_CHOICES:
+        for label, key in MODEL_MENU:
             self.model_combo.addItem(label, key)
         self.model_combo.activated.connect(lambda i: self.model_chosen.emit(self.model_combo.itemData(i)))
         self.model_label = QLabel("no model loaded")

@@ -11,6 +11,8 @@ from .assets import asset_path
 
 SHIPPED_MODELS = {"sdfl": "sdfl_68", "fc": "fc_68"}
 MODEL_CHOICES = tuple(SHIPPED_MODELS)
+MODEL_LABELS = {"sdfl": "Shipped SDFL model", "fc": "Shipped FC twin"}
+"""How a program names the shipped models to a person (the GUI's model menu)."""
 MODEL_FORMATS = ("onnx", "pt")
 
 
