@@ -64,7 +64,7 @@ def _mediapipe():
 
     torch must load its native libraries first (``devices.load_torch_native_first``). Importing mediapipe
     late lets a process that needs torch (a .pt checkpoint, CUDA) load it first: ``Pipeline`` builds its
-    landmark engine before its detector. When torch is already loaded, torch._dynamo is loaded first.
+    landmarker before its detector. When torch is already loaded, torch._dynamo is loaded first.
     Tracking with the ONNX model imports neither, so this costs it nothing.
 
     The import runs in a thread of its own: ``mediapipe.tasks.c`` keeps the frames that import it alive
