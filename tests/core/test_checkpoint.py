@@ -1,5 +1,4 @@
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -156,24 +155,25 @@ def test_schema_point_count_mismatch(tmp_path, trained):
         load_checkpoint(path)
 
 
-def test_malformed_metadata(tmp_path, trained):
+def saved_then_edited(tmp_path, trained, edit) -> Path:
+    """A checkpoint of ``trained`` whose saved payload ``edit`` changed in place."""
     model, info = trained
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, info)
     payload = torch.load(path, weights_only=True)
-    del payload["info"]["mask"]
+    edit(payload)
     torch.save(payload, path)
+    return path
+
+
+def test_malformed_metadata(tmp_path, trained):
+    path = saved_then_edited(tmp_path, trained, lambda payload: payload["info"].pop("mask"))
     with pytest.raises(CheckpointError, match="metadata is incomplete or malformed"):
         load_checkpoint(path)
 
 
 def test_weights_not_matching_model(tmp_path, trained):
-    model, info = trained
-    path = tmp_path / "m.pt"
-    save_checkpoint(path, model, info)
-    payload = torch.load(path, weights_only=True)
-    payload["state_dict"].pop("gc_out.linear.weight")
-    torch.save(payload, path)
+    path = saved_then_edited(tmp_path, trained, lambda payload: payload["state_dict"].pop("gc_out.linear.weight"))
     with pytest.raises(CheckpointError, match="weights do not match"):
         load_checkpoint(path)
 
@@ -183,6 +183,6 @@ def test_saved_file_is_readable_by_others(tmp_path, trained):
     model, info = trained
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, info)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
