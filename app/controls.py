@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sdfl_core.draw import DrawOptions
+from sdfl_core.occluders import COVER_SIDES
+from sdfl_core.registry import MODEL_CHOICES, MODEL_LABELS
 
-from .occlusion import COVER_SIDES
-
-MODEL_CHOICES = (("Shipped SDFL model", "sdfl"), ("Shipped FC twin", "fc"), ("Checkpoint file...", "file"))
+MODEL_MENU = (*((MODEL_LABELS[key], key) for key in MODEL_CHOICES), ("Checkpoint file...", "file"))
 
 
 def _slider(maximum: int, value: int) -> QSlider:
@@ -86,7 +97,7 @@ class ControlsPanel(QWidget):
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")
         self.model_combo = QComboBox()
-        for label, key in MODEL_CHOICES:
+        for label, key in MODEL_MENU:
             self.model_combo.addItem(label, key)
         self.model_combo.activated.connect(lambda i: self.model_chosen.emit(self.model_combo.itemData(i)))
         self.model_label = QLabel("no model loaded")

@@ -1,13 +1,13 @@
 """Occlusion inspection: the engine on a clean and an occluded frame with the same boxes, compared.
 
-No model math here: both predictions come from ``LandmarkEngine.predict_boxes``; this module only
+No model math here: both predictions come from ``Landmarker.predict_boxes``; this module only
 compares their outputs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sdfl_core.pipeline import LandmarkEngine
+from sdfl_core.landmarker import Landmarker
 from sdfl_core.types import Detection
 
 from .messages import Inspection
@@ -31,10 +31,10 @@ def dropped_edges(clean_weights: np.ndarray, occluded_weights: np.ndarray, mask:
     return np.stack([ii[weak], jj[weak]], axis=1)
 
 
-def inspect(engine: LandmarkEngine, clean_bgr: np.ndarray, occluded_bgr: np.ndarray,
+def inspect(engine: Landmarker, clean_bgr: np.ndarray, occluded_bgr: np.ndarray,
             detections: list[Detection], occluders=()) -> Inspection:
     """Both predictions for the same boxes, per-point displacement, the weakened edges and which clean
-    points the ``occluders`` (``app.occlusion.Occluder``) cover."""
+    points the ``occluders`` (``sdfl_core.occluders.Occluder``) cover."""
     if not detections:
         return Inspection()
     clean = engine.predict_boxes(clean_bgr, detections)

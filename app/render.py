@@ -6,8 +6,15 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from sdfl_core.draw import (DrawOptions, annotate, draw_box, draw_graph, draw_landmarks, draw_visibility_check,
-                            track_color)
+from sdfl_core.draw import (
+    DrawOptions,
+    annotate,
+    draw_box,
+    draw_graph,
+    draw_landmarks,
+    draw_visibility_check,
+    track_color,
+)
 
 from .messages import FrameBundle, Inspection, ModelSummary
 

@@ -7,7 +7,9 @@ from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-from .occlusion import Occluder
+from sdfl_core.occluders import Occluder
+
+from .widgets import accept_file_drags, dropped_file
 
 HANDLE_PX = 8.0
 """How close (in screen pixels) to a rectangle's corner a press resizes instead of moving it."""
@@ -78,13 +80,14 @@ class VideoView(QWidget):
         scale = min(self.width() / w, self.height() / h)
         return scale, (self.width() - w * scale) / 2, (self.height() - h * scale) / 2
 
+    # Image coordinates are sdfl's (pixel centres on integers): pixel i is drawn over [i - 0.5, i + 0.5).
     def to_image(self, pos: QPointF) -> QPointF:
         s, ox, oy = self._transform()
-        return QPointF((pos.x() - ox) / s, (pos.y() - oy) / s)
+        return QPointF((pos.x() - ox) / s - 0.5, (pos.y() - oy) / s - 0.5)
 
     def to_widget(self, occ: Occluder) -> QRectF:
         s, ox, oy = self._transform()
-        return QRectF(ox + occ.x * s, oy + occ.y * s, occ.w * s, occ.h * s)
+        return QRectF(ox + (occ.x + 0.5) * s, oy + (occ.y + 0.5) * s, occ.w * s, occ.h * s)
 
     def _hit(self, pos: QPointF) -> tuple[str, int]:
         for k in reversed(range(len(self.occluders))):
@@ -192,11 +195,10 @@ class VideoView(QWidget):
 
     # --- drag and drop --------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_file_drags(event)
 
     def dropEvent(self, event) -> None:
-        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.file_dropped.emit(urls[0].toLocalFile())
+        path = dropped_file(event)
+        if path:
+            self.file_dropped.emit(path)
             event.acceptProposedAction()

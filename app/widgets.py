@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget, QStyle
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
 
 BANNER_STYLES = {
     "info": "background: #1f3b57; color: #e8f1fb; border-radius: 4px;",
     "warning": "background: #5a4500; color: #fff6d5; border-radius: 4px;",
     "error": "background: #6b1d1d; color: #ffe9e9; border-radius: 4px;",
 }
+
+
+def dropped_file(event) -> str | None:
+    """The first local file of a drag-and-drop event, None when it carries none."""
+    urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
+    return urls[0].toLocalFile() if urls else None
+
+
+def accept_file_drags(event) -> None:
+    if event.mimeData().hasUrls():
+        event.acceptProposedAction()
 
 
 class Banner(QWidget):

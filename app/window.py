@@ -10,47 +10,42 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QMetaObject, QThread, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtCore import QMetaObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
-from sdfl_core.sources import IMAGE_EXTS
+from sdfl_core.occluders import random_occluder
+from sdfl_core.registry import fc_twin
 
-from .controls import ControlsPanel
+from .menus import build_menus, open_model_dialog
 from .messages import FrameBundle, ModelSummary, SourceInfo
-from .occlusion import random_occluder
-from .render import ViewOptions, render
 from .recording import Recorder
-from .video_view import VideoView
-from .widgets import Banner, TransportBar
-from .workers import CaptureWorker, InferenceWorker, LatestFrameQueue
+from .render import ViewOptions, render
+from .widgets import accept_file_drags, dropped_file
+from .wiring import build_ui, start_workers
 
 log = logging.getLogger(__name__)
 
-VIDEO_FILTER = "Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v " + " ".join(f"*{e}" for e in sorted(IMAGE_EXTS)) + ");;All files (*)"
-MODEL_FILTER = "Models (*.pt *.onnx);;All files (*)"
 HOW_TO_OPEN = "Open a video or image with Ctrl+O (or drop it on the window), a folder with Ctrl+Shift+O, a camera with Ctrl+K."
 
 
 class MainWindow(QMainWindow):
     # Requests to the workers: queued signals, so every call runs in the worker's own thread.
-    _open = pyqtSignal(str, bool, int)
-    _play = pyqtSignal()
-    _pause = pyqtSignal()
-    _step = pyqtSignal()
-    _seek = pyqtSignal(int, int)
-    _lossless = pyqtSignal(bool)
-    _max_frames = pyqtSignal(int)
-    _load_model = pyqtSignal(str)
-    _load_compare = pyqtSignal(str)
-    _smoothing = pyqtSignal(bool, float)
-    _occluders = pyqtSignal(object)
-    _cover = pyqtSignal(float, str)
-    _compare = pyqtSignal(bool)
-    _frozen = pyqtSignal(bool)
-    _reprocess = pyqtSignal()
-    _close_source = pyqtSignal()
+    ask_open = pyqtSignal(str, bool, int)
+    ask_play = pyqtSignal()
+    ask_pause = pyqtSignal()
+    ask_step = pyqtSignal()
+    ask_seek = pyqtSignal(int, int)
+    ask_lossless = pyqtSignal(bool)
+    ask_max_frames = pyqtSignal(int)
+    ask_load_model = pyqtSignal(str)
+    ask_load_compare = pyqtSignal(str)
+    ask_smoothing = pyqtSignal(bool, float)
+    ask_occluders = pyqtSignal(object)
+    ask_cover = pyqtSignal(float, str)
+    ask_compare = pyqtSignal(bool)
+    ask_frozen = pyqtSignal(bool)
+    ask_reprocess = pyqtSignal()
+    ask_close_source = pyqtSignal()
 
     frame_shown = pyqtSignal(object)       # FrameBundle, after it was drawn
     source_finished = pyqtSignal(int, int)  # generation, frames shown in it
@@ -81,175 +76,14 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(30)
-        self._refresh_timer.timeout.connect(self._reprocess)
+        self._refresh_timer.timeout.connect(self.ask_reprocess)
         self._model_choice = weights or "sdfl"
 
-        self._build_ui()
-        self._build_menus()
-        self._start_workers(device)
-        self._load_model.emit(self._model_choice)
+        build_ui(self)
+        build_menus(self)
+        start_workers(self, device)
+        self.ask_load_model.emit(self._model_choice)
         self.view.setFocus()
-
-    # --- construction ---------------------------------------------------------------------------
-    def _build_ui(self) -> None:
-        self.view = VideoView()
-        self.view.set_message("Starting ...")
-        self.banner = Banner()
-        self.transport = TransportBar()
-        self.controls = ControlsPanel()
-        video_side = QWidget()
-        v = QVBoxLayout(video_side)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.setSpacing(4)
-        v.addWidget(self.banner)
-        v.addWidget(self.view, 1)
-        v.addWidget(self.transport)
-        splitter = QSplitter()
-        splitter.addWidget(video_side)
-        splitter.addWidget(self.controls)
-        splitter.setStretchFactor(0, 1)
-        splitter.setChildrenCollapsible(False)
-        self.setCentralWidget(splitter)
-
-        self.status_fps = QLabel("- fps")
-        self.status_ms = QLabel("")
-        self.status_faces = QLabel("0 faces")
-        self.status_dropped = QLabel("0 dropped")
-        self.status_rec = QLabel("")
-        self.status_rec.setStyleSheet("color: #e0413a; font-weight: bold;")
-        for w in (self.status_rec, self.status_ms, self.status_faces, self.status_dropped, self.status_fps):
-            self.statusBar().addPermanentWidget(w)
-
-        self.view.occluders_changed.connect(self._on_occluders)
-        self.view.file_dropped.connect(self.open_source)
-        self.transport.play_toggled.connect(self.toggle_play)
-        self.transport.step.connect(self.step)
-        self.transport.step_back.connect(self.step_back)
-        self.transport.seek.connect(self.seek)
-        c = self.controls
-        c.camera_requested.connect(lambda i: self.open_source(f"camera:{i}"))
-        c.open_file_requested.connect(self.open_file_dialog)
-        c.demo_requested.connect(lambda: self.open_source("demo"))
-        c.model_chosen.connect(self._on_model_chosen)
-        c.compare_toggled.connect(self.set_compare)
-        c.draw_options_changed.connect(self.redraw)
-        c.smoothing_changed.connect(self._smoothing)
-        c.lossless_toggled.connect(self._lossless)
-        c.cover_changed.connect(self._on_cover)
-        c.random_occluder_requested.connect(self.add_random_occluder)
-        c.clear_occluders_requested.connect(lambda: self.view.set_occluders([]))
-        c.freeze_toggled.connect(self.set_frozen)
-
-    def _action(self, menu, text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-        action.setCheckable(checkable)
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        self.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        f = bar.addMenu("&File")
-        self._action(f, "&Open video or image...", self.open_file_dialog, QKeySequence.StandardKey.Open)
-        self._action(f, "Open &folder of images...", self.open_folder_dialog, "Ctrl+Shift+O")
-        self._action(f, "Open &camera", lambda: self.open_source(f"camera:{self.controls.camera_index.value()}"), "Ctrl+K")
-        self._action(f, "&Demo clip", lambda: self.open_source("demo"), "Ctrl+D")
-        f.addSeparator()
-        self.record_action = self._action(f, "&Record annotated video...", self.toggle_recording, "Ctrl+R", checkable=True)
-        self.csv_action = self._action(f, "&Export landmarks CSV...", self.toggle_csv, "Ctrl+E", checkable=True)
-        self._action(f, "Save &screenshot...", self.screenshot_dialog, QKeySequence.StandardKey.Save)
-        f.addSeparator()
-        self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        p = bar.addMenu("&Playback")
-        self._action(p, "&Play / pause", self.toggle_play, "Space")
-        self._action(p, "&Step forward", self.step, "Right")
-        self._action(p, "Step &back", self.step_back, "Left")
-        self._action(p, "&Restart", lambda: self.seek(0), "Home")
-        p.addSeparator()
-        process_all = self._action(p, "Process &every frame", self.controls.lossless.setChecked, checkable=True)
-        self.controls.lossless.toggled.connect(process_all.setChecked)
-
-        m = bar.addMenu("&Model")
-        self._action(m, "Shipped &SDFL model", lambda: self.load_model("sdfl"))
-        self._action(m, "Shipped &FC twin", lambda: self.load_model("fc"))
-        self._action(m, "Open &checkpoint...", self.open_model_dialog, "Ctrl+M")
-        m.addSeparator()
-        compare = self._action(m, "&Compare with FC twin", self.controls.compare.setChecked, "Ctrl+T", checkable=True)
-        self.controls.compare.toggled.connect(compare.setChecked)
-        self._action(m, "Choose comparison &model...", self.open_compare_dialog)
-
-        view = bar.addMenu("&View")
-        keys = {"landmarks": "L", "raw": "Shift+L", "boxes": "B", "ids": "Shift+B", "graph": "G", "weights": "W",
-                "indices": "N"}
-        for name, check in self.controls.overlay_checks().items():
-            act = self._action(view, check.text(), check.setChecked, keys[name], checkable=True)
-            act.setChecked(check.isChecked())
-            check.toggled.connect(act.setChecked)
-        view.addSeparator()
-        self._action(view, "&Full screen", self._toggle_full_screen, "F11")
-
-        o = bar.addMenu("&Occlusion")
-        self._action(o, "&Random occluder", self.add_random_occluder, "O")
-        self._action(o, "&Clear occluders", lambda: self.view.set_occluders([]), "Shift+O")
-        self._action(o, "Delete selected", self.view.delete_selected, QKeySequence.StandardKey.Delete)
-        freeze = self._action(o, "&Freeze frame and show displacement", self.controls.freeze.setChecked, "F", checkable=True)
-        self.controls.freeze.toggled.connect(freeze.setChecked)
-
-        h = bar.addMenu("&Help")
-        self._action(h, "&Keyboard shortcuts", self._show_shortcuts, QKeySequence.StandardKey.HelpContents)
-        self._action(h, "&About sdfl", self._show_about)
-
-    def _start_workers(self, device: str) -> None:
-        self.queue = LatestFrameQueue()
-        self.capture = CaptureWorker(self.queue)
-        self.inference = InferenceWorker(self.queue, device)
-        self.capture_thread = QThread(self)
-        self.capture_thread.setObjectName("capture")
-        self.inference_thread = QThread(self)
-        self.inference_thread.setObjectName("inference")
-        self.capture.moveToThread(self.capture_thread)
-        self.inference.moveToThread(self.inference_thread)
-        self.capture_thread.started.connect(self.capture.start)
-
-        cap, inf = self.capture, self.inference
-        self._open.connect(cap.open)
-        self._play.connect(cap.play)
-        self._pause.connect(cap.pause)
-        self._step.connect(cap.step)
-        self._seek.connect(cap.seek)
-        self._lossless.connect(cap.set_lossless)
-        self._max_frames.connect(cap.set_max_frames)
-        self._close_source.connect(cap.close)
-        cap.frame_queued.connect(inf.process_next)
-        cap.source_opened.connect(self._on_source_opened)
-        cap.source_failed.connect(lambda msg: self.show_error(msg, "error", "source"))
-        cap.source_fallback.connect(lambda msg: self.show_error(msg, "warning", "source"))
-        cap.source_ended.connect(self._on_source_ended)
-        cap.playing_changed.connect(self._on_playing)
-
-        self._load_model.connect(inf.load_model)
-        self._load_compare.connect(inf.load_compare_model)
-        self._smoothing.connect(inf.set_smoothing)
-        self._occluders.connect(inf.set_occluders)
-        self._cover.connect(inf.set_cover)
-        self._compare.connect(inf.set_compare)
-        self._frozen.connect(inf.set_frozen)
-        self._reprocess.connect(inf.reprocess)
-        inf.result_ready.connect(self._on_result)
-        inf.model_loaded.connect(self._on_model_loaded)
-        inf.model_failed.connect(lambda msg: self.show_error(f"{msg} - choose a model in the Model menu "
-                                                             f"(Ctrl+M opens a checkpoint).", "error", "model"))
-        inf.busy.connect(self._on_busy)
-
-        self.capture_thread.start()
-        self.inference_thread.start()
 
     # --- public API (menus, tests and smoke mode use the same calls) ------------------------------
     def start(self, source: str | None) -> None:
@@ -259,36 +93,36 @@ class MainWindow(QMainWindow):
         else:
             self._generation += 1
             self.view.set_message("Looking for a camera ...")
-            self._open.emit("camera:0", True, self._generation)
+            self.ask_open.emit("camera:0", True, self._generation)
 
     def open_source(self, spec: str) -> None:
         self._generation += 1
         self.view.set_message(f"Opening {spec} ...")
-        self._open.emit(str(spec), False, self._generation)
+        self.ask_open.emit(str(spec), False, self._generation)
 
     def load_model(self, choice: str) -> None:
         """'sdfl', 'fc' or a .pt / .onnx path; loads in the inference thread."""
         self._model_choice = str(choice)
         self.controls.model_label.setText(f"loading {Path(choice).name} ...")
-        self._load_model.emit(str(choice))
+        self.ask_load_model.emit(str(choice))
 
     def set_compare_model(self, choice: str) -> None:
-        self._load_compare.emit(str(choice))
+        self.ask_load_compare.emit(str(choice))
 
     def play(self) -> None:
         if self.controls.freeze.isChecked():
             self.controls.freeze.setChecked(False)
-        self._play.emit()
+        self.ask_play.emit()
 
     def pause(self) -> None:
-        self._pause.emit()
+        self.ask_pause.emit()
 
     def toggle_play(self) -> None:
         self.pause() if self.playing else self.play()
 
     def step(self) -> None:
         self.controls.freeze.setChecked(False)
-        self._step.emit()
+        self.ask_step.emit()
 
     def step_back(self) -> None:
         if self.last_bundle is not None and self.source_info is not None and self.source_info.seekable:
@@ -299,10 +133,10 @@ class MainWindow(QMainWindow):
         if self.source_info is None or not self.source_info.seekable:
             return
         self._generation += 1
-        self._seek.emit(int(index), self._generation)
+        self.ask_seek.emit(int(index), self._generation)
 
     def set_max_frames(self, count: int) -> None:
-        self._max_frames.emit(int(count))
+        self.ask_max_frames.emit(int(count))
 
     def set_lossless(self, lossless: bool) -> None:
         self.controls.lossless.setChecked(lossless)
@@ -310,7 +144,7 @@ class MainWindow(QMainWindow):
     def set_compare(self, enabled: bool) -> None:
         if enabled and self.model is not None and not self.model.compare_name:
             self.set_compare_model(self._twin_choice())
-        self._compare.emit(enabled)
+        self.ask_compare.emit(enabled)
         self.redraw()
         self._refresh_if_paused()
 
@@ -318,9 +152,9 @@ class MainWindow(QMainWindow):
         if frozen:
             self.pause()
         self.view.caption = ""
-        self._frozen.emit(frozen)
+        self.ask_frozen.emit(frozen)
         if not frozen:
-            self._reprocess.emit()
+            self.ask_reprocess.emit()
 
     def add_random_occluder(self) -> None:
         box = None
@@ -402,95 +236,17 @@ class MainWindow(QMainWindow):
         if self.last_bundle is not None:
             self._draw(self.last_bundle)
 
-    # --- dialogs ----------------------------------------------------------------------------------
-    def open_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open video or image", "", VIDEO_FILTER)
-        if path:
-            self.open_source(path)
-
-    def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
-        if path:
-            self.open_source(path)
-
-    def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint or ONNX model", "", MODEL_FILTER)
-        if path:
-            self.load_model(path)
-
-    def open_compare_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Comparison model (e.g. the FC twin)", "", MODEL_FILTER)
-        if path:
-            self.set_compare_model(path)
-            self.controls.compare.setChecked(True)
-
-    def screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "sdfl.png", "PNG (*.png)")
-        if path:
-            self.save_screenshot(path)
-
-    def toggle_recording(self) -> None:
-        if self.recorder.recording_video:
-            self.stop_recording()
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Record annotated video", "sdfl.mp4", "MP4 video (*.mp4)")
-        if not path:
-            self.record_action.setChecked(False)
-            return
-        try:
-            self.start_recording(path)
-        except (OSError, ValueError) as exc:
-            self.record_action.setChecked(False)
-            self.show_error(str(exc))
-
-    def toggle_csv(self) -> None:
-        if self.recorder.exporting_csv:
-            self.stop_csv()
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export landmarks CSV", "landmarks.csv", "CSV (*.csv)")
-        if not path:
-            self.csv_action.setChecked(False)
-            return
-        try:
-            self.export_csv(path)
-        except (OSError, ValueError) as exc:
-            self.csv_action.setChecked(False)
-            self.show_error(str(exc))
-
-    def _on_model_chosen(self, key: str) -> None:
+    def on_model_chosen(self, key: str) -> None:
         if key == "file":
-            self.open_model_dialog()
+            open_model_dialog(self)
         else:
             self.load_model(key)
 
     def _twin_choice(self) -> str:
-        """The FC twin of the current model: the shipped one, or a sibling run named fc_* beside an sdfl_* one."""
-        if self._model_choice == "sdfl":
-            return "fc"
-        path = Path(self._model_choice)
-        for part in path.parts:
-            if part.startswith("sdfl"):
-                twin = Path(*[p.replace("sdfl", "fc", 1) if p == part else p for p in path.parts])
-                if twin.is_file():
-                    return str(twin)
-        return "fc"
-
-    def _show_shortcuts(self) -> None:
-        lines = [f"{a.shortcut().toString()}\t{a.text().replace('&', '')}" for a in self.actions() if not a.shortcut().isEmpty()]
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(lines), QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        self._dialogs.append(box)
-        box.show()
-
-    def _show_about(self) -> None:
-        QMessageBox.about(self, "About sdfl", "sdfl - real-time face landmarks with Structure-Coherent Deep Feature "
-                                              "Learning (learned landmark graph, robust to occlusion).")
-
-    def _toggle_full_screen(self) -> None:
-        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+        return fc_twin(self._model_choice)
 
     # --- worker signals ---------------------------------------------------------------------------
-    def _on_source_opened(self, info: SourceInfo) -> None:
+    def on_source_opened(self, info: SourceInfo) -> None:
         self.source_info = info
         self.last_bundle = None
         self._shown_in_generation = 0
@@ -508,7 +264,7 @@ class MainWindow(QMainWindow):
             self.banner.hide()
         self.statusBar().showMessage(f"opened {info.name}", 4000)
 
-    def _on_source_ended(self, generation: int, frames: int) -> None:
+    def on_source_ended(self, generation: int, frames: int) -> None:
         if generation == self._generation:
             self._ended = (generation, frames)
             self._check_finished()
@@ -522,11 +278,11 @@ class MainWindow(QMainWindow):
             self.stop_csv()
         self.source_finished.emit(generation, frames)
 
-    def _on_playing(self, playing: bool) -> None:
+    def on_playing(self, playing: bool) -> None:
         self.playing = playing
         self.transport.set_playing(playing)
 
-    def _on_busy(self, text: str) -> None:
+    def on_busy(self, text: str) -> None:
         if text:
             self.statusBar().showMessage(text)
             if self.last_bundle is None:
@@ -536,7 +292,7 @@ class MainWindow(QMainWindow):
             if self.view.message.startswith("loading"):
                 self.view.set_message("")
 
-    def _on_model_loaded(self, summary: ModelSummary) -> None:
+    def on_model_loaded(self, summary: ModelSummary) -> None:
         self.model = summary
         kind = "graph head" if summary.has_graph else "FC head (no graph)"
         text = f"{summary.name} ({kind}, {summary.schema.num_points} points)\n{summary.path}"
@@ -551,7 +307,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"model {summary.name} loaded", 4000)
         self.redraw()
 
-    def _on_result(self, bundle: FrameBundle) -> None:
+    def on_result(self, bundle: FrameBundle) -> None:
         if bundle.generation != self._generation:
             return  # a frame from before the last open/seek
         now = time.perf_counter()
@@ -594,12 +350,12 @@ class MainWindow(QMainWindow):
         self.status_dropped.setText(f"{bundle.dropped} dropped")
         self.transport.set_position(bundle.frame.index)
 
-    def _on_occluders(self, occluders) -> None:
-        self._occluders.emit(tuple(occluders))
+    def on_occluders(self, occluders) -> None:
+        self.ask_occluders.emit(tuple(occluders))
         self._refresh_if_paused()
 
-    def _on_cover(self, fraction: float, side: str) -> None:
-        self._cover.emit(fraction, side)
+    def on_cover(self, fraction: float, side: str) -> None:
+        self.ask_cover.emit(fraction, side)
         self._refresh_if_paused()
 
     def _refresh_if_paused(self) -> None:
@@ -609,13 +365,12 @@ class MainWindow(QMainWindow):
 
     # --- drag and drop / close ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_file_drags(event)
 
     def dropEvent(self, event) -> None:
-        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.open_source(urls[0].toLocalFile())
+        path = dropped_file(event)
+        if path:
+            self.open_source(path)
 
     def shutdown(self) -> None:
         """Stop playback, close sinks and the source, and end both threads (idempotent)."""

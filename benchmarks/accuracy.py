@@ -13,22 +13,21 @@ included, so on AFW dlib is scored on its own training faces.
 """
 from __future__ import annotations
 
+from preamble import AFW, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dlib_predictions(samples, protocol: str) -> tuple[np.ndarray, int]:
     import dlib
 
     from sdfl_core import crops
+    from sdfl_core.baselines import dlib_model_path
     from sdfl_core.datasets import load_image
-    from sdfl_core.occlusion import dlib_model_path
     from sdfl_core.tracker import iou_matrix
 
     predictor = dlib.shape_predictor(str(dlib_model_path()))
@@ -57,20 +56,21 @@ def dlib_predictions(samples, protocol: str) -> tuple[np.ndarray, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "300w" / "afw"))
+    parser.add_argument("--data", default=str(AFW))
     parser.add_argument("--format", default="300w")
     parser.add_argument("--weights", action="append", default=[], help="models to compare (default: shipped SDFL and FC twin)")
     parser.add_argument("--protocols", default="gt,detector")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--no-dlib", action="store_true")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging()
 
+    from sdfl_core.baselines import dlib_available
     from sdfl_core.datasets import load_samples
     from sdfl_core.evaluate import predict_samples
+    from sdfl_core.landmarker import load_landmarker
     from sdfl_core.metrics import summarize
-    from sdfl_core.occlusion import dlib_available
-    from sdfl_core.predictor import default_weights, load_predictor
+    from sdfl_core.registry import default_weights
     from sdfl_core.schemas import W300
 
     weights = args.weights or [str(default_weights("sdfl")), str(default_weights("fc"))]
@@ -82,9 +82,9 @@ def main() -> int:
     for protocol in args.protocols.split(","):
         rows = []
         for w in weights:
-            predictor = load_predictor(w)
+            predictor = load_landmarker(w)
             pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
-            rows.append((predictor.info.name or Path(w).stem, summarize(pred, gt, predictor.info.schema_obj), missed))
+            rows.append((predictor.info.name or Path(w).stem, summarize(pred, gt, predictor.info.schema), missed))
         if use_dlib:
             pred, missed = dlib_predictions(samples, protocol)
             gt = np.stack([s.points for s in samples])

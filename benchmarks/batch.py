@@ -15,6 +15,8 @@ Not a test: it never fails on timing.
 """
 from __future__ import annotations
 
+from preamble import FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import csv
 import logging
@@ -28,7 +30,7 @@ from pathlib import Path
 import cv2
 
 log = logging.getLogger("benchmarks.batch")
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "franck.mp4"
+DEFAULT_VIDEO = FRANCK
 
 
 def make_copies(video: Path, folder: Path, copies: int, seconds: float) -> list[Path]:
@@ -76,7 +78,7 @@ def main() -> None:
     parser.add_argument("--weights", help="model (default: the shipped SDFL model)")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.INFO)
     if not args.video.is_file():
         raise SystemExit(f"video not found: {args.video}")
     work = args.out or Path(tempfile.mkdtemp(prefix="sdfl-batch-bench-"))

@@ -9,6 +9,8 @@ passed with --dev-venv (default: the `.venv` of the checkout).
 """
 from __future__ import annotations
 
+from preamble import ASTRONAUT, REPO  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import os
 import statistics
@@ -18,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "timm", "torchvision", "onnx", "triton", "matplotlib")
 
 
@@ -58,10 +59,11 @@ def measure_in_child(venv: Path, image: Path, runs: int, pythonpath: str) -> tup
     RUSAGE_CHILDREN peak is then this venv's alone."""
     import json
 
-    code = ("import sys, json, resource, tempfile; sys.path.insert(0, %r); import install as b; from pathlib import Path\n"
-            "w = Path(tempfile.mkdtemp()); walls = [b.track_once(Path(%r), Path(%r), w, %r) for _ in range(%d)]\n"
-            "print(json.dumps([walls, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0]))"
-            ) % (str(Path(__file__).parent), str(venv), str(image), pythonpath, runs)
+    code = (f"import sys, json, resource, tempfile; sys.path.insert(0, {str(Path(__file__).parent)!r}); import install as b; "
+            "from pathlib import Path\n"
+            f"w = Path(tempfile.mkdtemp()); walls = [b.track_once(Path({str(venv)!r}), Path({str(image)!r}), w, {pythonpath!r}) "
+            f"for _ in range({runs:d})]\n"
+            "print(json.dumps([walls, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     walls, peak = json.loads(done.stdout.strip().splitlines()[-1])
     return walls, peak
@@ -81,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-venv", type=Path, help="an existing base venv (default: build one in a temp folder)")
     parser.add_argument("--dev-venv", type=Path, default=REPO / ".venv", help="the full dev venv (torch and all)")
-    parser.add_argument("--image", type=Path, default=REPO / "tests" / "fixtures" / "astronaut.jpg")
+    parser.add_argument("--image", type=Path, default=ASTRONAUT)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dev-pythonpath", default="",
                         help="PYTHONPATH for the dev venv, for one whose editable install points at another checkout")
@@ -96,7 +98,7 @@ def main() -> None:
         build_base(base)
     rows = {}
     installs = (("base", base, ""), ("dev", args.dev_venv, args.dev_pythonpath))
-    for name, venv, path in installs:
+    for _, venv, path in installs:
         track_once(venv, args.image, Path(tempfile.mkdtemp()), path)  # warm the file cache for both alike
     for name, venv, path in installs:
         walls, peak = measure_in_child(venv, args.image, args.runs, path)

@@ -15,28 +15,22 @@ Not a test; goals are printed beside the numbers (jitter ratio <= 0.5, lag <= 1 
 """
 from __future__ import annotations
 
+from preamble import ASTRONAUT, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import logging
-import os
 import sys
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
+import cv2
+import numpy as np
+from scipy.signal import correlate, correlation_lags, savgol_filter
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.signal import correlate, correlation_lags, savgol_filter  # noqa: E402
-
-# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
-from sdfl_core.sources import open_source  # noqa: E402
+from sdfl_core.pipeline import Pipeline, PipelineOptions
+from sdfl_core.sources import open_source
+from sdfl_core.tracker import TrackerOptions
 
 log = logging.getLogger("benchmarks.jitter")
 
-REPO = Path(__file__).resolve().parents[1]
-ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
 SAVGOL_WINDOW, SAVGOL_ORDER = 9, 2
 JITTER_GOAL, LAG_GOAL = 0.5, 1.0
 
@@ -121,22 +115,14 @@ def lag_frames(signal: np.ndarray, reference: np.ndarray, max_lag: float = 6.0) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--frames", type=int, default=600, help="video frames to use (franck.mp4 has 4800)")
-    parser.add_argument("--smoothing", type=float, default=PipelineOptions.smoothing, help="default: the CLI's")
+    add_video_args(parser, frames=600)
+    parser.add_argument("--smoothing", type=float, default=TrackerOptions.smoothing, help="default: the CLI's")
     parser.add_argument("--lag-frames", type=int, default=240, help="length of the synthetic moving sequence")
     parser.add_argument("--period", type=float, default=60.0, help="period of the synthetic motion, frames")
     parser.add_argument("--amplitude", type=float, default=60.0, help="amplitude of the synthetic motion, px")
     parser.add_argument("--static", type=float, default=0.01, help="near-static: centre moves < this x IOD per frame")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.weights is None:
-        from sdfl_core.predictor import default_weights
-
-        args.weights = default_weights("sdfl")
-    options = PipelineOptions(weights=args.weights, device=args.device, smoothing=args.smoothing)
+    args = parse_video_args(parser, argv)
+    options = PipelineOptions(weights=args.weights, device=args.device, tracker=TrackerOptions(smoothing=args.smoothing))
 
     print(f"weights: {args.weights}   smoothing: {args.smoothing}   Savitzky-Golay window {SAVGOL_WINDOW}, "
           f"order {SAVGOL_ORDER}; all values / inter-ocular distance")

@@ -17,25 +17,24 @@ It prints the NME of the visible points (% of the inter-ocular distance) and the
 """
 from __future__ import annotations
 
+from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sdfl_core import crops  # noqa: E402
-from sdfl_core.checkpoint import load_checkpoint  # noqa: E402
-from sdfl_core.datasets import load_image  # noqa: E402
-from sdfl_core.metrics import nme_io  # noqa: E402
-from sdfl_core.occlusion import OcclusionOptions, case_rng, occlude_random, texture_pool  # noqa: E402
-from sdfl_core.preprocess import to_input  # noqa: E402
-from sdfl_core.schemas import get_schema  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.train import split_samples  # noqa: E402
+from sdfl_core import crops
+from sdfl_core.checkpoint import load_checkpoint
+from sdfl_core.datasets import load_image
+from sdfl_core.metrics import nme_io
+from sdfl_core.occluders import case_rng, occlude_random
+from sdfl_core.occlusion import OcclusionOptions, texture_pool
+from sdfl_core.preprocess import to_input
+from sdfl_core.schemas import get_schema
+from training.config import load_config
+from training.train import split_samples
 
 VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
 
@@ -69,7 +68,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N validation faces only (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging()
     levels = [int(v) for v in args.levels.split(",")]
     _, val = split_samples(load_config(args.config))
     if args.limit:

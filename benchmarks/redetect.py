@@ -1,9 +1,9 @@
-"""Detect every frame vs every K-th frame (``PipelineOptions.redetect_every``): speed, jitter, drift.
+"""Detect every frame vs every K-th frame (``RedetectOptions.every``): speed, jitter, drift.
 
     python benchmarks/redetect.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 600]
 
 For K in --ks (default 1, 3, 5, 10) and, for K > 1, each crop dead band in --deadbands
-(``PipelineOptions.crop_deadband``), all in one run so the ratios are comparable on a shared machine:
+(``RedetectOptions.crop_deadband``), all in one run so the ratios are comparable on a shared machine:
 fps and median detect / landmark ms on franck.mp4 (first --frames frames) and on the synthetic 640x480
 one-face scene of benchmarks/speed.py; detector calls per frame; jitter of the raw and smoothed points
 (benchmarks/jitter.py's Savitzky-Golay residual / inter-ocular distance); and, as an accuracy proxy
@@ -14,6 +14,8 @@ Not a test.
 """
 from __future__ import annotations
 
+from preamble import AFW, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import logging
 import os
@@ -21,26 +23,20 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
-
-import numpy as np  # noqa: E402
-
-# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions  # noqa: E402  isort: skip
-from sdfl_core.sources import open_source  # noqa: E402
-
 # Run as a script, this folder is sys.path[0], so the sibling benchmarks import directly.
-import cv2  # noqa: E402
-from jitter import jitter  # noqa: E402
+import cv2
+import numpy as np
+from jitter import jitter
+from speed import scene
 
-from sdfl_core import crops  # noqa: E402
-from sdfl_core.datasets import load_image, load_samples  # noqa: E402
-from speed import scene  # noqa: E402
+from sdfl_core import crops
+from sdfl_core.datasets import load_image, load_samples
+from sdfl_core.pipeline import Pipeline, PipelineOptions
+from sdfl_core.redetect import RedetectOptions
+from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.redetect")
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "franck.mp4"
-DEFAULT_TRUTH = Path(__file__).resolve().parents[2] / "shared" / "data" / "300w" / "afw"
+DEFAULT_TRUTH = AFW
 
 
 def truth_clips(path: Path, faces: int, length: int, face_px: float = 200.0):
@@ -120,24 +116,16 @@ def run(options: PipelineOptions, frames) -> tuple[float, list, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--frames", type=int, default=600)
+    add_video_args(parser, frames=600)
     parser.add_argument("--repeats", type=int, default=150, help="frames of the synthetic 640x480 scene")
     parser.add_argument("--ks", default="1,3,5,10")
     parser.add_argument("--deadbands", default="0,0.04",
-                        help="PipelineOptions.crop_deadband values tried for each K > 1")
+                        help="RedetectOptions.crop_deadband values tried for each K > 1")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--truth", type=Path, default=DEFAULT_TRUTH, help="300W folder for the known-motion clips")
     parser.add_argument("--truth-faces", type=int, default=40)
     parser.add_argument("--truth-length", type=int, default=30, help="frames per known-motion clip")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.weights is None:
-        from sdfl_core.predictor import default_weights
-
-        args.weights = default_weights("sdfl")
+    args = parse_video_args(parser, argv)
     ks = [int(k) for k in args.ks.split(",")]
     if ks[0] != 1:
         ks = [1] + ks
@@ -151,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, reference, ocular = [], None, None
     for k, deadband in settings:
-        options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads, redetect_every=k,
-                                  crop_deadband=deadband)
+        options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads,
+                                  redetect=RedetectOptions(every=k, crop_deadband=deadband))
         fps_v, samples, stages = run(options, video)
         fps_s, _, _ = run(options, synthetic)
         if ocular is None:

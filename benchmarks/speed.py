@@ -6,10 +6,13 @@ Rows: franck.mp4 -> CSV (decode + detect + landmarks + track + CSV write, the `s
 synthetic 640x480 frames with one and with three faces (made from the public-domain astronaut in
 tests/fixtures). Baselines on the same frames: dlib (HOG detector + 68-point shape predictor) and
 the MediaPipe detector + 468-point face mesh (face_landmark.tflite run by ai-edge-litert). Per-stage
-times are medians in ms ('other' = mean wall time per frame outside them: decode, CSV, overhead); fps is frames / wall time of the whole loop. Not a test: it never fails on
+times are medians in ms ('other' = mean wall time per frame outside them: decode, CSV, overhead); fps is
+frames / wall time of the whole loop. Not a test: it never fails on
 timing, and numbers on a shared machine are only comparable within one run.
 """
 from __future__ import annotations
+
+from preamble import ASTRONAUT, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import csv
@@ -22,23 +25,17 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-# Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8  # noqa: E402  isort: skip
-from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
-from sdfl_core.sinks import CsvSink  # noqa: E402
-from sdfl_core.sources import open_source  # noqa: E402
+from sdfl_core.detector import DetectorOptions, FaceDetector
+from sdfl_core.images import to_bgr_uint8
+from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
+from sdfl_core.sinks import CsvSink
+from sdfl_core.sources import open_source
 
 log = logging.getLogger("benchmarks.speed")
 
-REPO = Path(__file__).resolve().parents[1]
-ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
 GOALS = {"video": ("video->CSV", 150.0), "one": ("1 face 640x480", 60.0), "three": ("3 faces 640x480", 30.0)}
 MESH_ROI_SCALE = 1.5  # MediaPipe's face-mesh ROI: 1.5 x the detector box, square
 
@@ -85,6 +82,16 @@ class Row:
         staged = sum(float(np.mean(v)) for v in self.stages.values() if v)
         return 1e3 * self.wall / self.frames - staged
 
+    def record(self, writer, index: int, ts: float, faces: list[np.ndarray], t0: float, t1: float, t2: float) -> None:
+        """One frame of a baseline: its faces' points into the CSV, detect = t1 - t0, landmarks = t2 - t1."""
+        if writer is not None:
+            for face, pts in enumerate(faces):
+                writer.writerow([index, f"{ts:.3f}", face] + [f"{v:.2f}" for v in pts.T.ravel()])
+        self.stages["detect"].append((t1 - t0) * 1e3)
+        self.stages["landmarks"].append((t2 - t1) * 1e3)
+        self.frames += 1
+        self.faces += len(faces)
+
     def median(self, stage: str) -> str:
         values = self.stages[stage]
         return f"{statistics.median(values):.2f}" if values else "-"
@@ -103,7 +110,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
     with Pipeline(options) as pipeline:
         if kind == "video":
             out = Path(args.csv_dir) / "speed.csv"
-            sink = CsvSink(out, pipeline.info.config.num_points, visibility=pipeline.engine.has_visibility).open()
+            sink = CsvSink(out, pipeline.info.config.num_points, visibility=pipeline.landmarker.has_visibility).open()
         warm = scene("one")
         for i in range(3):  # warm-up: first ONNX / MediaPipe calls allocate
             pipeline.process(warm, i, i * 33.0)
@@ -127,7 +134,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
         if kind == "video":
             sink.close()
             source.close()
-    row.note = f"{pipeline.engine.predictor.engine}, input {pipeline.info.config.input_size}"
+    row.note = f"{pipeline.landmarker.engine}, input {pipeline.info.config.input_size}"
     if kind == "video":
         row.note += (f"; detection runs ahead in a thread, so 'other' < 0 is the overlap; "
                      f"ORT threads {options.num_threads or 'default'}")
@@ -135,15 +142,13 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
 
 
 def dlib_models():
-    spec = importlib.util.find_spec("dlib")
-    models = importlib.util.find_spec("face_recognition_models")
-    if spec is None or models is None:
-        return None, "dlib or face_recognition_models not installed"
-    # face_recognition_models' own import needs pkg_resources; its data file is all we want.
-    path = Path(list(models.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        return None, f"missing {path}"
+    from sdfl_core.baselines import dlib_available, dlib_model_path
+
+    if not dlib_available():
+        return None, "dlib or face_recognition_models (its 68-point model) not installed"
     import dlib
+
+    path = dlib_model_path()
 
     return (dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))), ""
 
@@ -160,14 +165,7 @@ def bench_dlib(args, kind: str, n: int, models) -> Row:
         t1 = time.perf_counter()
         shapes = [predictor(gray, r) for r in rects]
         points = [np.array([(p.x, p.y) for p in s.parts()], np.float32) for s in shapes]
-        t2 = time.perf_counter()
-        if writer is not None:
-            for face, pts in enumerate(points):
-                writer.writerow([index, f"{ts:.3f}", face] + [f"{v:.2f}" for v in pts.T.ravel()])
-        row.stages["detect"].append((t1 - t0) * 1e3)
-        row.stages["landmarks"].append((t2 - t1) * 1e3)
-        row.frames += 1
-        row.faces += len(rects)
+        row.record(writer, index, ts, points, t0, t1, time.perf_counter())
     row.wall = time.perf_counter() - start
     row.note = "no tracking/smoothing"
     return row
@@ -212,14 +210,7 @@ def bench_mesh(args, kind: str, n: int, interpreter) -> Row:
                 interpreter.invoke()
                 mesh = interpreter.get_tensor(out["index"]).reshape(-1, 3)[:, :2]
                 meshes.append((mesh - affine[:, 2]) / s)  # back to image pixels
-            t2 = time.perf_counter()
-            if writer is not None:
-                for face, pts in enumerate(meshes):
-                    writer.writerow([index, f"{ts:.3f}", face] + [f"{v:.2f}" for v in pts.T.ravel()])
-            row.stages["detect"].append((t1 - t0) * 1e3)
-            row.stages["landmarks"].append((t2 - t1) * 1e3)
-            row.frames += 1
-            row.faces += len(detections)
+            row.record(writer, index, ts, meshes, t0, t1, time.perf_counter())
         row.wall = time.perf_counter() - start
     row.note = "one invoke per face (batch 1 model), no tracking"
     return row
@@ -259,23 +250,14 @@ def table(rows: list[Row], baselines: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--frames", type=int, default=500, help="video frames to run (franck.mp4 has 4800)")
+    add_video_args(parser, frames=500)
     parser.add_argument("--repeats", type=int, default=150, help="frames per synthetic 640x480 case")
     parser.add_argument("--threads", type=int, default=PipelineOptions().num_threads,
                         help="ONNX Runtime / LiteRT threads (default: the pipeline's)")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--no-mesh", action="store_true")
     parser.add_argument("--csv-dir", default=None, help="where the video row writes its CSV (default: a temp dir)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    if args.weights is None:
-        from sdfl_core.predictor import default_weights
-
-        args.weights = default_weights("sdfl")
+    args = parse_video_args(parser, argv)
     import tempfile
 
     tmp = tempfile.TemporaryDirectory()
@@ -290,18 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for kind, n in cases:
         rows.append(bench_sdfl(args, kind, n))
-        if dlib_m is not None:
-            rows.append(bench_dlib(args, kind, n, dlib_m))
-        else:
-            skipped = Row("dlib HOG+68", GOALS[kind][0])
-            skipped.note = dlib_note
-            rows.append(skipped)
-        if mesh_i is not None:
-            rows.append(bench_mesh(args, kind, n, mesh_i))
-        else:
-            skipped = Row("MediaPipe det+mesh468", GOALS[kind][0])
-            skipped.note = mesh_note
-            rows.append(skipped)
+        for method, bench, models, note in (("dlib HOG+68", bench_dlib, dlib_m, dlib_note),
+                                            ("MediaPipe det+mesh468", bench_mesh, mesh_i, mesh_note)):
+            if models is not None:
+                rows.append(bench(args, kind, n, models))
+            else:
+                skipped = Row(method, GOALS[kind][0])
+                skipped.note = note
+                rows.append(skipped)
     print(f"weights: {args.weights}   threads: {args.threads or 'default'}   cpu cores: {os.cpu_count()}   "
           f"times: median ms per frame; fps: whole loop")
     print(table(rows, ["dlib HOG+68", "MediaPipe det+mesh468"]))

@@ -23,31 +23,31 @@ points' jitter no worse (ratio <= 1).
 """
 from __future__ import annotations
 
+from preamble import FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "2")
+import numpy as np
+from scipy.signal import savgol_filter
 
-import numpy as np  # noqa: E402
-from scipy.signal import savgol_filter  # noqa: E402
+from sdfl_core import crops
+from sdfl_core.detector import DetectorOptions, FaceDetector
 
 # Before anything imports mediapipe: triton (via timm) segfaults when it loads after mediapipe.
-from sdfl_core.pipeline import LandmarkEngine, PipelineOptions, to_bgr_uint8  # noqa: E402  isort: skip
-from sdfl_core import crops  # noqa: E402
-from sdfl_core.detector import DetectorOptions, FaceDetector  # noqa: E402
-from sdfl_core.metrics import auroc  # noqa: E402
-from sdfl_core.occluders import point_visibility  # noqa: E402
-from sdfl_core.sources import open_source  # noqa: E402
-from sdfl_core.tracker import KalmanSmoother  # noqa: E402
+from sdfl_core.images import to_bgr_uint8
+from sdfl_core.landmarker import Landmarker, load_landmarker
+from sdfl_core.metrics import auroc
+from sdfl_core.occluders import point_visibility
+from sdfl_core.smoothing import KalmanSmoother
+from sdfl_core.sources import open_source
+from sdfl_core.tracker import TrackerOptions
 
 log = logging.getLogger("benchmarks.visibility")
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "franck.mp4"
+DEFAULT_VIDEO = FRANCK
 SAVGOL_WINDOW, SAVGOL_ORDER = 9, 2
 BOX_WIDTH, BOX_PAD = 0.4, 0.15
 GREY = (90, 90, 90)
@@ -66,7 +66,7 @@ def sweep_mask(shape_hw: tuple[int, int], landmark_box: np.ndarray, progress: fl
     return mask
 
 
-def collect(engine: LandmarkEngine, video: Path, frames: int) -> dict[str, np.ndarray]:
+def collect(engine: Landmarker, video: Path, frames: int) -> dict[str, np.ndarray]:
     """Per frame with a face: clean points, occluded points and visibility, and which points are covered."""
     clean, occluded, visibility, covered, scales = [], [], [], [], []
     with open_source(video) as source, FaceDetector(DetectorOptions(model="short", running_mode="video")) as detector:
@@ -109,13 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="sdfl checkpoint or ONNX with a visibility output; default: the shipped model")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--smoothing", type=float, default=PipelineOptions.smoothing, help="default: the CLI's")
+    parser.add_argument("--smoothing", type=float, default=TrackerOptions.smoothing, help="default: the CLI's")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if not args.video.is_file():
         print(f"benchmarks/visibility.py: video not found: {args.video}", file=sys.stderr)
         return 2
-    engine = LandmarkEngine(args.weights, device="cpu")
+    engine = load_landmarker(args.weights, device="cpu")
     if not engine.has_visibility:
         print(f"benchmarks/visibility.py: {args.weights or 'the shipped model'} has no visibility output "
               f"(pass --weights a model trained with model.visibility: true)", file=sys.stderr)

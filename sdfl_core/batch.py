@@ -1,7 +1,7 @@
 """`sdfl batch INPUT... --out DIR`: many videos to landmark CSVs on a Ray cluster (local by default).
 
 Each Ray actor loads the landmark model once and runs every video it gets through the same
-:func:`sdfl_core.track_cli.track_source` loop as ``sdfl track``, so a batch CSV is ``sdfl track``'s CSV.
+:func:`sdfl_core.tracking.track_source` loop as ``sdfl track``, so a batch CSV is ``sdfl track``'s CSV.
 Ray restarts an actor whose process dies and re-runs the video it held (``--retries``); a video that
 cannot be read is a ``failed`` row and the others go on. Outputs are written under a temporary name and
 renamed when complete. ``DIR/manifest.csv`` has one row per input; ``DIR/manifest.json`` holds the same
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .checkpoint import first_line
+from .errors import first_line
 from .onnx_meta import file_sha256
 
 log = logging.getLogger(__name__)
@@ -190,20 +190,24 @@ class TrackWorker:
     """One Ray actor: the landmark model loaded once (one ONNX Runtime thread), a fresh ``Pipeline`` per video."""
 
     def __init__(self, onnx_model: bytes, options: dict) -> None:
-        from .pipeline import LandmarkEngine, PipelineOptions, streaming_options
+        from .detector import DetectorOptions
+        from .landmarker import load_landmarker
+        from .pipeline import PipelineOptions, streaming_options
 
         # The model arrives as bytes, so a node of a cluster needs no copy of the weights file.
         self._model_dir = tempfile.TemporaryDirectory(prefix="sdfl-batch-")
         path = Path(self._model_dir.name) / "model.onnx"
         path.write_bytes(onnx_model)
-        self.options = streaming_options(PipelineOptions(weights=path, device="cpu", **options))
-        self.engine = LandmarkEngine(path, "cpu", self.options.num_threads)
+        detector = DetectorOptions(model=options["detector"], running_mode="video", max_faces=5)
+        threads = streaming_options(PipelineOptions(detector=detector)).num_threads
+        self.landmarker = load_landmarker(path, "cpu", num_threads=threads)
+        self.options = PipelineOptions(detector=detector)
 
     def track(self, job: Job, out_dir: str, video: bool) -> Outcome:
         from .pipeline import Pipeline
         from .sinks import CsvSink
         from .sources import open_source
-        from .track_cli import TrackProgress, track_source
+        from .tracking import TrackProgress, track_source
 
         start = time.perf_counter()
         csv_path = Path(out_dir) / job.output
@@ -215,9 +219,9 @@ class TrackWorker:
             # last) before the CSV, whose presence then means the video is done; an error discards both.
             with contextlib.ExitStack() as stack:
                 source = stack.enter_context(open_source(job.input))
-                pipeline = stack.enter_context(Pipeline(self.options, engine=self.engine))
+                pipeline = stack.enter_context(Pipeline(self.options, landmarker=self.landmarker))
                 csv_sink = stack.enter_context(CsvSink(csv_path, pipeline.info.config.num_points,
-                                                       visibility=pipeline.engine.has_visibility))
+                                                       visibility=pipeline.landmarker.has_visibility))
                 progress = TrackProgress()
                 track_source(pipeline, source, csv_sink, video_path, stack, progress)
                 if progress.frames == 0:
@@ -247,7 +251,8 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
     cluster at ``address``, or starts a local one with ``workers`` CPUs (default: all of them).
     """
     ray = _import_ray()
-    from .predictor import default_weights, load_predictor
+    from .landmarker import load_runner
+    from .registry import resolve_weights
 
     if retries < 0:
         raise ValueError(f"--retries must be >= 0, got {retries}")
@@ -259,9 +264,9 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
         if Path(job.input) in (out.resolve() / job.output, out.resolve() / job.video_output):
             raise ValueError(f"--out {out} would overwrite the input {job.input}")
     out.mkdir(parents=True, exist_ok=True)
-    weights_path = Path(weights) if weights else default_weights("sdfl")
+    weights_path = resolve_weights(weights)
     # Validates the model here (a bad file is a clear error before any worker starts) and gives its ONNX form.
-    onnx_path = load_predictor(weights_path, device="cpu", engine="onnxruntime").path
+    onnx_path = load_runner(weights_path, device="cpu", engine="onnxruntime").path
     detector_id = file_sha256(detector) if Path(detector).suffix == ".tflite" and Path(detector).is_file() else detector
     model = {"weights": file_sha256(weights_path), "detector": detector_id}
 
@@ -347,12 +352,3 @@ def _run_jobs(ray, jobs: list[Job], out: Path, onnx_model: bytes, options: dict,
             for path in leftover_partials(out / job.output) + leftover_partials(out / job.video_output):
                 path.unlink(missing_ok=True)
     return rows
-
-
-def run(args) -> int:
-    rows = run_batch(args.inputs, args.out, weights=args.weights, detector=args.detector, video=args.video,
-                     address=args.address, workers=args.workers, retries=args.retries)
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "skipped", "failed")}
-    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
-          f"manifest: {Path(args.out) / 'manifest.csv'}")
-    return 1 if counts["failed"] else 0

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .extras import require
+from .devices import import_torch
+from .errors import first_line, strip_ansi
+from .files import plain_file_mode
+from .files import umask as _umask  # noqa: F401  (onnx_export imports this name; see the follow-ups)
 from .model_config import ModelConfig
 from .schemas import Schema, get_schema
 
@@ -30,21 +33,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's first message line without terminal colour codes, or its type name when empty."""
-    text = _ANSI.sub("", str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def import_torch(purpose: str):
-    """torch, or an ImportError that says in one line what to install (the base install has no torch)."""
-    require("torch", purpose)
-    import torch
-
-    return torch
 
 
 class CheckpointError(ValueError):
@@ -56,7 +44,8 @@ class ModelInfo:
     """What inference needs besides the weights. Inference never re-declares these constants."""
 
     config: ModelConfig
-    schema: str
+    schema: Schema
+    """The landmark schema (a schema name is accepted and looked up)."""
     k: int
     mask: np.ndarray
     mean_shape: np.ndarray
@@ -75,15 +64,15 @@ class ModelInfo:
     """Where the weights came from: the ImageNet source of the backbone (with its file's sha256), the
     sha256 of the resolved training config and of the checkpoint it was warm-started from."""
 
-    @property
-    def schema_obj(self) -> Schema:
-        return get_schema(self.schema)
+    def __post_init__(self) -> None:
+        if isinstance(self.schema, str):
+            object.__setattr__(self, "schema", get_schema(self.schema))
 
     def to_payload(self) -> dict:
         """The checkpoint form: arrays as numpy (``torch.save`` needs them as tensors, see ``save_checkpoint``)."""
         return {
             "config": self.config.to_dict(),
-            "schema": self.schema,
+            "schema": self.schema.name,
             "k": int(self.k),
             "mask": np.asarray(self.mask, bool),
             "mean_shape": np.asarray(self.mean_shape, np.float32),
@@ -96,7 +85,7 @@ class ModelInfo:
         }
 
     @classmethod
-    def from_payload(cls, payload: dict, strict: bool = True) -> "ModelInfo":
+    def from_payload(cls, payload: dict, strict: bool = True) -> ModelInfo:
         """``payload`` arrays may be tensors or numpy arrays. ``strict=False`` (ONNX models, whose graph
         is in the file) ignores model config keys this version does not know; keys of the payload
         itself that it does not know are always ignored."""
@@ -119,16 +108,11 @@ class ModelInfo:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"checkpoint metadata is incomplete or malformed ({exc!r})") from exc
-        schema = info.schema_obj
+        schema = info.schema
         if schema.num_points != config.num_points:
             raise CheckpointError(f"checkpoint schema {schema.name} has {schema.num_points} points but the model has {config.num_points}")
         return info
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: dict | None = None,
@@ -151,7 +135,7 @@ def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: 
     os.close(fd)
     try:
         torch.save(payload, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; keep what a plain open() would give
+        os.chmod(tmp, plain_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -162,7 +146,7 @@ def _load_error(path: Path, exc: Exception) -> CheckpointError:
     """A one-line error for a file ``torch.load(weights_only=True)`` refused. torch's own message is
     paragraphs long, has terminal colour codes and suggests ``weights_only=False``, i.e. running code
     from the file: keep only the reason."""
-    text = _ANSI.sub("", str(exc))
+    text = strip_ansi(str(exc))
     unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsupported:
         return CheckpointError(f"{path} is not an sdfl checkpoint: it holds a Python object ({unsupported.group(1)}), "
@@ -196,7 +180,7 @@ def load_checkpoint(path: str | Path, expect_points: int | None = None) -> tuple
 
     info = ModelInfo.from_payload(payload["info"])
     if expect_points is not None and info.config.num_points != expect_points:
-        raise CheckpointError(f"{path} predicts {info.config.num_points} points ({info.schema}) but {expect_points} are needed")
+        raise CheckpointError(f"{path} predicts {info.config.num_points} points ({info.schema.name}) but {expect_points} are needed")
     model = SDFLModel(info.config, info.mask, info.mean_shape)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     try:

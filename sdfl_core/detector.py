@@ -4,10 +4,8 @@ Two bundled models (``assets/mediapipe/``, built by ``tools/build_face_detector.
 
 - ``"short"``: 128x128 input, made for faces within about 2 m of the camera (webcam, selfie, a face
   that fills much of the frame). In large group photos it misses faces and gives loose boxes.
-- ``"full"``: 192x192 input, made for faces up to about 5 m away. On the six 1920-px group photos in
-  ``shared/data/images`` it found 22 faces where short range found 14, with tighter boxes and higher
-  scores (all 22 visible faces); on a portrait both find the one face. Prefer it for group photos and
-  distant cameras; it costs about 7 ms against 5 ms per 1920-px frame on one CPU core.
+- ``"full"``: 192x192 input, made for faces up to about 5 m away: the one for group photos and distant
+  cameras, at a somewhat higher cost per frame (docs/benchmarks/notes.md has the measurement).
 
 Boxes and keypoints are in the sdfl convention: 0-based pixels with pixel centres on integers, so the
 whole image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]. Boxes are clipped to that span; keypoints are not
@@ -23,10 +21,12 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .assets import asset_path
+from .devices import load_torch_native_first
+from .errors import first_line
+from .images import to_rgb_uint8
 from .types import Detection
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,8 @@ def _close_live_detectors() -> None:
 
 
 def _import_mediapipe() -> None:
-    if "torch" in sys.modules:
-        import torch._dynamo  # noqa: F401
-    import mediapipe  # noqa: F401
+    load_torch_native_first()
+    import mediapipe
     import mediapipe.tasks.c  # noqa: F401
     from mediapipe.tasks.python.vision import face_detector  # noqa: F401
 
@@ -63,10 +62,9 @@ def _import_mediapipe() -> None:
 def _mediapipe():
     """mediapipe, imported on first use (the first detector), not when this module is imported.
 
-    torch._dynamo (which timm and torchvision pull in) loads triton's native library, and loading it
-    after mediapipe's segfaults the process (mediapipe 1.2.2, triton of torch 2.14). Importing mediapipe
+    torch must load its native libraries first (``devices.load_torch_native_first``). Importing mediapipe
     late lets a process that needs torch (a .pt checkpoint, CUDA) load it first: ``Pipeline`` builds its
-    landmark engine before its detector. When torch is already loaded, torch._dynamo is loaded first.
+    landmarker before its detector. When torch is already loaded, torch._dynamo is loaded first.
     Tracking with the ONNX model imports neither, so this costs it nothing.
 
     The import runs in a thread of its own: ``mediapipe.tasks.c`` keeps the frames that import it alive
@@ -134,26 +132,6 @@ class DetectorOptions:
         raise FileNotFoundError(f"face detector model not found: {self.model} (nor under the assets folder)")
 
 
-def to_rgb_uint8(frame: np.ndarray) -> np.ndarray:
-    """A contiguous uint8 RGB copy of a BGR / BGRA / grayscale frame (uint8 or uint16)."""
-    if not isinstance(frame, np.ndarray):
-        raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
-    if frame.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"frame dtype must be uint8 or uint16, got {frame.dtype}")
-    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"frame must be (H, W) gray, (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA, got shape {frame.shape}")
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"frame is empty, shape {frame.shape}")
-    frame = np.ascontiguousarray(frame)
-    if frame.dtype == np.uint16:
-        # Full 16-bit range to 8 bits (65535 -> 255), rounded.
-        frame = cv2.convertScaleAbs(frame, alpha=255.0 / 65535.0)
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
 
 class FaceDetector:
     """MediaPipe Tasks face detector; use as a context manager (it holds a native graph).
@@ -169,7 +147,9 @@ class FaceDetector:
         mp = _mediapipe()
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import face_detector as mp_face_detector
-        from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+        from mediapipe.tasks.python.vision.core.vision_task_running_mode import (
+            VisionTaskRunningMode,
+        )
 
         self._mp = mp
         mode = VisionTaskRunningMode.VIDEO if self.options.running_mode == "video" else VisionTaskRunningMode.IMAGE
@@ -182,8 +162,7 @@ class FaceDetector:
         try:
             self._detector = mp_face_detector.FaceDetector.create_from_options(mp_options)
         except (RuntimeError, ValueError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"mediapipe cannot load face detector model {self.model_path}: {first_line}") from exc
+            raise ValueError(f"mediapipe cannot load face detector model {self.model_path}: {first_line(exc)}") from exc
         # Closes the native graph when this object is collected or at exit, if the user did not.
         self._finalizer = weakref.finalize(self, self._detector.close)
         _LIVE_DETECTORS.add(self)

@@ -1,26 +1,22 @@
-"""`sdfl eval`: NME (inter-ocular, inter-pupil), FR@0.1, AUC@0.1, per-subset numbers and a CED plot."""
+"""What `sdfl eval` measures: NME (inter-ocular, inter-pupil), FR@0.1, AUC@0.1, per-subset numbers and a CED plot."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from . import crops
-from .datasets import Sample, load_samples, readable_images
-from .metrics import ced, nme_io, summarize
-from .visibility import visibility_auroc
+from .datasets import Sample, readable_images
+from .landmarker import as_landmarker, detection_to_crop
+from .metrics import ced, finite_or_none, nme_io, summarize
 from .types import Detection
+from .visibility import visibility_auroc
 
 log = logging.getLogger(__name__)
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def _best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
+def best_detection(detections: list[Detection], points: np.ndarray) -> Detection | None:
     """The detection that overlaps the ground-truth landmark box most (IoU), if any overlaps."""
     from .tracker import iou_matrix
 
@@ -32,7 +28,7 @@ def _best_detection(detections: list[Detection], points: np.ndarray) -> Detectio
     return detections[best] if ious[best] > 0.1 else None
 
 
-def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32
+def predict_samples(landmarker, samples: list[Sample], boxes: str = "gt", batch_size: int = 32
                     ) -> tuple[np.ndarray, np.ndarray, list[Sample], int, np.ndarray]:
     """Predictions (M, N, 2) in image pixels, ground truth, the samples kept, missed detections, and the
     predicted visibility (M, N) ((M, 0) for a model without a visibility output).
@@ -40,12 +36,12 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
     Unreadable images are skipped with a warning. With ``boxes='detector'`` a face the detector misses
     falls back to the ground-truth box and is counted in the returned number.
     """
-    info = predictor.info
-    size = info.config.input_size
+    landmarker = as_landmarker(landmarker)
+    info = landmarker.info
+    size = landmarker.input_size
     detector = None
     if boxes == "detector":
         from .detector import DetectorOptions, FaceDetector
-        from .pipeline import detection_to_crop
 
         detector = FaceDetector(DetectorOptions(model="full", min_confidence=0.3))
     elif boxes != "gt":
@@ -55,8 +51,8 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
 
     def flush() -> None:
         if batch_crops:
-            units, _, vis = predictor.predict(np.stack(batch_crops))
-            preds.extend(crops.units_to_image(u, a, size) for u, a in zip(units, batch_affines))
+            points, _, vis = landmarker.predict_warped(np.stack(batch_crops), batch_affines)
+            preds.extend(points)
             visibility.extend(vis)
             batch_crops.clear()
             batch_affines.clear()
@@ -65,7 +61,7 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
         for sample, image in readable_images(samples):
             affine = None
             if detector is not None:
-                det = _best_detection(detector.detect(image), sample.points)
+                det = best_detection(detector.detect(image), sample.points)
                 if det is None:
                     missed += 1
                 else:
@@ -87,18 +83,19 @@ def predict_samples(predictor, samples: list[Sample], boxes: str = "gt", batch_s
     return np.stack(preds), np.stack(gts).astype(np.float32), kept, missed, np.stack(visibility)
 
 
-def evaluate(predictor, samples: list[Sample], boxes: str = "gt", batch_size: int = 32) -> tuple[dict, np.ndarray]:
-    """The report dict (fractions) and the per-image inter-ocular NMEs."""
-    schema = predictor.info.schema_obj
-    n = predictor.info.config.num_points
+def evaluate(landmarker, samples: list[Sample], boxes: str = "gt", batch_size: int = 32) -> tuple[dict, np.ndarray]:
+    """The report dict (fractions) and the per-image inter-ocular NMEs of a :class:`Landmarker`."""
+    landmarker = as_landmarker(landmarker)
+    schema = landmarker.schema
+    n = landmarker.num_points
     bad = [s for s in samples if s.points.shape[0] != n]
     if bad:
         raise ValueError(f"the data has {bad[0].points.shape[0]} points per face but the model predicts {n} ({schema.name})")
-    pred, gt, kept, missed, visibility = predict_samples(predictor, samples, boxes, batch_size)
+    pred, gt, kept, missed, visibility = predict_samples(landmarker, samples, boxes, batch_size)
     report = summarize(pred, gt, schema)
     if visibility.shape[1] and kept and all(s.occluded is not None for s in kept):
         # The visibility output against the annotators' occlusion flags (visible = the positive class).
-        report["visibility_auroc"] = _finite_or_none(visibility_auroc(visibility, [~s.occluded for s in kept]))
+        report["visibility_auroc"] = finite_or_none(visibility_auroc(visibility, [~s.occluded for s in kept]))
     errors = nme_io(pred, gt, schema)
     attributes = sorted({k for s in kept for k in s.attributes})
     if attributes:
@@ -113,12 +110,10 @@ def evaluate(predictor, samples: list[Sample], boxes: str = "gt", batch_size: in
 
 
 def plot_ced(path: str | Path, curves: dict[str, np.ndarray], threshold: float = 0.1) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for label, errors in curves.items():
         xs, ys = ced(errors, threshold)
         ax.plot(xs * 100, ys, label=label)
@@ -131,27 +126,3 @@ def plot_ced(path: str | Path, curves: dict[str, np.ndarray], threshold: float =
     ax.set_title("Cumulative error distribution")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def run(args) -> int:
-    from .predictor import default_weights, load_predictor
-
-    from .extras import require
-
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        raise FileNotFoundError(f"output folder does not exist: {out.parent}")
-    if args.plot:
-        require("matplotlib", "--plot")
-    weights = args.weights or default_weights("sdfl")
-    predictor = load_predictor(weights, device=args.device)
-    samples = load_samples(args.data, args.format)
-    report, errors = evaluate(predictor, samples, args.boxes, args.batch_size)
-    report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes}
-    out.write_text(json.dumps(report, indent=2))
-    if args.plot:
-        plot_ced(args.plot, {predictor.info.name or Path(weights).stem: errors})
-    print(f"{report['count']} faces: NME(io) {report['nme_io'] * 100:.2f}%  NME(ip) {report['nme_ip'] * 100:.2f}%  "
-          f"FR@0.1 {report['fr_10'] * 100:.2f}%  AUC@0.1 {report['auc_10']:.4f}  -> {out}")
-    return 0

@@ -110,12 +110,10 @@ def load_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
 
 def plot_graph(path: str | Path, mean_shape: np.ndarray, mask: np.ndarray, title: str = "") -> None:
     """Draw the mean shape with the edges of M (image y axis points down)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     for i, j in edge_list(mask):
         ax.plot(mean_shape[[i, j], 0], mean_shape[[i, j], 1], color="tab:blue", lw=1, alpha=0.7)
     ax.scatter(mean_shape[:, 0], mean_shape[:, 1], s=12, color="tab:red", zorder=3)
@@ -126,4 +124,3 @@ def plot_graph(path: str | Path, mean_shape: np.ndarray, mask: np.ndarray, title
     ax.set_title(title or f"top-k landmark graph ({len(edge_list(mask))} edges)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

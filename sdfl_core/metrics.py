@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.integrate import trapezoid  # np.trapezoid needs numpy 2; the project allows 1.26
+from scipy.integrate import (
+    trapezoid,  # np.trapezoid needs numpy 2; the project allows 1.26
+)
 
 from .schemas import Schema
 
@@ -85,11 +87,15 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
 def summarize(pred: np.ndarray, gt: np.ndarray, schema: Schema, threshold: float = 0.1) -> dict:
     """The report's keys, as fractions: count, nme_io, nme_ip, fr_10, auc_10."""
     io = nme_io(pred, gt, schema)
-    ip = nme_ip(pred, gt, schema)
-    return {
-        "count": int(io.size),
-        "nme_io": float(io.mean()),
-        "nme_ip": float(ip.mean()),
-        "fr_10": failure_rate(io, threshold),
-        "auc_10": auc(io, threshold),
-    }
+    return {"count": int(io.size), "nme_io": float(io.mean()), "nme_ip": float(nme_ip(pred, gt, schema).mean()),
+            **summarize_errors(io, threshold)}
+
+
+def summarize_errors(errors: np.ndarray, threshold: float = 0.1) -> dict:
+    """FR and AUC at ``threshold`` of per-face NMEs: the keys ``fr_10`` and ``auc_10`` of a report."""
+    return {"fr_10": failure_rate(errors, threshold), "auc_10": auc(errors, threshold)}
+
+
+def finite_or_none(value: float) -> float | None:
+    """A float for a JSON report, None (null) for NaN or infinity."""
+    return float(value) if np.isfinite(value) else None

@@ -1,20 +1,18 @@
-"""The occlusion robustness evaluation behind ``sdfl occlusion`` (the occluders are ``sdfl_core.occluders``).
+"""The occlusion robustness evaluation behind ``sdfl occlusion`` (the occluders are ``sdfl_core.occluders.shapes``).
 
 Every model sees the same occluded pixels of each face (see ``occluders``); rows report NME on the visible
 and the covered points, the graph's edge weights into covered points, and for a model with a visibility
 output its AUROC against the true cover and what the visibility-weighted tracker makes of the covered points.
 
-The dlib baseline (:class:`DlibModel`) is given a ``dlib.rectangle`` of the same ground-truth landmark box.
-dlib's 68-point model was trained on boxes from its HOG face detector, which are roughly but not exactly
-the landmark box, so its numbers here are slightly pessimistic compared with running it on its own boxes.
+A model is anything with ``name``, ``num_points`` and ``predict_face(images, points_gt)``: a
+:class:`landmarker.Landmarker`, or a baseline of ``baselines``. Writers are ``occlusion_report``,
+figures ``occlusion_plots``.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -22,98 +20,11 @@ import numpy as np
 from . import crops
 from .datasets import Sample, load_image
 from .metrics import failure_rate, nme_io
-from .occluders import (  # noqa: F401  (re-exported: callers import the occluders from here too)
-    DEFAULT_LEVELS,
-    PARTS,
-    SHAPES,
-    Occlusion,
-    available_parts,
-    box_coverage,
-    box_region,
-    case_rng,
-    occlude_part,
-    occlude_random,
-    part_groups,
-    part_points,
-    point_visibility,
-)
+from .occluders import DEFAULT_LEVELS, available_parts, case_rng, occlude_part, occlude_random
 from .schemas import Schema
 from .visibility import track_through_occlusion, visibility_auroc
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------ models
-
-
-class Landmarker(Protocol):
-    name: str
-    num_points: int
-
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(B, N, 2) image-pixel points for B images of one face, located by its ground-truth points, the
-        (B, N, N) edge weights the model used ((B, N, 0) for a model without a graph) and the (B, N)
-        probability that each point is visible ((B, 0) for a model without that output)."""
-
-
-class PredictorModel:
-    """An sdfl predictor (``predictor.load_predictor``) cropped the standard way from the gt box."""
-
-    def __init__(self, predictor, name: str) -> None:
-        self.predictor = predictor
-        self.name = name
-        self.num_points = int(predictor.info.config.num_points)
-
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        info = self.predictor.info
-        size = int(info.config.input_size)
-        affine = crops.landmark_crop_affine(points_gt, info.crop_scale, size)
-        batch = np.stack([crops.warp(img, affine, size) for img in images])
-        units, weights, visibility = self.predictor.predict(batch)
-        return crops.units_to_image(units, affine, size), np.asarray(weights), np.asarray(visibility)
-
-
-def dlib_model_path() -> Path | None:
-    """face_recognition_models' 68-point file, found without importing the package (it needs pkg_resources)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "models" / "shape_predictor_68_face_landmarks.dat"
-        if path.is_file():
-            return path
-    return None
-
-
-def dlib_available() -> bool:
-    return importlib.util.find_spec("dlib") is not None and dlib_model_path() is not None
-
-
-class DlibModel:
-    """dlib's 68-point shape predictor, given the ground-truth landmark box (see the module docstring)."""
-
-    name = "dlib"
-    num_points = 68
-
-    def __init__(self, model_path: str | Path | None = None) -> None:
-        import dlib
-
-        path = Path(model_path) if model_path else dlib_model_path()
-        if path is None or not path.is_file():
-            raise FileNotFoundError(f"dlib 68-point model not found: {path or 'face_recognition_models is not installed'}")
-        self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(path))
-
-    def predict(self, images: Sequence[np.ndarray], points_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y, w, h = crops.landmark_box(points_gt)
-        rect = self._dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
-        out = []
-        for img in images:
-            rgb = np.ascontiguousarray(img[:, :, ::-1])
-            shape = self._predictor(rgb, rect)
-            out.append([(p.x, p.y) for p in shape.parts()])
-        return (np.asarray(out, np.float32), np.zeros((len(out), self.num_points, 0), np.float32),
-                np.zeros((len(out), 0), np.float32))
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -224,7 +135,7 @@ def _summarize(model: str, kind: str, level: int, pred, gt, visible, coverage, s
     )
 
 
-def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], schema: Schema,
+def evaluate_occlusion(models: Sequence, samples: Sequence[Sample], schema: Schema,
                        options: OcclusionOptions = OcclusionOptions(), progress=None) -> OcclusionReport:
     """Run every model on every face under every occlusion; one :class:`Row` per model, kind and level.
 
@@ -272,7 +183,7 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
             affine = crops.landmark_crop_affine(sample.points, 1.3, size)
         for m in models:
             # The clean image goes last in the batch: its edge weights are the reference for each occlusion's.
-            pred, weights, visibility = m.predict([o.image for o in occlusions] + [image], sample.points)
+            pred, weights, visibility = m.predict_face([o.image for o in occlusions] + [image], sample.points)
             clean_edges = weights[-1] > 0 if weights.shape[-1] else None  # None: a model without a graph
             for i, ((kind, level), o, p) in enumerate(zip(kinds, occlusions, pred)):
                 bucket = results.setdefault((m.name, kind, level), {"pred": [], "gt": [], "visible": [], "coverage": [],
@@ -310,109 +221,3 @@ def evaluate_occlusion(models: Sequence[Landmarker], samples: Sequence[Sample], 
             rows.append(_summarize(m.name, kind, shown_level, b["pred"], b["gt"], b["visible"], b["coverage"], schema,
                                    b["edges"], b["scores"], b["tracked"]))
     return OcclusionReport(tuple(rows), examples)
-
-
-# ------------------------------------------------------------------------------------------ outputs
-
-CSV_COLUMNS = ("model", "level", "kind", "count", "nme_visible", "nme_occluded", "nme_all", "fr_10",
-               "edge_occluded", "edge_clean", "vis_auroc", "nme_occluded_tracked")
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def write_csv(path: str | Path, rows: Sequence[Row]) -> None:
-    """One line per row; NMEs and FR as fractions, an empty cell where there is nothing to average."""
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        for r in rows:
-            writer.writerow([r.model, r.level, r.kind, r.count]
-                            + ["" if not np.isfinite(v) else f"{v:.6f}"
-                               for v in (r.nme_visible, r.nme_occluded, r.nme_all, r.fr_10, r.edge_occluded, r.edge_clean,
-                                         r.vis_auroc, r.nme_occluded_tracked)])
-
-
-def report_json(rows: Sequence[Row]) -> dict:
-    """{model: [{level, count, nme_visible, nme_occluded, nme_all, fr_10, edge_occluded, edge_clean,
-    vis_auroc, nme_occluded_tracked}, ...]} for the random occluders.
-
-    Values are fractions; a value with nothing to average (no occluded point at level 0, edge weights of
-    a model without a graph, visibility of a model without that output or of dlib) is null.
-    """
-    out: dict[str, list[dict]] = {}
-    for r in rows:
-        if r.kind != "random":
-            continue
-        out.setdefault(r.model, []).append({
-            "level": int(r.level), "count": r.count,
-            "nme_visible": _finite_or_none(r.nme_visible), "nme_occluded": _finite_or_none(r.nme_occluded),
-            "nme_all": _finite_or_none(r.nme_all), "fr_10": r.fr_10,
-            "edge_occluded": _finite_or_none(r.edge_occluded), "edge_clean": _finite_or_none(r.edge_clean),
-            "vis_auroc": _finite_or_none(r.vis_auroc), "nme_occluded_tracked": _finite_or_none(r.nme_occluded_tracked),
-        })
-    return out
-
-
-def plot_curves(path: str | Path, rows: Sequence[Row]) -> None:
-    """NME (%) vs occluded %: one colour per model, visible points solid, occluded points dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.5))
-    models = list(dict.fromkeys(r.model for r in rows))
-    for i, model in enumerate(models):
-        sel = sorted((r for r in rows if r.model == model and r.kind == "random"), key=lambda r: r.level)
-        color = f"C{i}"
-        levels = [r.level for r in sel]
-        ax.plot(levels, [100 * r.nme_visible for r in sel], "-o", color=color, label=f"{model} visible")
-        occ = [(r.level, 100 * r.nme_occluded) for r in sel if np.isfinite(r.nme_occluded)]
-        if occ:
-            ax.plot(*zip(*occ), "--s", color=color, label=f"{model} occluded")
-    ax.set_xlabel("occluded area of the face box (%)")
-    ax.set_ylabel("NME (% of inter-ocular distance)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_examples(path: str | Path, examples: dict) -> None:
-    """Fig. 2 style grid: rows = levels, columns = models, one face; predicted points green where the
-    ground-truth point is visible and red where it is occluded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .draw import draw_landmarks
-
-    levels = sorted(examples["crops"])
-    models = list(examples["points"])
-    if not levels or not models:
-        raise ValueError("no example face to draw")
-    fig, axes = plt.subplots(len(levels), len(models), figsize=(2.2 * len(models), 2.2 * len(levels)), squeeze=False)
-    for r, level in enumerate(levels):
-        visible = examples["visible"][level]
-        for c, model in enumerate(models):
-            img = np.ascontiguousarray(examples["crops"][level].copy())
-            pts = examples["points"][model][level]
-            draw_landmarks(img, pts[visible], color=(0, 255, 0), radius=1)
-            draw_landmarks(img, pts[~visible], color=(0, 0, 255), radius=1)
-            ax = axes[r, c]
-            ax.imshow(img[:, :, ::-1])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(model, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{level}%", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

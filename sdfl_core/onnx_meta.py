@@ -52,7 +52,7 @@ def info_from_json(text: str) -> ModelInfo:
 def _session(path: str | Path):
     import onnxruntime as ort
 
-    from .checkpoint import first_line
+    from .errors import first_line
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdfl_core.types import FrameResult
+from .files import plain_file_mode
+from .types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,6 @@ def csv_columns(num_points: int, include_raw: bool = True, visibility: bool = Fa
     return cols
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class _PartialFile:
     """A temporary file beside ``path`` that becomes ``path`` on ``commit`` (an atomic rename)."""
 
@@ -54,7 +49,7 @@ class _PartialFile:
         except OSError as exc:
             raise OSError(f"cannot write {what} to {path}: {exc.strerror or exc}") from exc
         os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; keep what a plain open() would give
+        os.chmod(tmp, plain_file_mode())
         self.partial = Path(tmp)
 
     def commit(self) -> None:

@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .images import IMAGE_EXTENSIONS, is_image_path, read_image
+from .occluders import demo_bar, paint
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,6 @@ class Frame:
     image: np.ndarray
     source: str = ""
     """Where the frame came from: the image's file name, or the video's (``demo``, ``camera:N``)."""
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Any 8/16-bit gray, BGR or BGRA image as it is stored (the pipeline converts)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    image = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"cannot read image {path} (corrupt or not an image)")
-    return image
 
 
 class Source:
@@ -52,7 +42,7 @@ class Source:
     running_mode: str = "video"
     """"image": frames are unrelated photos; "video": consecutive frames of one scene."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -136,9 +126,9 @@ class FolderSource(Source):
 
     def __init__(self, path: str | Path, fps: float = 10.0, sequence: bool = False) -> None:
         path = Path(path)
-        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        self.files = sorted(p for p in path.iterdir() if is_image_path(p))
         if not self.files:
-            raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {path}")
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
         self.name, self.fps, self.num_frames = str(path), fps, len(self.files)
         self.running_mode = "video" if sequence else "image"
         self._next = 0
@@ -219,8 +209,7 @@ class DemoSource(Source):
         if self.occluder:
             # The occluder enters from the right every 4 s and crosses the face.
             phase = (t % 4) / 4
-            ox = int(w * (1.1 - 1.4 * phase))
-            cv2.rectangle(frame, (ox, int(h * 0.25)), (ox + int(w * 0.12), int(h * 0.7)), (90, 90, 90), -1)
+            paint(frame, [demo_bar(w, h, phase)])
         return frame
 
     def __iter__(self) -> Iterator[Frame]:
@@ -285,6 +274,6 @@ def open_source(spec: str | Path, sequence: bool = False) -> Source:
         return FolderSource(path, sequence=sequence)
     if not path.exists():
         raise FileNotFoundError(f"source not found: {path}")
-    if path.suffix.lower() in IMAGE_EXTS:
+    if is_image_path(path):
         return ImageSource(path)
     return VideoSource(path)

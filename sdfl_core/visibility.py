@@ -2,12 +2,12 @@
 visibility-weighted Kalman filter makes of an occluded face (``sdfl occlusion``, ``sdfl eval``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .metrics import auroc
-from .tracker import KalmanSmoother
+from .smoothing import KalmanSmoother
 
 SETTLE_FRAMES = 20
 """Frames of the clean prediction a track sees before the occluder arrives: enough for the filter's

@@ -6,18 +6,16 @@ from pathlib import Path
 
 # Must be set before anything imports Qt (pytest-qt imports it while collecting).
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
-# One intra-op thread: on a shared 2-core box OpenMP's spinning workers make the torch tests ~10x slower.
+# One intra-op thread: on a shared 2-core box OpenMP's spinning workers slow the torch tests many times over.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import importlib.util  # noqa: E402
+# The tests use torch and mediapipe in one process, in any order: torch's native libraries load first
+# (sdfl_core.devices).
+from sdfl_core.devices import load_torch_native_first
 
-# The tests use torch and mediapipe in one process, in any order; triton's native library (through
-# torch._dynamo) must load before mediapipe's or the process segfaults (see sdfl_core.detector._mediapipe).
-if importlib.util.find_spec("torch") is not None:
-    import torch._dynamo  # noqa: E402, F401
+load_torch_native_first(always=True)
 
 import pytest  # noqa: E402
-
 from model_factory import make_checkpoint  # noqa: E402  (tests/ is on sys.path; re-exported for tests)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from sdfl_core import crops
+from sdfl_core.occluders import paint, random_patch
 from sdfl_core.schemas import Schema
 
 
@@ -35,7 +36,7 @@ class AugmentConfig:
     """Curriculum: rotation and occlusion grow linearly to full strength over this many epochs
     (regression from scratch stalls at the mean shape when it starts on the hardest crops)."""
 
-    def at_epoch(self, epoch: int) -> "AugmentConfig":
+    def at_epoch(self, epoch: int) -> AugmentConfig:
         if self.ramp_epochs <= 0 or epoch >= self.ramp_epochs:
             return self
         t = (epoch + 1) / (self.ramp_epochs + 1)
@@ -74,22 +75,15 @@ def occlude(crop: np.ndarray, area: float, rng: np.random.Generator, texture: np
 
     Returns the (H, W) boolean mask of covered pixels.
     """
-    size = crop.shape[0]
-    frac = area * rng.uniform(0.5, 1.5)
-    aspect = np.exp(rng.uniform(-0.7, 0.7))
-    rw = int(np.clip(size * np.sqrt(frac * aspect), 4, size))
-    rh = int(np.clip(size * np.sqrt(frac / aspect), 4, size))
-    x0 = int(rng.integers(0, size - rw + 1))
-    y0 = int(rng.integers(0, size - rh + 1))
+    patch = random_patch(crop.shape[0], area, rng)
+    rh, rw = int(patch.h), int(patch.w)
     if texture is not None and texture.shape[0] >= rh and texture.shape[1] >= rw:
         ty = int(rng.integers(0, texture.shape[0] - rh + 1))
         tx = int(rng.integers(0, texture.shape[1] - rw + 1))
-        crop[y0:y0 + rh, x0:x0 + rw] = texture[ty:ty + rh, tx:tx + rw]
+        paint(crop, [patch], texture[ty:ty + rh, tx:tx + rw])
     else:
-        crop[y0:y0 + rh, x0:x0 + rw] = rng.integers(0, 256, size=3, dtype=np.uint8)
-    mask = np.zeros(crop.shape[:2], bool)
-    mask[y0:y0 + rh, x0:x0 + rw] = True
-    return mask
+        paint(crop, [patch], rng.integers(0, 256, size=3, dtype=np.uint8))
+    return patch.mask(crop.shape[:2])
 
 
 def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

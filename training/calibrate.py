@@ -13,7 +13,7 @@ import numpy as np
 from sdfl_core import crops
 from sdfl_core.datasets import Sample, readable_images
 from sdfl_core.detector import DetectorOptions, FaceDetector
-from sdfl_core.evaluate import _best_detection
+from sdfl_core.evaluate import best_detection
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def calibrate_detector_box(samples: list[Sample], model: str = "short", min_conf
     dxs, dys, scales = [], [], []
     with FaceDetector(DetectorOptions(model=model, min_confidence=min_confidence)) as detector:
         for sample, image in readable_images(samples):
-            det = _best_detection(detector.detect(image), sample.points)
+            det = best_detection(detector.detect(image), sample.points)
             if det is None:
                 continue
             x, y, w, h = det.box

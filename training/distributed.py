@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist

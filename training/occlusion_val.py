@@ -15,9 +15,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdfl_core.occlusion import OcclusionOptions, PredictorModel, evaluate_occlusion, report_json, write_csv
-from sdfl_core.occlusion_cli import format_table, parse_levels, unique_names
-from sdfl_core.predictor import load_predictor
+from sdfl_core.cli.occlusion import format_table, parse_levels, unique_names
+from sdfl_core.landmarker import load_landmarker
+from sdfl_core.occlusion import OcclusionOptions, evaluate_occlusion
+from sdfl_core.occlusion_report import report_json, write_csv
 from sdfl_core.schemas import get_schema
 
 from .config import load_config
@@ -37,10 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     _, val = split_samples(config)
     schema = get_schema(config["data"]["schema"])
-    predictors = [load_predictor(w, device="cpu") for w in args.weights]
     names = unique_names([Path(w).parent.name if Path(w).stem in ("best", "last") else Path(w).stem
                           for w in args.weights])
-    models = [PredictorModel(p, n) for p, n in zip(predictors, names)]
+    models = [load_landmarker(w, device="cpu", name=n) for w, n in zip(args.weights, names)]
     options = OcclusionOptions(levels=parse_levels(args.levels), parts=args.parts, seed=args.seed)
     with tqdm(total=len(val), unit="face", desc="occlusion (val)", dynamic_ncols=True) as bar:
         report = evaluate_occlusion(models, val, schema, options, progress=bar)

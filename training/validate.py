@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from sdfl_core.evaluate import evaluate
-from sdfl_core.predictor import load_predictor
+from sdfl_core.landmarker import load_landmarker
 
 from .config import load_config
 from .train import split_samples
@@ -27,7 +27,7 @@ def validation_table(config_path: str | Path, weights: list[str | Path]) -> dict
     for path in weights:
         path = Path(path)
         name = path.parent.name if path.stem in ("best", "last") else path.stem
-        report, _ = evaluate(load_predictor(path, device="cpu"), val, "gt")
+        report, _ = evaluate(load_landmarker(path, device="cpu"), val, "gt")
         reports[name] = report
     return reports
 

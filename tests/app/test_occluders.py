@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.occlusion import Occluder, apply_occluders, cover_occluder, random_occluder
+from sdfl_core.occluders import (
+    Occluder,
+    apply_occluders,
+    cover_occluder,
+    random_occluder,
+)
 from sdfl_core.sources import Frame
 
 
@@ -53,7 +58,7 @@ def test_random_occluder_lies_inside_the_face_box():
 
 
 def test_latest_frame_queue_keeps_the_newest_and_counts_drops():
-    from app.workers import LatestFrameQueue
+    from app.capture import LatestFrameQueue
 
     q = LatestFrameQueue()
     assert q.idle and q.take() is None

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("PyQt6")
 pytest.importorskip("pytestqt")
 
-from app.window import MainWindow  # noqa: E402
-from sdfl_core.pipeline import Pipeline  # noqa: E402
+from app.window import MainWindow
+from sdfl_core.pipeline import Pipeline
 
 pytestmark = pytest.mark.gui
 
@@ -89,7 +89,7 @@ def test_occluder_changes_the_frame_the_pipeline_sees(qtbot, window, face_video,
     monkeypatch.setattr(Pipeline, "process", spy)
     play_all(qtbot, window, face_video, frames=1)
     clean = seen[-1]
-    from app.occlusion import OCCLUDER_COLOR, Occluder
+    from sdfl_core.occluders import OCCLUDER_COLOR, Occluder
 
     with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS):
         window.view.set_occluders([Occluder(100, 80, 60, 40)])  # paused: the last frame is processed again
@@ -193,9 +193,9 @@ def test_visibility_model_csv_and_threshold_slider(qtbot, face_video, tiny_vis_c
 
 
 def _shipped_model_has_visibility() -> bool:
-    from sdfl_core.predictor import OnnxPredictor, default_weights
+    from sdfl_core.landmarker import load_landmarker
 
-    return OnnxPredictor(default_weights("sdfl")).has_visibility
+    return load_landmarker("sdfl").has_visibility
 
 
 @pytest.mark.skipif(not _shipped_model_has_visibility(),
@@ -204,8 +204,7 @@ def _shipped_model_has_visibility() -> bool:
 @pytest.mark.xfail(strict=True, reason="the shipped sdfl_68's visibility output (validation AUROC 0.86) does not yet "
                    "judge an occluder over the eyes as covering them; a stronger visibility stage is open work")
 def test_occluder_over_the_eyes_turns_the_eye_points_hollow_with_the_shipped_model(qtbot, face_video):
-    from app.occlusion import Occluder
-    from sdfl_core.occluders import part_groups
+    from sdfl_core.occluders import Occluder, part_groups
 
     win = _open_window(qtbot, None)
     try:
@@ -260,7 +259,7 @@ def test_camera_unplugged_mid_run(qtbot, window, monkeypatch):
                 yield Frame(i, i * 33.0, np.full((120, 160, 3), 80, np.uint8))
             raise ValueError("camera:7 stopped delivering frames (unplugged?)")
 
-    monkeypatch.setattr("app.workers.open_source", lambda spec: FlakyCamera())
+    monkeypatch.setattr("app.capture.open_source", lambda spec: FlakyCamera())
     with qtbot.waitSignal(window.capture.source_failed, timeout=WAIT_MS):
         window.open_source("camera:7")
     assert "unplugged" in window.banner.text
@@ -276,7 +275,7 @@ def test_no_camera_falls_back_to_the_demo_and_says_how_to_open(qtbot, window, mo
             raise ValueError("camera 0 is not available (no such device, or it is in use)")
         return sources.DemoSource(num_frames=3)
 
-    monkeypatch.setattr("app.workers.open_source", no_camera)
+    monkeypatch.setattr("app.capture.open_source", no_camera)
     with qtbot.waitSignal(window.capture.source_opened, timeout=WAIT_MS):
         window.start(None)
     qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.name == "demo", timeout=WAIT_MS)
@@ -286,12 +285,11 @@ def test_no_camera_falls_back_to_the_demo_and_says_how_to_open(qtbot, window, mo
 
 
 def test_missing_shipped_model_is_reported_in_the_window(qtbot, monkeypatch):
-    import app.workers
 
     def missing(kind="sdfl"):
         raise FileNotFoundError(f"shipped model missing: assets/models/{kind}_68.pt (reinstall, or pass --weights)")
 
-    monkeypatch.setattr(app.workers, "default_weights", missing)
+    monkeypatch.setattr("sdfl_core.registry.default_weights", missing)
     win = MainWindow(weights=None, device="cpu", interactive=False)
     qtbot.addWidget(win)
     win.show()

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from slide_video import write_slide
 
 from sdfl_core.batch import MANIFEST_COLUMNS, collect_inputs
 from sdfl_core.cli import main
-
-from slide_video import write_slide  # noqa: E402  (tests/core is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 

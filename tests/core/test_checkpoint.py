@@ -1,12 +1,19 @@
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from sdfl_core import checkpoint as ckpt
-from sdfl_core.checkpoint import CheckpointError, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
+from sdfl_core.checkpoint import (
+    CheckpointError,
+    ModelInfo,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from sdfl_core.model import ModelConfig, SDFLModel
 
 
@@ -50,7 +57,7 @@ def test_round_trip_identical_outputs_and_info(tmp_path, trained):
     assert info2.config == info.config
     np.testing.assert_array_equal(info2.mask, info.mask)
     np.testing.assert_array_equal(info2.mean_shape, info.mean_shape)
-    assert (info2.schema, info2.k, info2.crop_scale, info2.name) == ("cofw", 3, 1.3, "tiny")
+    assert (info2.schema.name, info2.k, info2.crop_scale, info2.name) == ("cofw", 3, 1.3, "tiny")
     assert info2.detector_box == info.detector_box
     assert info2.train_config == {"lr": 0.1} and info2.metrics == {"nme_io": 0.05}
     assert info2.norm_mean == ckpt.IMAGENET_MEAN and info2.norm_std == ckpt.IMAGENET_STD
@@ -150,24 +157,25 @@ def test_schema_point_count_mismatch(tmp_path, trained):
         load_checkpoint(path)
 
 
-def test_malformed_metadata(tmp_path, trained):
+def saved_then_edited(tmp_path, trained, edit) -> Path:
+    """A checkpoint of ``trained`` whose saved payload ``edit`` changed in place."""
     model, info = trained
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, info)
     payload = torch.load(path, weights_only=True)
-    del payload["info"]["mask"]
+    edit(payload)
     torch.save(payload, path)
+    return path
+
+
+def test_malformed_metadata(tmp_path, trained):
+    path = saved_then_edited(tmp_path, trained, lambda payload: payload["info"].pop("mask"))
     with pytest.raises(CheckpointError, match="metadata is incomplete or malformed"):
         load_checkpoint(path)
 
 
 def test_weights_not_matching_model(tmp_path, trained):
-    model, info = trained
-    path = tmp_path / "m.pt"
-    save_checkpoint(path, model, info)
-    payload = torch.load(path, weights_only=True)
-    payload["state_dict"].pop("gc_out.linear.weight")
-    torch.save(payload, path)
+    path = saved_then_edited(tmp_path, trained, lambda payload: payload["state_dict"].pop("gc_out.linear.weight"))
     with pytest.raises(CheckpointError, match="weights do not match"):
         load_checkpoint(path)
 
@@ -177,6 +185,6 @@ def test_saved_file_is_readable_by_others(tmp_path, trained):
     model, info = trained
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, info)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -7,6 +7,7 @@ import pytest
 from sdfl_core.cli import COMMANDS, build_parser, main
 
 
+@pytest.mark.slow
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "sdfl_core.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
@@ -15,6 +16,7 @@ def test_help_lists_every_subcommand():
     assert set(COMMANDS) == {"track", "batch", "eval", "train", "export", "graph", "occlusion", "gui"}
 
 
+@pytest.mark.slow
 def test_cli_import_is_cheap():
     # `sdfl --help` must not pay for torch / Qt start-up.
     code = "import sys, sdfl_core.cli; print(any(m in sys.modules for m in ('torch', 'PyQt6', 'cv2')))"
@@ -48,12 +50,13 @@ def test_export_corrupt_weights_is_one_line_error(tmp_path, capsys):
     assert len(err) == 1 and "not a readable checkpoint" in err[0]
 
 
+@pytest.mark.slow
 def test_export_end_to_end(tmp_path, capsys):
     import torch
 
     from sdfl_core.checkpoint import ModelInfo, save_checkpoint
     from sdfl_core.model import ModelConfig, SDFLModel
-    from sdfl_core.predictor import OnnxPredictor
+    from sdfl_core.runners import OnnxRunner
 
     torch.manual_seed(0)
     cfg = ModelConfig(backbone="mobilenetv2_050", num_points=29, input_size=64, head="fc")
@@ -64,7 +67,7 @@ def test_export_end_to_end(tmp_path, capsys):
     out = tmp_path / "w.onnx"
     assert main(["export", "--weights", str(weights), "--out", str(out)]) == 0
     assert "max |torch - onnxruntime|" in capsys.readouterr().out
-    assert OnnxPredictor(out).info.config == cfg
+    assert OnnxRunner(out).info.config == cfg
 
 
 def write_300w_folder(root, count=6, seed=0):

@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from sdfl_core.crops import (crop_affine, image_to_units, invert, landmark_box, square_from_box, transform_points,
-                             units_to_image, warp)
+from sdfl_core.crops import (
+    crop_affine,
+    image_to_units,
+    invert,
+    landmark_box,
+    square_from_box,
+    transform_points,
+    units_to_image,
+    warp,
+)
 
 
 def test_landmark_box_and_square():

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from sdfl_core.assets import asset_path
-from sdfl_core.detector import DetectorOptions, FaceDetector, _to_detection, to_rgb_uint8
+from sdfl_core.detector import (
+    DetectorOptions,
+    FaceDetector,
+    _to_detection,
+    to_rgb_uint8,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
 
@@ -235,6 +240,7 @@ def test_dropped_detector_is_closed_by_gc():
     assert not finalizer.alive
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_detector_left_open_exits_cleanly():
     # MediaPipe's own __del__ fails at interpreter exit; the detector must close before that.

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from sdfl_core.draw import DrawOptions, annotate, colormap_lut, draw_box, draw_graph, draw_groups, draw_landmarks
+from sdfl_core.draw import (
+    DrawOptions,
+    annotate,
+    colormap_lut,
+    draw_box,
+    draw_graph,
+    draw_groups,
+    draw_landmarks,
+)
 from sdfl_core.schemas import W300
 from sdfl_core.types import Detection, FrameResult, Landmarks, Track
 

@@ -1,11 +1,10 @@
 """`sdfl eval`'s visibility_auroc: reported where the data flags occluded points and the model has the output."""
 import numpy as np
+from model_factory import make_checkpoint
 
 from sdfl_core.datasets import Sample
 from sdfl_core.evaluate import evaluate
-from sdfl_core.predictor import load_predictor
-
-from model_factory import make_checkpoint  # noqa: E402  (tests is on sys.path)
+from sdfl_core.landmarker import load_landmarker
 
 
 def _samples(count: int, flags: bool) -> list[Sample]:
@@ -21,8 +20,8 @@ def _samples(count: int, flags: bool) -> list[Sample]:
 
 
 def test_visibility_auroc_only_with_flags_and_the_output(tmp_path):
-    vis = load_predictor(make_checkpoint(tmp_path / "vis29.pt", num_points=29, visibility=True), device="cpu")
-    plain = load_predictor(make_checkpoint(tmp_path / "plain29.pt", num_points=29), device="cpu")
+    vis = load_landmarker(make_checkpoint(tmp_path / "vis29.pt", num_points=29, visibility=True), device="cpu")
+    plain = load_landmarker(make_checkpoint(tmp_path / "plain29.pt", num_points=29), device="cpu")
     report, _ = evaluate(vis, _samples(4, flags=True))
     assert 0.0 <= report["visibility_auroc"] <= 1.0
     assert "visibility_auroc" not in evaluate(vis, _samples(4, flags=False))[0]

@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from sdfl_core.graph import (correlation_matrix, edge_list, load_graph, mine_adjacency, normalize_shapes,
-                             plot_graph, save_graph, topk_mask, uniform_laplacian)
+from sdfl_core.graph import (
+    correlation_matrix,
+    edge_list,
+    load_graph,
+    mine_adjacency,
+    normalize_shapes,
+    plot_graph,
+    save_graph,
+    topk_mask,
+    uniform_laplacian,
+)
 
 
 def paired_shapes(m: int = 200, seed: int = 0) -> np.ndarray:

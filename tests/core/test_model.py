@@ -23,7 +23,7 @@ def make(n=68, k=3, backbone=TINY, **kw) -> SDFLModel:
     return build_model(ModelConfig(backbone=backbone, num_points=n, input_size=SIZE, **kw), ring_mask(n, k))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared(n=68, k=3, backbone=TINY, head="graph", edge_mode="dynamic") -> SDFLModel:
     """An eval-mode model that tests must not modify (building models dominates the test time)."""
     return make(n, k, backbone, head=head, edge_mode=edge_mode).eval()

@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from model_factory import make_checkpoint
 
 from sdfl_core.cli import main
 from sdfl_core.crops import landmark_box
-from sdfl_core.occlusion import (
+from sdfl_core.occluders import (
     available_parts,
     box_coverage,
     case_rng,
@@ -19,10 +20,9 @@ from sdfl_core.occlusion import (
     occlude_random,
     part_points,
     point_visibility,
-    visible_to_occluded_edges,
 )
+from sdfl_core.occlusion import visible_to_occluded_edges
 from sdfl_core.schemas import W300
-from model_factory import make_checkpoint
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "fixtures" / "astronaut.jpg"
 
@@ -250,7 +250,8 @@ def test_cli_missing_model(tmp_path, capsys):
 
 def test_cli_empty_folder(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "empty").mkdir()
-    rc = main(["occlusion", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "empty"), "--format", "300w", "--out", str(tmp_path / "o")])
+    rc = main(["occlusion", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "empty"), "--format", "300w",
+               "--out", str(tmp_path / "o")])
     assert rc == 2
     err = capsys.readouterr().err
     assert "sdfl occlusion: error:" in err and "no .pts files" in err
@@ -259,12 +260,12 @@ def test_cli_empty_folder(tmp_path, tiny_checkpoint, capsys):
 
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="dlib is not installed")
 def test_dlib_baseline_joins(tmp_path, tiny_checkpoint, face):
-    from sdfl_core.occlusion import DlibModel, dlib_available
+    from sdfl_core.baselines import DlibModel, dlib_available
 
     if not dlib_available():
         pytest.skip("face_recognition_models (dlib's 68-point model) is not installed")
     image, points = face
-    pred, weights, visibility = DlibModel().predict([image, image], points)
+    pred, weights, visibility = DlibModel().predict_face([image, image], points)
     assert weights.shape == (2, 68, 0) and visibility.shape == (2, 0)
     assert pred.shape == (2, 68, 2)
     assert np.array_equal(pred[0], pred[1])

@@ -2,14 +2,23 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from small_models import (
+    LOCAL,
+    SIZE,
+)
+from small_models import build as _build
 
 from sdfl_core.checkpoint import CheckpointError
-from sdfl_core.onnx_export import META_KEY, compare, export_onnx, info_from_json, info_to_json
-from sdfl_core.predictor import OnnxPredictor
+from sdfl_core.onnx_export import (
+    META_KEY,
+    compare,
+    export_onnx,
+    info_from_json,
+    info_to_json,
+)
+from sdfl_core.runners import OnnxRunner
 
-from small_models import SIZE  # noqa: E402  (tests/core is on sys.path)
-from small_models import LOCAL  # noqa: E402
-from small_models import build as _build  # noqa: E402
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
 
 def build(head: str):
@@ -48,7 +57,7 @@ def test_onnxruntime_matches_torch(exported, batch):
             ref = [coords.numpy(), weights.numpy(), torch.sigmoid(logits).numpy()]
         else:
             ref = [t.numpy() for t in model(torch.from_numpy(x))] + [np.zeros((batch, 0), np.float32)]
-    got = OnnxPredictor(path).run_tensor(x)
+    got = OnnxRunner(path).run_tensor(x)
     assert len(got) == 3
     for a, b in zip(ref, got):
         assert a.shape == b.shape
@@ -61,11 +70,11 @@ def test_visibility_is_a_third_output_only_when_the_model_has_it(exported):
     names = [o.name for o in onnx.load(str(path)).graph.output]
     if info.config.visibility:
         assert names == ["landmarks", "edge_weights", "visibility"]
-        vis = OnnxPredictor(path).run_tensor(images(2, seed=3))[2]
+        vis = OnnxRunner(path).run_tensor(images(2, seed=3))[2]
         assert vis.shape == (2, 68) and (vis >= 0).all() and (vis <= 1).all() and vis.std() > 0
     else:
         assert names == ["landmarks", "edge_weights"]  # exactly as before the visibility output existed
-    assert OnnxPredictor(path).has_visibility == info.config.visibility
+    assert OnnxRunner(path).has_visibility == info.config.visibility
 
 
 def test_compare_helper(exported):
@@ -75,7 +84,7 @@ def test_compare_helper(exported):
 
 def test_info_round_trips_through_onnx(exported):
     _, info, path = exported
-    got = OnnxPredictor(path).info
+    got = OnnxRunner(path).info
     assert got.config == info.config
     np.testing.assert_array_equal(got.mask, info.mask)
     np.testing.assert_allclose(got.mean_shape, info.mean_shape)
@@ -88,7 +97,7 @@ def test_info_round_trips_through_onnx(exported):
 def test_info_json_round_trip():
     _, info = build("graph")
     back = info_from_json(info_to_json(info))
-    assert back.config == info.config and back.schema == "300w"
+    assert back.config == info.config and back.schema.name == "300w"
     np.testing.assert_array_equal(back.mask, info.mask)
     with pytest.raises(CheckpointError, match="malformed sdfl metadata"):
         info_from_json("{not json")

@@ -4,18 +4,31 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from slide_video import FIXTURE, write_slide
+from slide_video import synthetic_frame as slide_frame
 
 from sdfl_core import crops
-from sdfl_core.pipeline import (LandmarkEngine, Pipeline, PipelineOptions, carry_box, detection_to_crop, stable_crop,
-                                streaming_options, to_bgr_uint8)
+from sdfl_core.detector import DetectorOptions
+from sdfl_core.images import to_bgr_uint8
+from sdfl_core.landmarker import Landmarker, detection_to_crop, load_landmarker
+from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
+from sdfl_core.redetect import RedetectOptions, carry_box, prediction_lost, stable_crop
+from sdfl_core.smoothing import smoothing_knob
 from sdfl_core.sources import open_source
+from sdfl_core.tracker import TrackerOptions
 from sdfl_core.types import Detection, FrameResult
-
-from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
-from slide_video import synthetic_frame as slide_frame  # noqa: E402
 
 NUM_FRAMES, FPS, SIZE = 10, 25.0, (320, 240)
 STAGES = {"detect", "landmarks", "track", "total"}
+
+
+def make_options(detector="short", min_confidence=0.5, max_faces=5, running_mode="video", smoothing=0.5, smooth=True,
+                 redetect_every=1, crop_deadband=0.04, **model) -> PipelineOptions:
+    """The composed options from the flat names the CLI uses."""
+    return PipelineOptions(
+        detector=DetectorOptions(model=detector, min_confidence=min_confidence, max_faces=max_faces, running_mode=running_mode),
+        tracker=TrackerOptions(smoothing=smoothing_knob(smoothing, off=not smooth)),
+        redetect=RedetectOptions(every=redetect_every, crop_deadband=crop_deadband), **model)
 
 
 def synthetic_frame(i: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
@@ -28,15 +41,15 @@ def video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_checkpoint, tmp_path_factory) -> LandmarkEngine:
+def engine(tiny_checkpoint, tmp_path_factory) -> Landmarker:
     # Module-scoped, so the per-test ONNX cache fixture has not run yet: point the export at a temp dir here.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SDFL_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
-        return LandmarkEngine(tiny_checkpoint, device="cpu")
+        return load_landmarker(tiny_checkpoint, device="cpu")
 
 
 def make_pipeline(engine, **kwargs) -> Pipeline:
-    return Pipeline(PipelineOptions(**kwargs), engine=engine)
+    return Pipeline(make_options(**kwargs), landmarker=engine)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +133,7 @@ def test_detect_ahead_is_the_default_only_when_detecting_every_frame(engine, vid
             list(pipeline.run_frames(source))
         assert len(calls) == expected  # decode thread, plus the detect thread for K = 1
     with make_pipeline(engine, redetect_every=3) as pipeline, open_source(video) as source:
-        with pytest.raises(ValueError, match="redetect_every == 1"):
+        with pytest.raises(ValueError, match="redetect.every == 1"):
             next(pipeline.run_frames(source, detect_ahead=True))
 
 
@@ -188,13 +201,13 @@ def test_extreme_frame_sizes(engine, size):
 
 def test_many_faces_one_batch(engine, face_grid, monkeypatch):
     batches = []
-    predict = engine.predictor.predict
+    predict = engine.runner.predict
 
     def spy(batch):
         batches.append(batch.shape)
         return predict(batch)
 
-    monkeypatch.setattr(engine.predictor, "predict", spy)
+    monkeypatch.setattr(engine.runner, "predict", spy)
     with make_pipeline(engine, detector="full", max_faces=20) as pipeline:
         results = [pipeline.process(face_grid, i, i * 33.0) for i in range(2)]
     size = engine.info.config.input_size
@@ -225,7 +238,7 @@ def test_points_map_back_into_the_box(engine):
     [lm] = engine.predict_boxes(image, [det])
     affine = detection_to_crop(det, engine.info)
     size = engine.info.config.input_size
-    units, _, _ = engine.predictor.predict(engine.crops_for(image, [affine]))
+    units, _, _ = engine.runner.predict(engine.crops_for(image, [affine]))
     np.testing.assert_allclose(lm.points, crops.units_to_image(units[0], affine, size), atol=1e-3)
     _check_points_in_crop(SimpleNamespace(raw=lm, detection=det), engine.info)
     # Same face 17 px right, 9 px down: the crop is pixel-identical, so the points move by exactly that.
@@ -256,9 +269,9 @@ def test_empty_predict(engine):
 
 def test_options_validation():
     with pytest.raises(ValueError, match="max_faces"):
-        PipelineOptions(max_faces=0)
+        make_options(max_faces=0)
     with pytest.raises(ValueError, match="smoothing"):
-        PipelineOptions(smoothing=1.5)
+        make_options(smoothing=1.5)
 
 
 def test_no_smooth_reports_raw_points(engine, video):
@@ -274,7 +287,7 @@ def test_cuda_without_cuda(tiny_checkpoint):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA"):
-        Pipeline(PipelineOptions(weights=tiny_checkpoint, device="cuda"))
+        Pipeline(make_options(weights=tiny_checkpoint, device="cuda"))
 
 
 # --- redetect_every: detect every K-th frame, crop from the previous landmarks in between -------------------
@@ -292,7 +305,7 @@ def slow_frame(i: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def steady_engine(tiny_checkpoint, tmp_path_factory) -> LandmarkEngine:
+def steady_engine(tiny_checkpoint, tmp_path_factory) -> Landmarker:
     from dataclasses import replace
 
     from sdfl_core.checkpoint import load_checkpoint, save_checkpoint
@@ -302,7 +315,7 @@ def steady_engine(tiny_checkpoint, tmp_path_factory) -> LandmarkEngine:
     save_checkpoint(path, model, replace(info, crop_scale=1 / 0.6))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SDFL_CACHE", str(tmp_path_factory.mktemp("onnx-cache-steady")))
-        return LandmarkEngine(path, device="cpu")
+        return load_landmarker(path, device="cpu")
 
 
 def spy_detect(pipeline, monkeypatch) -> list[int]:
@@ -437,7 +450,7 @@ def test_vanished_face_is_redetected_and_dropped(steady_engine, monkeypatch):
 
 
 def test_lost_prediction_forces_redetection_next_frame_and_keeps_the_id(steady_engine, monkeypatch):
-    import sdfl_core.pipeline as pipeline_module
+    import sdfl_core.redetect as pipeline_module
 
     real = pipeline_module.prediction_lost
     state = {"calls": 0}
@@ -460,13 +473,13 @@ def test_lost_prediction_forces_redetection_next_frame_and_keeps_the_id(steady_e
 def test_redetect_keeps_one_batch_and_max_faces(steady_engine, face_grid, monkeypatch):
     engine = steady_engine
     batches = []
-    predict = engine.predictor.predict
+    predict = engine.runner.predict
 
     def spy(batch):
         batches.append(batch.shape[0])
         return predict(batch)
 
-    monkeypatch.setattr(engine.predictor, "predict", spy)
+    monkeypatch.setattr(engine.runner, "predict", spy)
     with make_pipeline(engine, detector="full", max_faces=6, redetect_every=3) as pipeline:
         calls = spy_detect(pipeline, monkeypatch)
         results = [pipeline.process(face_grid, i, i * 33.0) for i in range(3)]
@@ -486,7 +499,6 @@ def test_carry_box():
 
 
 def test_prediction_lost():
-    from sdfl_core.pipeline import prediction_lost
 
     square = np.array([[100.0, 100.0], [200.0, 100.0], [200.0, 200.0], [100.0, 200.0]])
     frame = (640, 480)
@@ -505,19 +517,19 @@ def test_redetect_every_validation_and_cli():
 
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="redetect_every"):
-            PipelineOptions(redetect_every=bad)
+            make_options(redetect_every=bad)
     for bad in (-0.1, 0.5):
         with pytest.raises(ValueError, match="crop_deadband"):
-            PipelineOptions(crop_deadband=bad)
+            make_options(crop_deadband=bad)
     assert build_parser().parse_args(["track", "demo"]).redetect_every == 1
     assert build_parser().parse_args(["track", "demo", "--redetect-every", "5"]).redetect_every == 5
 
 
 def test_streaming_options_leave_the_other_core_to_the_detector_thread():
-    assert streaming_options(PipelineOptions()).num_threads == 1
-    assert streaming_options(PipelineOptions(num_threads=2)).num_threads == 2  # the user's choice stands
-    assert streaming_options(PipelineOptions(redetect_every=3)).num_threads is None  # nothing runs ahead
-    assert streaming_options(PipelineOptions(smoothing=0.2)).smoothing == 0.2
+    assert streaming_options(make_options()).num_threads == 1
+    assert streaming_options(make_options(num_threads=2)).num_threads == 2  # the user's choice stands
+    assert streaming_options(make_options(redetect_every=3)).num_threads is None  # nothing runs ahead
+    assert streaming_options(make_options(smoothing=0.2)).tracker.smoothing == 0.2
 
 
 def test_pipeline_reused_for_a_new_source_starts_clean(engine, video):
@@ -555,4 +567,30 @@ def test_running_mode_must_match_the_source(engine, tmp_path):
         with pytest.raises(ValueError, match="image mode.*video mode"):
             list(pipeline.run(source))
     with pytest.raises(ValueError, match="running_mode"):
-        PipelineOptions(running_mode="live")
+        make_options(running_mode="live")
+
+
+def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkpoint):
+    with pytest.raises(ValueError, match="weights"):
+        Pipeline(make_options(weights=tiny_checkpoint), landmarker=engine)
+    with pytest.raises(ValueError, match="device"):
+        Pipeline(make_options(device="cpu"), landmarker=engine)
+
+
+def test_reset_clears_the_policy_state(steady_engine):
+    with make_pipeline(steady_engine, redetect_every=4) as pipeline:
+        for i in range(3):
+            pipeline.process(synthetic_frame(i), i)
+        assert not pipeline.policy.should_detect()  # frame 3 would crop from the landmarks
+        pipeline.reset()
+        assert pipeline.policy.should_detect()
+        fresh = Pipeline(make_options(redetect_every=4), landmarker=steady_engine)
+        assert vars(pipeline.policy).keys() == vars(fresh.policy).keys()
+        assert pipeline.policy._previous == () and pipeline.policy._anchors == {} and pipeline.policy._crops == {}
+        fresh.close()
+
+
+def test_composed_options_check_their_parts():
+    with pytest.raises(ValueError, match="DetectorOptions"):
+        PipelineOptions(detector="full")
+    assert PipelineOptions().running_mode == "video" and PipelineOptions().detector.max_faces == 5

@@ -4,12 +4,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from slide_video import synthetic_frame as slide_frame
+from slide_video import write_slide
 
-from sdfl_core.sources import (CameraSource, DemoSource, FolderSource, ImageSource, VideoSource, open_source,
-                               read_image)
-
-from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
-from slide_video import synthetic_frame as slide_frame  # noqa: E402
+from sdfl_core.sources import (
+    CameraSource,
+    DemoSource,
+    FolderSource,
+    ImageSource,
+    VideoSource,
+    open_source,
+    read_image,
+)
 
 NUM_FRAMES, FPS, SIZE = 12, 25.0, (320, 240)
 

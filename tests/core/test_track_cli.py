@@ -8,11 +8,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from slide_video import FIXTURE, write_slide
+from slide_video import synthetic_frame as slide_frame
 
 from sdfl_core.cli import main
-
-from slide_video import FIXTURE, write_slide  # noqa: E402  (tests/core is on sys.path)
-from slide_video import synthetic_frame as slide_frame  # noqa: E402
 
 NUM_FRAMES, FPS, SIZE = 8, 25.0, (320, 240)
 META = ["source", "frame", "time_ms", "face_id", "score", "box_x", "box_y", "box_w", "box_h"]
@@ -273,6 +272,7 @@ def build_parser_help(command: str) -> str:
     return " ".join(sub.choices[command].format_help().split())
 
 
+@pytest.mark.slow
 def test_verbose_after_the_command(tiny_checkpoint):
     from sdfl_core.cli import build_parser
 
@@ -361,6 +361,7 @@ def test_interrupt_and_terminate_finalise_the_outputs(tmp_path, signum):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv", "o.mp4"]
 
 
+@pytest.mark.slow
 def test_tracking_imports_no_torch(tmp_path):
     """The inference path (shipped ONNX model) never imports torch, timm, torchvision or onnx."""
     import os

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sdfl_core.tracker import KalmanSmoother, Tracker, TrackerOptions, iou_matrix
+from sdfl_core.smoothing import KalmanSmoother
+from sdfl_core.tracker import Tracker, TrackerOptions, iou_matrix
 from sdfl_core.types import Detection, Landmarks
 
 N = 5
@@ -192,3 +193,15 @@ def test_kalman_smoother_predict_extrapolates_motion():
         KalmanSmoother().predict()
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         s.update(np.zeros((3, 3)), 100.0)
+
+
+def test_update_indexed_names_the_detection_each_track_took():
+    tracker = Tracker(TrackerOptions(smoothing=0.0))
+    a, b = face(100, 100), face(400, 100)
+    tracks, indices = tracker.update_indexed([a[0], b[0]], [a[1], b[1]])
+    assert [t.track_id for t in tracks] == [0, 1] and indices == [0, 1]
+    # Next frame the detector lists them the other way round: ids stay, indices follow the list.
+    tracks, indices = tracker.update_indexed([b[0], a[0]], [b[1], a[1]])
+    assert [t.track_id for t in tracks] == [0, 1] and indices == [1, 0]
+    for track, i in zip(tracks, indices):
+        assert track.raw is [b[1], a[1]][i]

@@ -1,10 +1,11 @@
-"""The visibility-weighted Kalman update (sdfl_core.tracker): known values and its equivalence to the
+"""The visibility-weighted Kalman update (sdfl_core.smoothing): known values and its equivalence to the
 unweighted filter when every point is visible."""
 import numpy as np
 import pytest
 from filterpy.common import Q_discrete_white_noise
 
-from sdfl_core.tracker import INITIAL_VELOCITY_STD, MEASUREMENT_STD, MIN_VISIBILITY, KalmanSmoother, Tracker, TrackerOptions
+from sdfl_core.smoothing import INITIAL_VELOCITY_STD, MEASUREMENT_STD, MIN_VISIBILITY, KalmanSmoother
+from sdfl_core.tracker import Tracker, TrackerOptions
 from sdfl_core.types import Detection, Landmarks
 
 SCALE = 100.0

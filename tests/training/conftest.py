@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from synthetic_faces import FACE_CENTER, FACE_SIZE, make_300w_folder, unit_face
 
 

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from sdfl_core.schemas import W300
-from training.augment import AugmentConfig, augment, augment_with_occlusion, flip_crop, occlude, points_in_mask
+from training.augment import (
+    AugmentConfig,
+    augment,
+    augment_with_occlusion,
+    flip_crop,
+    occlude,
+    points_in_mask,
+)
 
 SIZE = 96
 # Points drawn as blobs; none is the mirror partner of another, so a wrong reorder after a flip shows.

@@ -13,7 +13,13 @@ from sdfl_core.datasets import Sample
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import W300
 from training.augment import AugmentConfig
-from training.data import PRECROP_MARGIN, LandmarkDataset, load_cached, pose_balance_weights, precrop
+from training.data import (
+    PRECROP_MARGIN,
+    LandmarkDataset,
+    load_cached,
+    pose_balance_weights,
+    precrop,
+)
 
 BLOBS = (0, 19, 31, 36, 48, 54)
 
@@ -90,7 +96,10 @@ def cached(image_samples):
     return images, points
 
 
-def make_dataset(cached, cfg=AugmentConfig(), seed=0, size=64):
+DEFAULT_AUGMENT = AugmentConfig()
+
+
+def make_dataset(cached, cfg=DEFAULT_AUGMENT, seed=0, size=64):
     images, points = cached
     return LandmarkDataset(images, points, W300, size, 1.4, IMAGENET_MEAN, IMAGENET_STD, cfg, seed)
 
@@ -158,7 +167,7 @@ def test_pose_balance_weights_favour_rare_poses(unit_face_shape):
     rare = [yawed(unit_face_shape, d) + rng.normal(0, 0.004, size=(68, 2)) for d in (-45, -40, 40, 45)]
     # Scale, position and in-plane rotation are not pose: the weights must ignore them.
     shapes = []
-    for i, s in enumerate(frontal + rare):
+    for s in frontal + rare:
         a = np.radians(rng.uniform(-20, 20))
         rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
         shapes.append(s @ rot.T * rng.uniform(50, 150) + rng.uniform(0, 300, size=2))

@@ -8,12 +8,11 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from train_helpers import read_metrics, tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
 from sdfl_core.cli import main
 from training.distributed import DistributedWeightedSampler
-
-from test_train import read_metrics, tiny_config  # noqa: E402  (tests/training is on sys.path)
 
 
 def test_weighted_sampler_splits_one_draw_over_the_ranks():

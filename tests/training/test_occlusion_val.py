@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from train_helpers import tiny_config
+
 from sdfl_core.datasets import load_samples
 from training.occlusion_val import main
 from training.train import split_samples
 
-from test_train import tiny_config
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
 
 def test_evaluates_exactly_the_validation_split(tmp_path, w300_folder, tiny_checkpoint, tiny_fc_checkpoint, capsys):

@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-import cv2  # noqa: E402
-import torch  # noqa: E402
+import cv2
+import torch
 
-from training import pretrained  # noqa: E402
+from training import pretrained
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ESPRESSO = 967  # ImageNet class of tests/fixtures/coffee.jpg

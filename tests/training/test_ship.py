@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 import yaml
+from train_helpers import tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint
-from sdfl_core.predictor import OnnxPredictor
+from sdfl_core.runners import OnnxRunner
 from training.ship import ship, training_commands, write_model_card
 from training.train import train
 
-from train_helpers import tiny_config
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_shipped_files_carry_the_calibration_and_metrics(shipped):
     for cal in info.detector_box.values():
         assert set(cal) == {"dx", "dy", "scale"} and 0.5 < cal["scale"] < 2 and np.isfinite([cal["dx"], cal["dy"]]).all()
     assert info.metrics["dev_test"]["faces/gt"]["nme_io"] == pytest.approx(metrics["faces/gt"]["nme_io"])
-    onnx_info = OnnxPredictor(target.with_suffix(".onnx")).info
+    onnx_info = OnnxRunner(target.with_suffix(".onnx")).info
     assert onnx_info.detector_box == info.detector_box
     np.testing.assert_array_equal(onnx_info.mask, info.mask)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from synthetic_faces import make_300w_folder, write_pts
+from train_helpers import read_metrics, tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
 from sdfl_core.cli import main
@@ -14,8 +16,7 @@ from sdfl_core.datasets import read_300w
 from training.calibrate import calibrate_detector_box
 from training.train import gather, train
 
-from synthetic_faces import make_300w_folder, write_pts
-from train_helpers import read_metrics, tiny_config
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_train_writes_the_run_folder(trained):
 def test_best_checkpoint_carries_everything_inference_needs(trained):
     config, best = trained
     model, info = load_checkpoint(best, expect_points=68)
-    assert info.schema == "300w" and info.k == 3 and info.name == "tiny"
+    assert info.schema.name == "300w" and info.k == 3 and info.name == "tiny"
     assert info.config.backbone == "mobilenetv2_050" and info.config.input_size == 64 and info.config.head == "graph"
     assert info.mask.shape == (68, 68) and info.mask.dtype == bool and info.mask.sum(axis=1).min() >= 3
     assert info.mean_shape.shape == (68, 2) and 0.1 < info.mean_shape.min() and info.mean_shape.max() < 0.9

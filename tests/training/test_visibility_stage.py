@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from train_helpers import read_metrics, tiny_config
 
 from sdfl_core.checkpoint import load_checkpoint
 from training.train import train, visibility_loss
 
-from train_helpers import read_metrics, tiny_config
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
 
 @pytest.fixture(scope="module")

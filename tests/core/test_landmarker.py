@@ -4,11 +4,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from small_models import SIZE, build
 
 from sdfl_core.checkpoint import CheckpointError, save_checkpoint
-from sdfl_core.predictor import OnnxPredictor, TorchPredictor, default_weights, load_predictor
-
-from small_models import SIZE, build  # noqa: E402  (tests/core is on sys.path)
+from sdfl_core.landmarker import load_runner
+from sdfl_core.registry import default_weights
+from sdfl_core.runners import OnnxRunner, TorchRunner
 
 
 def test_default_weights_unknown_kind():
@@ -16,10 +17,10 @@ def test_default_weights_unknown_kind():
         default_weights("big")
 
 
-def test_torch_predictor_rejects_bad_crops():
+def test_torch_runner_rejects_bad_crops():
     model, info = build("fc")
     with pytest.raises(ValueError, match=r"crops must be \(B, S, S, 3\) uint8 BGR"):
-        TorchPredictor(model, info).predict(np.zeros((1, SIZE, SIZE, 3), np.float32))
+        TorchRunner(model, info).predict(np.zeros((1, SIZE, SIZE, 3), np.float32))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -27,73 +28,73 @@ def test_non_sdfl_onnx_raises(tmp_path):
     path = tmp_path / "plain.onnx"
     torch.onnx.export(torch.nn.Linear(2, 2), (torch.zeros(1, 2),), str(path), dynamo=False)
     with pytest.raises(CheckpointError, match="not an sdfl export"):
-        OnnxPredictor(path)
+        OnnxRunner(path)
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"definitely not protobuf" * 10)
     with pytest.raises(CheckpointError, match="not a loadable ONNX model"):
-        OnnxPredictor(junk)
+        OnnxRunner(junk)
     with pytest.raises(FileNotFoundError, match="ONNX model not found"):
-        OnnxPredictor(tmp_path / "missing.onnx")
+        OnnxRunner(tmp_path / "missing.onnx")
 
 
-def test_load_predictor_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
+def test_load_runner_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
     model, info = build("graph")
     weights = tmp_path / "weights.pt"
     save_checkpoint(weights, model, info)
-    pred = load_predictor(weights, device="cpu")
-    assert isinstance(pred, OnnxPredictor)
+    pred = load_runner(weights, device="cpu")
+    assert isinstance(pred, OnnxRunner)
     assert pred.path.parent == tmp_path / "cache"
     crops = np.random.default_rng(0).integers(0, 256, size=(2, SIZE, SIZE, 3), dtype=np.uint8)
-    ref = TorchPredictor(model, info, "cpu").predict(crops)
+    ref = TorchRunner(model, info, "cpu").predict(crops)
     got = pred.predict(crops)
     for a, b in zip(ref, got):
         np.testing.assert_allclose(b, a, atol=1e-4, rtol=0)
     # The second load reuses the cached export.
-    assert load_predictor(weights, device="cpu").path == pred.path
+    assert load_runner(weights, device="cpu").path == pred.path
     assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
     # An .onnx file loads directly; torch cannot run it.
-    assert isinstance(load_predictor(pred.path, device="cpu"), OnnxPredictor)
+    assert isinstance(load_runner(pred.path, device="cpu"), OnnxRunner)
     with pytest.raises(ValueError, match="runs on ONNX Runtime on the CPU only"):
-        load_predictor(pred.path, device="cpu", engine="torch")
-    assert isinstance(load_predictor(weights, device="cpu", engine="torch"), TorchPredictor)
+        load_runner(pred.path, device="cpu", engine="torch")
+    assert isinstance(load_runner(weights, device="cpu", engine="torch"), TorchRunner)
 
 
-def test_load_predictor_errors(tmp_path):
+def test_load_runner_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found"):
-        load_predictor(tmp_path / "missing.pt", device="cpu")
+        load_runner(tmp_path / "missing.pt", device="cpu")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError):
-        load_predictor(bad, device="cpu")
+        load_runner(bad, device="cpu")
     model, info = build("fc")
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, model, info)
     with pytest.raises(ValueError, match="engine must be"):
-        load_predictor(weights, device="cpu", engine="tensorrt")
+        load_runner(weights, device="cpu", engine="tensorrt")
     with pytest.raises(ValueError, match="device must be"):
-        load_predictor(weights, device="tpu")
+        load_runner(weights, device="tpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_load_predictor_cuda_without_cuda(tmp_path):
+def test_load_runner_cuda_without_cuda(tmp_path):
     model, info = build("fc")
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, model, info)
     with pytest.raises(ValueError, match="CUDA"):
-        load_predictor(weights, device="cuda")
+        load_runner(weights, device="cuda")
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_torch_predictor_on_cuda(tmp_path):
+def test_torch_runner_on_cuda(tmp_path):
     model, info = build("graph")
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, model, info)
     crops = np.random.default_rng(0).integers(0, 256, size=(2, SIZE, SIZE, 3), dtype=np.uint8)
-    ref = TorchPredictor(build("graph")[0], info, "cpu").predict(crops)
-    pred = load_predictor(weights, device="cuda")
-    assert isinstance(pred, TorchPredictor) and pred.device.type == "cuda"
+    ref = TorchRunner(build("graph")[0], info, "cpu").predict(crops)
+    pred = load_runner(weights, device="cuda")
+    assert isinstance(pred, TorchRunner) and pred.device.type == "cuda"
     got = pred.predict(crops)
     assert got[0].dtype == np.float32 and got[0].shape == (2, 68, 2)
     np.testing.assert_allclose(got[0], ref[0], atol=2e-2)  # autocast runs in float16
@@ -111,10 +112,11 @@ def test_shipped_onnx_is_the_export_of_the_shipped_checkpoint(kind):
     assert onnx_path.suffix == ".onnx" and pt_path.suffix == ".pt"
     assert source_sha256(onnx_path) == file_sha256(pt_path), f"{onnx_path.name} is stale: re-export it from {pt_path.name}"
     model, info = load_checkpoint(pt_path)
-    assert OnnxPredictor(onnx_path).info.config == info.config
+    assert OnnxRunner(onnx_path).info.config == info.config
     assert compare(model, onnx_path, batch=2) < 1e-4
 
 
+@pytest.mark.slow
 def test_onnx_beside_a_checkpoint_is_used_while_its_hash_matches(tmp_path, monkeypatch):
     from sdfl_core.onnx_export import export_onnx
 
@@ -125,33 +127,34 @@ def test_onnx_beside_a_checkpoint_is_used_while_its_hash_matches(tmp_path, monke
     beside = export_onnx(model, info, tmp_path / "w.onnx", source=weights)
     # File times say nothing (a clone sets them at random): an older .onnx with the right hash is current.
     os.utime(beside, (1, 1))
-    assert load_predictor(weights, device="cpu").path == beside
+    assert load_runner(weights, device="cpu").path == beside
     assert not (tmp_path / "cache").exists()
     # A changed checkpoint no longer matches, even with a newer .onnx beside it: exported into the cache.
     save_checkpoint(weights, build("graph")[0], replace(info, config=build("graph")[1].config))
     os.utime(beside, None)
-    fresh = load_predictor(weights, device="cpu")
+    fresh = load_runner(weights, device="cpu")
     assert fresh.path.parent == tmp_path / "cache"
     assert fresh.info.config.head == "graph"
     # An export that does not record its source is never taken for the checkpoint's.
     export_onnx(model, info, beside)
-    assert load_predictor(weights, device="cpu").path == fresh.path
+    assert load_runner(weights, device="cpu").path == fresh.path
 
 
 def test_checkpoint_without_current_onnx_and_without_torch_says_what_to_install(tmp_path, monkeypatch):
-    import sdfl_core.predictor as predictor
 
     monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
     model, info = build("fc")
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, model, info)
-    monkeypatch.setattr(predictor, "_torch_installed", lambda: False)
+    monkeypatch.setattr("sdfl_core.landmarker.torch_installed", lambda: False)
+    monkeypatch.setattr("sdfl_core.devices.torch_installed", lambda: False)
     with pytest.raises(ImportError, match=r"pass a \.onnx model, or pip install 'sdfl\[train\]'"):
-        load_predictor(weights)
+        load_runner(weights)
     with pytest.raises(ValueError, match=r"pip install 'sdfl\[train\]'"):
-        load_predictor(weights, device="cuda")
+        load_runner(weights, device="cuda")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_with_extra_output_and_newer_metadata_still_runs(tmp_path):
     """A newer export may add outputs this version does not know and metadata keys."""
@@ -176,9 +179,9 @@ def test_onnx_with_extra_output_and_newer_metadata_still_runs(tmp_path):
     newer = tmp_path / "newer.onnx"
     onnx.save(proto, str(newer))
     crops = np.random.default_rng(0).integers(0, 256, size=(2, SIZE, SIZE, 3), dtype=np.uint8)
-    got = OnnxPredictor(newer).predict(crops)
-    ref = OnnxPredictor(path).predict(crops)
-    assert OnnxPredictor(newer).info.config == info.config
+    got = OnnxRunner(newer).predict(crops)
+    ref = OnnxRunner(path).predict(crops)
+    assert OnnxRunner(newer).info.config == info.config
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a, b)
 
@@ -189,9 +192,9 @@ def test_visibility_agrees_between_torch_and_onnx(tmp_path, monkeypatch):
     weights = tmp_path / "vis.pt"
     save_checkpoint(weights, model, info)
     crops = np.random.default_rng(1).integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
-    onnx_pred = load_predictor(weights, device="cpu")
-    torch_pred = load_predictor(weights, device="cpu", engine="torch")
-    assert isinstance(onnx_pred, OnnxPredictor) and onnx_pred.has_visibility and torch_pred.has_visibility
+    onnx_pred = load_runner(weights, device="cpu")
+    torch_pred = load_runner(weights, device="cpu", engine="torch")
+    assert isinstance(onnx_pred, OnnxRunner) and onnx_pred.has_visibility and torch_pred.has_visibility
     got, ref = onnx_pred.predict(crops)[2], torch_pred.predict(crops)[2]
     assert got.shape == (3, 68) and ((got >= 0) & (got <= 1)).all()
     np.testing.assert_allclose(got, ref, atol=1e-5)
@@ -204,12 +207,13 @@ def test_a_model_without_visibility_reports_none(tmp_path, monkeypatch):
     save_checkpoint(weights, model, info)
     crops = np.zeros((2, SIZE, SIZE, 3), np.uint8)
     for engine in ("onnxruntime", "torch"):
-        pred = load_predictor(weights, device="cpu", engine=engine)
+        pred = load_runner(weights, device="cpu", engine=engine)
         units, edge_weights, vis = pred.predict(crops)
         assert not pred.has_visibility
         assert units.shape == (2, 68, 2) and edge_weights.shape == (2, 68, 0) and vis.shape == (2, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_an_export_that_predates_the_visibility_output_is_made_again(tmp_path, monkeypatch):
     """A checkpoint with visibility whose .onnx beside it has only two outputs (exported before the
@@ -228,6 +232,6 @@ def test_an_export_that_predates_the_visibility_output_is_made_again(tmp_path, m
     del proto.graph.output[:]
     proto.graph.output.extend(keep)
     onnx.save(proto, str(beside))
-    assert not OnnxPredictor(beside).has_visibility
-    pred = load_predictor(weights, device="cpu")
+    assert not OnnxRunner(beside).has_visibility
+    pred = load_runner(weights, device="cpu")
     assert pred.path.parent == tmp_path / "cache" and pred.has_visibility

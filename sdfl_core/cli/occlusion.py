@@ -9,24 +9,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
 from tqdm import tqdm
 
-from .datasets import load_samples
-from .extras import require
-from .occlusion import (
-    DlibModel,
-    OcclusionOptions,
-    PredictorModel,
-    dlib_available,
-    evaluate_occlusion,
-    plot_curves,
-    plot_examples,
-    report_json,
-    write_csv,
-)
-from .predictor import default_weights, load_predictor
-from .schemas import get_schema
+from ..baselines import DlibModel, dlib_available
+from ..datasets import load_samples
+from ..extras import require
+from ..landmarker import load_landmarker
+from ..occlusion import OcclusionOptions, evaluate_occlusion
+from ..occlusion_plots import plot_curves, plot_examples
+from ..occlusion_report import report_json, write_csv
+from ..registry import default_weights
+from ..schemas import get_schema
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +63,11 @@ def run(args) -> int:
     n = samples[0].num_points
     schema = get_schema(n)
 
-    predictors = [load_predictor(w, device=args.device) for w in weights]
-    names = unique_names([p.info.name or w.stem for p, w in zip(predictors, weights)])
-    models = [PredictorModel(p, name) for p, name in zip(predictors, names)]
+    landmarkers = [load_landmarker(w, device=args.device) for w in weights]
+    names = unique_names([lm.info.name or w.stem for lm, w in zip(landmarkers, weights)])
+    for landmarker, name in zip(landmarkers, names):
+        landmarker.name = name
+    models: list = list(landmarkers)
     for m, w in zip(models, weights):
         if m.num_points != n:
             raise ValueError(f"{w} predicts {m.num_points} points but {args.data} has {n} points per face")

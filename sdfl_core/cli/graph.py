@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import load_samples
-from .graph import edge_list, mine_adjacency, normalize_shapes, plot_graph, save_graph
+from ..datasets import load_samples
+from ..graph import edge_list, mine_adjacency, normalize_shapes, plot_graph, save_graph
 
 
 def run(args) -> int:

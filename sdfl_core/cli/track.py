@@ -12,17 +12,19 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
-from .draw import DrawOptions, annotate
-from .pipeline import Pipeline, PipelineOptions, streaming_options, to_bgr_uint8
-from .sinks import CsvSink, VideoSink, check_writable
-from .sources import Source, open_source
-from .types import FrameResult
+from ..detector import DetectorOptions
+from ..pipeline import Pipeline, PipelineOptions, streaming_options
+from ..redetect import RedetectOptions
+from ..sinks import CsvSink, check_writable
+from ..smoothing import smoothing_knob
+from ..sources import open_source
+from ..tracker import TrackerOptions
+from ..tracking import TrackProgress, track_source
+from ..types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -70,37 +72,6 @@ def check_outputs(args) -> None:
         check_writable(args.video, "video")
 
 
-@dataclass
-class TrackProgress:
-    """What :func:`track_source` has done so far; kept up to date frame by frame, so it is right after an interrupt too."""
-    frames: int = 0
-    faces: int = 0
-    """Face detections summed over frames."""
-    video_sink: VideoSink | None = None
-
-
-def track_source(pipeline: Pipeline, source: Source, csv_sink: CsvSink | None, video: str | Path | None,
-                 stack: contextlib.ExitStack, progress: TrackProgress, max_frames: int = 0,
-                 on_frame: Callable[[FrameResult], None] | None = None) -> None:
-    """Run ``pipeline`` over ``source`` into an open CSV sink and/or an annotated MP4 (opened on the first
-    frame, in ``stack``): the one loop of ``sdfl track`` and of each ``sdfl batch`` worker, so both write
-    the same CSV for the same video."""
-    draw = DrawOptions(landmarks=True, boxes=True, ids=True, graph=False)
-    for frame, result in pipeline.run_frames(source, max_frames):
-        if csv_sink is not None:
-            csv_sink.write(result, frame.source)
-        if video:
-            image = to_bgr_uint8(frame.image)
-            if progress.video_sink is None:
-                progress.video_sink = stack.enter_context(VideoSink(video, source.fps or 25.0,
-                                                                    (image.shape[1], image.shape[0])))
-            progress.video_sink.write(annotate(image, result, pipeline.schema, pipeline.info.mask, draw))
-        progress.frames += 1
-        progress.faces += len(result.tracks)
-        if on_frame is not None:
-            on_frame(result)
-
-
 def run(args) -> int:
     if args.frames < 0:
         raise ValueError(f"--frames must be 0 (all) or a positive count, got {args.frames}")
@@ -109,16 +80,17 @@ def run(args) -> int:
         source = stack.enter_context(open_source(args.source, sequence=args.sequence))
         if args.sequence and source.running_mode != "video":
             log.warning("--sequence applies to a folder of images; %s runs as it is", args.source)
-        options = streaming_options(PipelineOptions(weights=args.weights, device=args.device, detector=args.detector,
-                                                    min_confidence=args.min_confidence, max_faces=args.max_faces,
-                                                    smoothing=args.smoothing, smooth=not args.no_smooth,
-                                                    redetect_every=args.redetect_every,
-                                                    running_mode=source.running_mode))
+        options = streaming_options(PipelineOptions(
+            weights=args.weights, device=args.device,
+            detector=DetectorOptions(model=args.detector, min_confidence=args.min_confidence, max_faces=args.max_faces,
+                                     running_mode=source.running_mode),
+            tracker=TrackerOptions(smoothing=smoothing_knob(args.smoothing, args.no_smooth)),
+            redetect=RedetectOptions(every=args.redetect_every)))
         pipeline = stack.enter_context(Pipeline(options))
         n_points = pipeline.info.config.num_points
         # Entered last, so they close first: the outputs are in place before the model and source go.
         csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw,
-                                               visibility=pipeline.engine.has_visibility)) if args.csv else None
+                                               visibility=pipeline.landmarker.has_visibility)) if args.csv else None
         total = source.num_frames if not args.frames else min(args.frames, source.num_frames or args.frames)
         progress = TrackProgress()
         interrupted = False

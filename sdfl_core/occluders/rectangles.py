@@ -1,15 +1,18 @@
-"""Occluder rectangles for occlusion inspection: what the pipeline sees when part of a face is covered.
+"""Rectangular occluders: the GUI's (drawn, covering a face box from one side, random), the demo clip's
+moving bar, and training's random patch.
 
-Pure numpy (no Qt): rectangles are in image pixels, ``(x, y, w, h)`` with x, y the top-left corner.
+One pixel rule for all of them, in sdfl's pixel convention (pixel centres on integers): a rectangle
+``(x, y, w, h)`` covers the pixels whose centres lie in ``[x, x + w) x [y, y + h)``, clipped to the image.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 OCCLUDER_COLOR = (90, 90, 90)
-"""BGR fill; the same flat grey the demo clip's moving occluder uses."""
+"""BGR fill of the GUI's and the demo clip's occluders: a flat grey."""
 
 COVER_SIDES = ("left", "right", "top", "bottom")
 
@@ -29,16 +32,27 @@ class Occluder:
             raise ValueError(f"occluder width and height must be positive, got {self.w} x {self.h}")
 
     @classmethod
-    def from_corners(cls, x0: float, y0: float, x1: float, y1: float) -> "Occluder":
+    def from_corners(cls, x0: float, y0: float, x1: float, y1: float) -> Occluder:
         return cls(min(x0, x1), min(y0, y1), max(abs(x1 - x0), 1.0), max(abs(y1 - y0), 1.0))
+
+    @classmethod
+    def from_pixels(cls, col: int, row: int, cols: int, rows: int) -> Occluder:
+        """The rectangle that covers exactly ``cols`` x ``rows`` pixels from pixel (col, row)."""
+        return cls(float(col), float(row), float(cols), float(rows))
 
     def pixel_slices(self, width: int, height: int) -> tuple[slice, slice]:
         """Row and column slices of the pixels whose centres lie inside, clipped to the image."""
-        c0 = int(np.clip(np.ceil(self.x - 0.5), 0, width))
-        c1 = int(np.clip(np.ceil(self.x + self.w - 0.5), 0, width))
-        r0 = int(np.clip(np.ceil(self.y - 0.5), 0, height))
-        r1 = int(np.clip(np.ceil(self.y + self.h - 0.5), 0, height))
-        return slice(r0, r1), slice(c0, c1)
+        def span(lo: float, size: float, n: int) -> slice:
+            return slice(min(max(math.ceil(lo), 0), n), min(max(math.ceil(lo + size), 0), n))
+
+        return span(self.y, self.h, height), span(self.x, self.w, width)
+
+    def mask(self, shape_hw: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool: the pixels this rectangle covers."""
+        out = np.zeros(shape_hw, bool)
+        rows, cols = self.pixel_slices(shape_hw[1], shape_hw[0])
+        out[rows, cols] = True
+        return out
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         pts = np.asarray(points, np.float64).reshape(-1, 2)
@@ -49,11 +63,16 @@ class Occluder:
 def apply_occluders(image_bgr: np.ndarray, occluders, color=OCCLUDER_COLOR) -> np.ndarray:
     """A copy of the frame with every occluder filled; the frame itself is never changed."""
     out = np.array(image_bgr, copy=True)
-    h, w = out.shape[:2]
+    paint(out, occluders, color)
+    return out
+
+
+def paint(image: np.ndarray, occluders, fill=OCCLUDER_COLOR) -> None:
+    """Fill ``occluders`` in ``image`` in place, with a colour or with an image patch of each one's size."""
+    h, w = image.shape[:2]
     for occ in occluders:
         rows, cols = occ.pixel_slices(w, h)
-        out[rows, cols] = color
-    return out
+        image[rows, cols] = fill
 
 
 def cover_occluder(box: np.ndarray, fraction: float, side: str = "left") -> Occluder | None:
@@ -82,3 +101,23 @@ def random_occluder(rng: np.random.Generator, box: np.ndarray | None, image_size
     x, y, w, h = (float(v) for v in box)
     ow, oh = w * rng.uniform(0.25, 0.5), h * rng.uniform(0.25, 0.5)
     return Occluder(x + rng.uniform(0, w - ow), y + rng.uniform(0, h - oh), ow, oh)
+
+
+def random_patch(size: int, area: float, rng: np.random.Generator) -> Occluder:
+    """Training's occluder on a square ``size``-px crop: whole pixels, about ``area`` of the crop
+    (0.5-1.5 x, aspect e^[-0.7, 0.7]), at least 4 px a side."""
+    frac = area * rng.uniform(0.5, 1.5)
+    aspect = np.exp(rng.uniform(-0.7, 0.7))
+    rw = int(np.clip(size * np.sqrt(frac * aspect), 4, size))
+    rh = int(np.clip(size * np.sqrt(frac / aspect), 4, size))
+    x0 = int(rng.integers(0, size - rw + 1))
+    y0 = int(rng.integers(0, size - rh + 1))
+    return Occluder.from_pixels(x0, y0, rw, rh)
+
+
+def demo_bar(width: int, height: int, phase: float) -> Occluder:
+    """The demo clip's occluder at ``phase`` in [0, 1): a bar 12 % of the frame wide over the middle
+    45 % of its height, entering from the right and crossing the face."""
+    ox = int(width * (1.1 - 1.4 * phase))
+    top, bottom = int(height * 0.25), int(height * 0.7)
+    return Occluder.from_pixels(ox, top, int(width * 0.12) + 1, bottom - top + 1)

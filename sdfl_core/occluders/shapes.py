@@ -1,4 +1,4 @@
-"""Synthetic occluders for faces: what ``sdfl occlusion`` draws over each face.
+"""Shaped occluders of the robustness evaluation: what ``sdfl occlusion`` draws over each face.
 
 Occluders are drawn in image space, so every model (whatever its input size or crop scale) sees the same
 occluded pixels. A random occluder is a rectangle or an object-like blob (a smooth, jittered ellipse),
@@ -13,14 +13,14 @@ before the size is fitted, so generators seeded alike give nested occluders of o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
 
-from . import crops
-from .schemas import Schema
+from .. import crops
+from ..schemas import Schema
 
 SHAPES = ("rect", "blob")
 PARTS = ("eyes", "mouth", "left_half", "right_half")
@@ -118,7 +118,7 @@ class _ShapeDraw:
     harmonics: tuple[tuple[float, float], ...]
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "_ShapeDraw":
+    def draw(cls, rng: np.random.Generator) -> _ShapeDraw:
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         use_texture = bool(rng.random() < 0.5)
         color = tuple(int(c) for c in rng.integers(0, 256, 3))

@@ -1,4 +1,5 @@
-"""The `sdfl` command line. Argument definitions live here (cheap); each command's work is imported lazily."""
+"""The `sdfl` command line, the one place of CLI code: argument definitions here (cheap), each command's
+``run(args)`` in a module of this package (imported lazily), which calls the library and prints."""
 from __future__ import annotations
 
 import argparse
@@ -9,22 +10,23 @@ import logging
 import os
 import sys
 
+from ..datasets import FORMATS
+
 # Quieten TensorFlow-Lite / absl start-up chatter from MediaPipe before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 COMMANDS = {
-    "track": ("sdfl_core.track_cli", "video / image / folder / camera -> landmarks CSV and annotated video"),
-    "batch": ("sdfl_core.batch", "many videos -> landmark CSVs on a Ray cluster (local by default), resumable"),
-    "eval": ("sdfl_core.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
+    "track": ("sdfl_core.cli.track", "video / image / folder / camera -> landmarks CSV and annotated video"),
+    "batch": ("sdfl_core.cli.batch", "many videos -> landmark CSVs on a Ray cluster (local by default), resumable"),
+    "eval": ("sdfl_core.cli.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
     "train": ("training.cli", "train a model from a YAML config"),
     "export": ("sdfl_core.onnx_export", "export a checkpoint to ONNX"),
-    "graph": ("sdfl_core.graph_cli", "mine the top-k landmark graph of a dataset"),
-    "occlusion": ("sdfl_core.occlusion_cli", "occlusion robustness: NME on visible / occluded points"),
+    "graph": ("sdfl_core.cli.graph", "mine the top-k landmark graph of a dataset"),
+    "occlusion": ("sdfl_core.cli.occlusion", "occlusion robustness: NME on visible / occluded points"),
     "gui": ("app.main", "open the desktop application"),
 }
 
-FORMATS = ("300w", "wflw", "cofw", "csv", "coco")
 
 
 def command_module(name: str) -> str:
@@ -79,7 +81,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="report JSON path")
     p.add_argument("--plot", help="CED plot PNG path")
-    p.add_argument("--boxes", default="gt", choices=("gt", "detector"), help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
+    p.add_argument("--boxes", default="gt", choices=("gt", "detector"),
+                   help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
 
@@ -183,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from .checkpoint import CheckpointError, first_line
-    from .extras import missing_module_message
+    from ..checkpoint import CheckpointError
+    from ..errors import first_line
+    from ..extras import missing_module_message
 
     try:
         module = importlib.import_module(command_module(COMMANDS[args.command][0]))
@@ -199,6 +203,3 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sdfl {args.command}: error: {message}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

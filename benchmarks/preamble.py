@@ -1,0 +1,50 @@
+"""What every benchmark script runs first (``from preamble import ...`` before any sdfl import).
+
+Run as ``python benchmarks/NAME.py`` this folder is ``sys.path[0]``; the preamble puts the repository root
+on the path too, quietens MediaPipe's native start-up logs, loads torch's native libraries before
+mediapipe's when torch is there (``sdfl_core.devices``), and names the files the benchmarks share.
+Benchmarks print ratios against a baseline measured in the same run; they are not tests.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+FRANCK = SHARED_DATA / "video" / "franck.mp4"
+AFW = SHARED_DATA / "300w" / "afw"
+ASTRONAUT = REPO / "tests" / "fixtures" / "astronaut.jpg"
+
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from sdfl_core.devices import load_torch_native_first  # noqa: E402  (needs REPO on the path)
+
+load_torch_native_first(always=True)
+
+
+def add_video_args(parser, frames: int) -> None:
+    """--weights, --video, --frames and --device, as the video benchmarks take them."""
+    parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
+    parser.add_argument("--video", type=Path, default=FRANCK)
+    parser.add_argument("--frames", type=int, default=frames, help="video frames to use (franck.mp4 has 4800)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+
+
+def parse_video_args(parser, argv):
+    """Parse, set up logging, and resolve --weights to a file (the shipped model by default)."""
+    from sdfl_core.registry import resolve_weights
+
+    args = parser.parse_args(argv)
+    setup_logging()
+    args.weights = resolve_weights(args.weights)
+    return args
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

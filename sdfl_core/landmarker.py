@@ -1,0 +1,184 @@
+"""The landmarker: face crops -> the network -> landmarks in image pixels, the one way through.
+
+A :class:`Landmarker` is what sdfl calls "a thing that predicts landmarks". It cuts square crops by
+affine warp (``crops``), runs the network on them in one batch (a ``runners`` runtime) and maps the points
+back to image pixels. The pipeline (crops from detector boxes or from last frame's landmarks), ``sdfl
+eval`` (crops from ground-truth boxes) and ``sdfl occlusion`` all go through :meth:`Landmarker.predict_warped`.
+
+The detector-box calibration (:func:`detection_to_crop`) lives here too: it is the checkpoint's own map
+from a face detector's box to the crop the model was trained on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import crops
+from .checkpoint import CheckpointError, load_checkpoint
+from .devices import resolve_device, torch_installed, torch_loadable_here
+from .extras import install_hint
+from .onnx_meta import file_sha256, is_export_of
+from .registry import resolve_weights
+from .runners import OnnxRunner, TorchRunner
+from .types import Detection, Landmarks
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "torch", "onnxruntime")
+
+
+def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> np.ndarray:
+    """The crop affine for a detector box, through the checkpoint's calibration for that detector
+    (a custom detector model uses the short-range calibration)."""
+    x, y, w, h = det.box.astype(np.float64)
+    cal = info.detector_box.get(str(detector), info.detector_box.get("short", {}))
+    cx = x + w / 2 + cal.get("dx", 0.0) * w
+    cy = y + h / 2 + cal.get("dy", 0.0) * h
+    side = info.crop_scale * cal.get("scale", 1.0) * max(w, h)
+    return crops.crop_affine(np.array([cx, cy]), side, info.config.input_size)
+
+
+class Landmarker:
+    """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
+
+    def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "") -> None:
+        self.runner = runner
+        self.info = runner.info
+        self.name = name or self.info.name or "model"
+
+    @property
+    def schema(self):
+        return self.info.schema
+
+    @property
+    def num_points(self) -> int:
+        return int(self.info.config.num_points)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.info.config.input_size)
+
+    @property
+    def engine(self) -> str:
+        """The runtime: 'onnxruntime' or 'torch'."""
+        return self.runner.engine
+
+    @property
+    def has_visibility(self) -> bool:
+        """Whether the model reports per-point visibility (``Landmarks.visibility`` is then (N,), else (0,))."""
+        return bool(self.runner.has_visibility)
+
+    def predict_crops(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network on (B, S, S, 3) uint8 BGR crops: points in crop units, edge weights, visibility."""
+        return self.runner.predict(batch)
+
+    def crops_for(self, image_bgr: np.ndarray, affines: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([crops.warp(image_bgr, a, self.input_size) for a in affines])
+
+    def predict_warped(self, batch: np.ndarray, affines: Sequence[np.ndarray]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, N, 2) image pixels for crops already cut with ``affines`` (one per crop), the (B, N, N)
+        edge weights and the (B, N) visibility ((B, N, 0) and (B, 0) where the model has none)."""
+        units, weights, visibility = self.predict_crops(batch)
+        points = np.stack([crops.units_to_image(u, a, self.input_size) for u, a in zip(units, affines)])
+        return points, np.asarray(weights), np.asarray(visibility)
+
+    def predict(self, image_bgr: np.ndarray, affines: Sequence[np.ndarray]) -> list[Landmarks]:
+        """One :class:`Landmarks` per crop affine of one BGR uint8 image, all in one batch."""
+        if not len(affines):
+            return []
+        points, weights, visibility = self.predict_warped(self.crops_for(image_bgr, affines), affines)
+        return [Landmarks(p, w, v) for p, w, v in zip(points, weights, visibility)]
+
+    def predict_boxes(self, image_bgr: np.ndarray, detections: Sequence[Detection],
+                      detector: str | Path = "short") -> list[Landmarks]:
+        return self.predict(image_bgr, [detection_to_crop(d, self.info, detector) for d in detections])
+
+    def predict_face(self, images: Sequence[np.ndarray], points_gt: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Several images of one face (e.g. occluded variants), all cropped the standard way from the
+        ground-truth landmark box: the arrays of :meth:`predict_warped`."""
+        affine = crops.landmark_crop_affine(points_gt, self.info.crop_scale, self.input_size)
+        batch = np.stack([crops.warp(img, affine, self.input_size) for img in images])
+        return self.predict_warped(batch, [affine] * len(batch))
+
+
+def as_landmarker(model) -> Landmarker:
+    """``model`` itself, or a bare runner (``runners``) wrapped in a :class:`Landmarker`."""
+    return model if isinstance(model, Landmarker) else Landmarker(model)
+
+
+def onnx_cache_dir() -> Path:
+    return Path(os.environ.get("SDFL_CACHE", Path.home() / ".cache" / "sdfl"))
+
+
+def onnx_for_checkpoint(weights: Path) -> Path:
+    """The ONNX export of a ``.pt`` checkpoint: the ``.onnx`` beside it when its recorded source hash is
+    the checkpoint's, else one in the per-user cache, exported now (needs torch) if not there yet."""
+    digest = file_sha256(weights)
+    beside = weights.with_suffix(".onnx")
+    if beside.is_file() and is_export_of(beside, digest):
+        return beside
+    target = onnx_cache_dir() / f"{weights.stem}-{digest[:16]}.onnx"
+    if target.is_file() and is_export_of(target, digest):
+        return target
+    if not torch_installed():
+        raise ImportError(f"{weights} has no current ONNX export beside it, and exporting one needs torch: "
+                          f"pass a .onnx model, or {install_hint('torch')}")
+    log.info("exporting %s to ONNX for the CPU engine (%s)", weights, target)
+    if not torch_loadable_here():
+        # A process that already detects faces (the GUI loading a .pt) exports in a child process.
+        export_in_child_process(weights, target)
+    else:
+        from .onnx_export import export_onnx
+
+        model, info = load_checkpoint(weights)
+        export_onnx(model, info, target, source=weights)
+    return target
+
+
+def export_in_child_process(weights: Path, target: Path) -> None:
+    command = [sys.executable, "-m", "sdfl_core.cli", "export", "--weights", str(weights), "--out", str(target)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise CheckpointError(f"exporting {weights} to ONNX failed: {lines[-1]}")
+
+
+def load_runner(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
+                num_threads: int | None = None) -> OnnxRunner | TorchRunner:
+    """The runtime for a checkpoint (.pt) or ONNX export (.onnx); None means the shipped SDFL model.
+
+    engine 'auto' runs ONNX Runtime on the CPU and torch on CUDA. A ``.pt`` on the CPU runs through its
+    ONNX export (``onnx_for_checkpoint``).
+    """
+    weights = resolve_weights(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"model file not found: {weights}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be auto, torch or onnxruntime, got {engine!r}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if weights.suffix == ".onnx":
+        if engine == "torch" or device == "cuda":
+            raise ValueError("an .onnx model runs on ONNX Runtime on the CPU only; pass a .pt checkpoint for torch/CUDA")
+        return OnnxRunner(weights, num_threads)
+    device = resolve_device(device)
+    if engine == "auto":
+        engine = "torch" if device == "cuda" else "onnxruntime"
+    if engine == "onnxruntime":
+        return OnnxRunner(onnx_for_checkpoint(weights), num_threads)
+    model, info = load_checkpoint(weights)
+    return TorchRunner(model, info, device)
+
+
+def load_landmarker(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
+                    num_threads: int | None = None, name: str = "") -> Landmarker:
+    """A :class:`Landmarker` for a model choice ('sdfl', 'fc', None = 'sdfl', or a .pt / .onnx path)."""
+    return Landmarker(load_runner(weights, device, engine, num_threads), name)
