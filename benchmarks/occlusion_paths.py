@@ -34,7 +34,7 @@ from sdfl_core.occlusion import OcclusionOptions, texture_pool
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
 from training.config import load_config
-from training.train import split_samples
+from training.data import split_samples
 
 VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
 

@@ -18,7 +18,6 @@ import numpy as np
 from .devices import import_torch
 from .errors import first_line, strip_ansi
 from .files import plain_file_mode
-from .files import umask as _umask  # noqa: F401  (onnx_export imports this name; see the follow-ups)
 from .model_config import ModelConfig
 from .schemas import Schema, get_schema
 

@@ -63,7 +63,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict, strict: bool = True) -> "ModelConfig":
+    def from_dict(cls, values: dict, strict: bool = True) -> ModelConfig:
         """``strict=False`` drops keys this version does not know (a model exported by a newer sdfl still
         runs on ONNX Runtime: its graph is in the file, the config only describes it)."""
         known = {f.name for f in fields(cls)}

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import ModelInfo, _umask, load_checkpoint
+from .checkpoint import ModelInfo
 from .extras import require
+from .files import plain_file_mode
 from .onnx_meta import META_KEY, SOURCE_KEY, VISIBILITY_OUTPUT, file_sha256, info_from_json, info_to_json
 
 require("torch", "ONNX export")
@@ -75,7 +76,7 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
         # Write beside the target and rename: an interrupted export never leaves a half file that the
         # predictor cache would later trust.
         onnx.save(proto, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, plain_file_mode())
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -86,31 +87,16 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
 def compare(model: SDFLModel, onnx_path: str | Path, batch: int = 3, seed: int = 0) -> float:
     """Max absolute difference of every output (visibility as a probability) between torch and ONNX
     Runtime on random input."""
-    from .predictor import OnnxPredictor, TorchPredictor
+    from .runners import OnnxRunner, TorchRunner
 
     size = model.config.input_size
     x = np.random.default_rng(seed).normal(size=(batch, 3, size, size)).astype(np.float32)
-    session = OnnxPredictor(onnx_path)
-    ref = TorchPredictor(copy.deepcopy(model).float().eval().cpu(), session.info, "cpu").run_tensor(x)
+    session = OnnxRunner(onnx_path)
+    ref = TorchRunner(copy.deepcopy(model).float().eval().cpu(), session.info, "cpu").run_tensor(x)
     got = session.run_tensor(x)
     if ref[2].shape != got[2].shape:
         raise ValueError(f"{onnx_path} has visibility output shape {got[2].shape[1:]}, the model {ref[2].shape[1:]}")
     return max(float(np.abs(a - b).max()) if a.size else 0.0 for a, b in zip(ref, got))
-
-
-def run(args) -> int:
-    from .predictor import default_weights
-
-    weights = args.weights or default_weights("sdfl", "pt")
-    model, info = load_checkpoint(weights)
-    out = export_onnx(model, info, args.out, args.opset, source=weights)
-    print(f"exported {weights} -> {out}")
-    if not args.no_check:
-        diff = compare(model, out)
-        print(f"max |torch - onnxruntime| = {diff:.2e}")
-        if diff > 1e-4:
-            raise ValueError(f"ONNX Runtime output differs from torch by {diff:.2e} (> 1e-4)")
-    return 0
 
 
 __all__ = ["export_onnx", "compare", "info_from_json", "info_to_json", "META_KEY", "SOURCE_KEY", "ModelConfig"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from sdfl_core.datasets import FORMATS
+from sdfl_core.errors import first_line
 
 DEFAULTS: dict = {
     "name": "sdfl",
@@ -142,7 +143,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key.strip()}: value {raw!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"--set {key.strip()}: value {raw!r} is not valid YAML: {first_line(exc)}") from exc
     return key.strip().split("."), value
 
 
@@ -169,7 +170,7 @@ def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"{path} is not valid YAML: {first_line(exc)}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping at the top level")
     return data

@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import Dataset
 
 from sdfl_core import crops
-from sdfl_core.datasets import Sample, load_image
+from sdfl_core.datasets import Sample, load_image, load_samples, split_by_group
 from sdfl_core.preprocess import to_input
-from sdfl_core.schemas import Schema
+from sdfl_core.schemas import Schema, get_schema
 
 from .augment import AugmentConfig, augment_with_occlusion
 
@@ -111,3 +111,32 @@ def pose_balance_weights(shapes: np.ndarray, bins: int = 9) -> np.ndarray:
     counts = np.bincount(which, minlength=bins).astype(np.float64)
     weights = 1.0 / counts[which]
     return weights / weights.sum()
+
+
+def gather(entries: list[dict], num_points: int) -> list:
+    samples = []
+    for entry in entries:
+        fmt = str(entry.get("format", "300w")).lower()
+        # The readers that take a point count check it against the schema's (300W's defaults to 68).
+        options = {"num_points": num_points} if fmt in ("300w", "csv") else {}
+        samples.extend(load_samples(entry["path"], fmt, **options))
+    return samples
+
+
+def split_samples(config: dict) -> tuple[list, list]:
+    """The (train, val) samples of a resolved config: ``data.val`` when given, else a split of
+    ``data.train`` by group (identity / image), the same for every run with that data and seed."""
+    data_cfg = config["data"]
+    num_points = get_schema(data_cfg["schema"]).num_points
+    if not data_cfg["train"]:
+        raise ValueError("config has no training data (data.train is empty)")
+    train_samples = gather(data_cfg["train"], num_points)
+    if data_cfg["val"]:
+        val_samples = gather(data_cfg["val"], num_points)
+    else:
+        train_samples, val_samples = split_by_group(train_samples, data_cfg["val_fraction"], config["seed"])
+    if data_cfg["limit"]:
+        train_samples, val_samples = train_samples[: data_cfg["limit"]], val_samples[: max(2, data_cfg["limit"] // 4)]
+    if not val_samples:
+        raise ValueError("validation split is empty: add data.val or raise data.val_fraction")
+    return train_samples, val_samples

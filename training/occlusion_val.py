@@ -22,7 +22,7 @@ from sdfl_core.occlusion_report import report_json, write_csv
 from sdfl_core.schemas import get_schema
 
 from .config import load_config
-from .train import split_samples
+from .data import split_samples
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,11 +15,11 @@ import yaml
 
 from sdfl_core.checkpoint import load_checkpoint, save_checkpoint
 from sdfl_core.evaluate import evaluate, plot_ced
+from sdfl_core.landmarker import load_landmarker
 from sdfl_core.onnx_export import compare, export_onnx
-from sdfl_core.predictor import OnnxPredictor
 
 from .calibrate import calibrate_detector_box
-from .train import gather
+from .data import gather
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,13 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     model, info = load_checkpoint(out)
     onnx_path = export_onnx(model, info, out.with_suffix(".onnx"), source=out)
     diff = compare(model, onnx_path)
-    predictor = OnnxPredictor(onnx_path)
+    landmarker = load_landmarker(onnx_path, device="cpu", engine="onnxruntime")
     metrics = {"calibration": boxes, "onnx_max_abs_diff": diff}
     curves = {}
     for entry in config["data"]["test"]:
         samples = gather([entry], info.config.num_points)
         for protocol in ("gt", "detector"):
-            report, errors = evaluate(predictor, samples, protocol)
+            report, errors = evaluate(landmarker, samples, protocol)
             metrics[f"{Path(entry['path']).name}/{protocol}"] = report
             if protocol == "gt":
                 curves[f"{info.name} on {Path(entry['path']).name}"] = errors

@@ -16,58 +16,20 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
-from sdfl_core.datasets import load_samples, split_by_group
+from sdfl_core.devices import resolve_device
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
 from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss
-from sdfl_core.metrics import auc, failure_rate, nme_io
+from sdfl_core.metrics import summarize_errors
 from sdfl_core.model import ModelConfig, SDFLModel
 from sdfl_core.schemas import get_schema
 
 from . import distributed
 from .augment import AugmentConfig
 from .config import config_hash
-from .data import LandmarkDataset, load_cached, pose_balance_weights
+from .data import LandmarkDataset, load_cached, pose_balance_weights, split_samples
+from .validate import validate_errors, validate_visibility
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for but is not available on this machine")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
-def gather(entries: list[dict], num_points: int) -> list:
-    samples = []
-    for entry in entries:
-        fmt = str(entry.get("format", "300w")).lower()
-        # The readers that take a point count check it against the schema's (300W's defaults to 68).
-        options = {"num_points": num_points} if fmt in ("300w", "csv") else {}
-        samples.extend(load_samples(entry["path"], fmt, **options))
-    return samples
-
-
-def split_samples(config: dict) -> tuple[list, list]:
-    """The (train, val) samples of a resolved config: ``data.val`` when given, else a split of
-    ``data.train`` by group (identity / image), the same for every run with that data and seed."""
-    data_cfg = config["data"]
-    num_points = get_schema(data_cfg["schema"]).num_points
-    if not data_cfg["train"]:
-        raise ValueError("config has no training data (data.train is empty)")
-    train_samples = gather(data_cfg["train"], num_points)
-    if data_cfg["val"]:
-        val_samples = gather(data_cfg["val"], num_points)
-    else:
-        train_samples, val_samples = split_by_group(train_samples, data_cfg["val_fraction"], config["seed"])
-    if data_cfg["limit"]:
-        train_samples, val_samples = train_samples[: data_cfg["limit"]], val_samples[: max(2, data_cfg["limit"] // 4)]
-    if not val_samples:
-        raise ValueError("validation split is empty: add data.val or raise data.val_fraction")
-    return train_samples, val_samples
 
 
 def make_scheduler(optimizer, optim: dict, steps_per_epoch: int, plan: dict):
@@ -114,32 +76,6 @@ def make_optimizer(model: torch.nn.Module, optim: dict):
     raise ValueError(f"unknown optimizer {optim['name']!r} (sgd, adamw)")
 
 
-@torch.no_grad()
-def validate_errors(model: SDFLModel, loader: DataLoader, schema, device) -> np.ndarray:
-    """Per-face inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
-    model.eval()
-    errors = []
-    for x, y, _ in loader:
-        pred = model(x.to(device).contiguous(memory_format=torch.channels_last))[0]
-        errors.append(nme_io(pred.float().cpu().numpy(), y.numpy(), schema))
-    model.train()
-    return np.concatenate(errors)
-
-
-@torch.no_grad()
-def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
-    """AUROC of the visibility output against the occluder cover of the validation crops."""
-    from sdfl_core.metrics import auroc
-
-    model.eval()
-    scores, labels = [], []
-    for x, _, occluded in loader:
-        vis = model.forward_with_visibility(x.to(device).contiguous(memory_format=torch.channels_last))[2]
-        scores.append(torch.sigmoid(vis.float()).cpu().numpy().ravel())
-        labels.append(1 - occluded.numpy().ravel())
-    return auroc(np.concatenate(scores), np.concatenate(labels))
-
-
 def visibility_loss(logits: torch.Tensor, occluded: torch.Tensor) -> torch.Tensor:
     """BCE of the (B, N) visibility logits against the augmentation's cover (1 = occluded, so not visible)."""
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, 1 - occluded.to(logits.dtype))
@@ -150,11 +86,6 @@ def set_train_mode(model: SDFLModel, only_visibility: bool) -> None:
     model.train(not only_visibility)
     if only_visibility:
         model.vis_head.train()
-
-
-def validate(model: SDFLModel, loader: DataLoader, schema, device) -> float:
-    """Mean inter-ocular NME on the validation crops."""
-    return float(validate_errors(model, loader, schema, device).mean())
 
 
 class TrainingForward(torch.nn.Module):
@@ -186,7 +117,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     t_start = time.time()
     tc, optim, data_cfg, mc = config["train"], config["optim"], config["data"], config["model"]
     out_dir = Path(tc["out_dir"]) / config["name"]
-    device = distributed.setup(resolve_device(tc["device"]))  # under torchrun: join the process group
+    device = distributed.setup(torch.device(resolve_device(tc["device"])))  # under torchrun: join the process group
     rank0 = distributed.is_rank0()
     if rank0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -390,7 +321,8 @@ def train(config: dict, resume: str | None = None) -> Path:
             losses = [distributed.reduce_mean(np.mean(losses))] if distributed.is_active() else losses
             if rank0 and ((epoch + 1) % tc["eval_every"] == 0 or last_epoch):
                 val_errors = validate_errors(model, val_loader, schema, device)
-                val, val_fr, val_auc = float(val_errors.mean()), failure_rate(val_errors), auc(val_errors)
+                summary = summarize_errors(val_errors)
+                val, val_fr, val_auc = float(val_errors.mean()), summary["fr_10"], summary["auc_10"]
                 vis_auroc = validate_visibility(model, vis_val_loader, device) if vis_val_loader else float("nan")
                 # The model is chosen on validation NME, or on visibility AUROC when only that output trains.
                 score = -vis_auroc if only_visibility else val

@@ -1,4 +1,5 @@
-"""Accuracy on a training config's validation split, for choosing between recipes and runs.
+"""Accuracy on a training config's validation split, for choosing between recipes and runs: the per-epoch
+validation of training (on its crops) and the table that scores finished models.
 
 The dev test set (AFW) stays unseen: every choice of the recipe is made with this table.
 
@@ -12,11 +13,41 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
 from sdfl_core.evaluate import evaluate
 from sdfl_core.landmarker import load_landmarker
+from sdfl_core.metrics import auroc, nme_io
+from sdfl_core.model import SDFLModel
 
 from .config import load_config
-from .train import split_samples
+from .data import split_samples
+
+
+@torch.no_grad()
+def validate_errors(model: SDFLModel, loader: DataLoader, schema, device) -> np.ndarray:
+    """Per-face inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
+    model.eval()
+    errors = []
+    for x, y, _ in loader:
+        pred = model(x.to(device).contiguous(memory_format=torch.channels_last))[0]
+        errors.append(nme_io(pred.float().cpu().numpy(), y.numpy(), schema))
+    model.train()
+    return np.concatenate(errors)
+
+
+@torch.no_grad()
+def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
+    """AUROC of the visibility output against the occluder cover of the validation crops."""
+    model.eval()
+    scores, labels = [], []
+    for x, _, occluded in loader:
+        vis = model.forward_with_visibility(x.to(device).contiguous(memory_format=torch.channels_last))[2]
+        scores.append(torch.sigmoid(vis.float()).cpu().numpy().ravel())
+        labels.append(1 - occluded.numpy().ravel())
+    return auroc(np.concatenate(scores), np.concatenate(labels))
 
 
 def validation_table(config_path: str | Path, weights: list[str | Path]) -> dict[str, dict]:

@@ -21,7 +21,7 @@ COMMANDS = {
     "batch": ("sdfl_core.cli.batch", "many videos -> landmark CSVs on a Ray cluster (local by default), resumable"),
     "eval": ("sdfl_core.cli.evaluate", "NME / FR / AUC of a model on a labelled dataset"),
     "train": ("training.cli", "train a model from a YAML config"),
-    "export": ("sdfl_core.onnx_export", "export a checkpoint to ONNX"),
+    "export": ("sdfl_core.cli.export", "export a checkpoint to ONNX"),
     "graph": ("sdfl_core.cli.graph", "mine the top-k landmark graph of a dataset"),
     "occlusion": ("sdfl_core.cli.occlusion", "occlusion robustness: NME on visible / occluded points"),
     "gui": ("app.main", "open the desktop application"),

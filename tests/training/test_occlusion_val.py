@@ -7,8 +7,8 @@ import pytest
 from train_helpers import tiny_config
 
 from sdfl_core.datasets import load_samples
+from training.data import split_samples
 from training.occlusion_val import main
-from training.train import split_samples
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 

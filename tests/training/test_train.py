@@ -14,7 +14,8 @@ from sdfl_core.checkpoint import load_checkpoint, read_checkpoint
 from sdfl_core.cli import main
 from sdfl_core.datasets import read_300w
 from training.calibrate import calibrate_detector_box
-from training.train import gather, train
+from training.data import gather
+from training.train import train
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
