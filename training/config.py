@@ -71,6 +71,7 @@ DEFAULTS: dict = {
         "step_size": 100,
         "gamma": 0.2,
         "backbone_lr_mult": 1.0,
+        "ema_decay": 0.0,  # > 0: validate and ship an exponential moving average of the weights (timm ModelEmaV3)
     },
     "train": {
         "out_dir": "runs",

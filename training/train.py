@@ -76,6 +76,17 @@ def make_optimizer(model: torch.nn.Module, optim: dict):
     raise ValueError(f"unknown optimizer {optim['name']!r} (sgd, adamw)")
 
 
+def make_ema(model: torch.nn.Module, decay: float):
+    """timm's exponential moving average of the weights and BatchNorm statistics (``optim.ema_decay`` > 0), or None."""
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"optim.ema_decay must be 0 (off) or in (0, 1), got {decay}")
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay)
+
+
 def visibility_loss(logits: torch.Tensor, occluded: torch.Tensor) -> torch.Tensor:
     """BCE of the (B, N) visibility logits against the augmentation's cover (1 = occluded, so not visible)."""
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, 1 - occluded.to(logits.dtype))
@@ -254,6 +265,10 @@ def train(config: dict, resume: str | None = None) -> Path:
                              f"raise optim.epochs to train further")
         log.info("resumed from %s at epoch %d (best val NME %.4f)", resume, start_epoch, best)
 
+    ema = make_ema(model, float(optim["ema_decay"]))
+    if ema is not None and resume and "ema" in extra:
+        ema.module.load_state_dict(extra["ema"])
+    evaluated = ema.module if ema is not None else model  # what is validated and saved as best.pt
     # Under torchrun the training forward runs through DDP (which hooks a module's forward); `model` is what is saved.
     net = distributed.wrap(TrainingForward(model, bool(vis_weight)), device,
                            find_unused_parameters=model_cfg.visibility and not vis_weight)
@@ -302,6 +317,8 @@ def train(config: dict, resume: str | None = None) -> Path:
                 scaler.update()
                 scheduler.step()
                 step += 1
+                if ema is not None:
+                    ema.update(model, step=step)
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
                 minutes = (time.time() - t_start) / 60
@@ -320,10 +337,10 @@ def train(config: dict, resume: str | None = None) -> Path:
             last_epoch = stop or epoch == plan["epochs"] - 1
             losses = [distributed.reduce_mean(np.mean(losses))] if distributed.is_active() else losses
             if rank0 and ((epoch + 1) % tc["eval_every"] == 0 or last_epoch):
-                val_errors = validate_errors(model, val_loader, schema, device)
+                val_errors = validate_errors(evaluated, val_loader, schema, device)
                 summary = summarize_errors(val_errors)
                 val, val_fr, val_auc = float(val_errors.mean()), summary["fr_10"], summary["auc_10"]
-                vis_auroc = validate_visibility(model, vis_val_loader, device) if vis_val_loader else float("nan")
+                vis_auroc = validate_visibility(evaluated, vis_val_loader, device) if vis_val_loader else float("nan")
                 # The model is chosen on validation NME, or on visibility AUROC when only that output trains.
                 score = -vis_auroc if only_visibility else val
                 improved = score < best
@@ -339,9 +356,11 @@ def train(config: dict, resume: str | None = None) -> Path:
                 if vis_val_loader:
                     metrics["val_vis_auroc"] = vis_auroc
                 if improved:
-                    save_checkpoint(out_dir / "best.pt", model, _with_metrics(info, metrics))
+                    save_checkpoint(out_dir / "best.pt", evaluated, _with_metrics(info, metrics))
             extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                      "best": best, "step": step, "planned_epochs": plan["epochs"]}
+            if ema is not None:
+                extra["ema"] = ema.module.state_dict()
             if rank0:
                 save_checkpoint(out_dir / "last.pt", model, info, extra=extra)
             if stop:

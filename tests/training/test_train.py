@@ -156,6 +156,35 @@ def test_refine_stage_warm_starts_from_its_first_stage_and_learns_offsets(traine
     assert not torch.allclose(coords, first)
 
 
+def test_ema_run_validates_and_ships_the_average_and_resumes_it(trained, tmp_path):
+    import torch
+
+    config, best = trained
+    config = {**config, "name": "ema", "optim": {**config["optim"], "epochs": 2, "ema_decay": 0.5},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "max_steps": 0}}
+    run_best = train({**config, "optim": {**config["optim"], "epochs": 1}})
+    payload = torch.load(run_best.parent / "last.pt", weights_only=True)
+    average = payload["extra"]["ema"]
+    shipped, _ = load_checkpoint(run_best)
+    # best.pt holds the moving average, which differs from the raw weights last.pt trains on.
+    for name, value in shipped.state_dict().items():
+        assert torch.equal(value, average[name]), name
+    raw = payload["state_dict"]
+    assert any(not torch.equal(raw[n], average[n]) for n in average if average[n].is_floating_point())
+    # Resuming restores the average (a second epoch continues it; it does not restart from the raw weights).
+    train(config, resume=str(run_best.parent / "last.pt"))
+    resumed = torch.load(run_best.parent / "last.pt", weights_only=True)["extra"]["ema"]
+    assert any(not torch.equal(resumed[n], average[n]) for n in average if average[n].is_floating_point())
+
+
+def test_ema_decay_out_of_range_is_a_clear_error(trained, tmp_path):
+    config, _ = trained
+    config = {**config, "name": "ema_bad", "optim": {**config["optim"], "ema_decay": 1.5},
+              "train": {**config["train"], "out_dir": str(tmp_path)}}
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(config)
+
+
 def test_init_partial_from_a_model_sharing_nothing_is_refused(trained, tmp_path):
     from training.train import init_matching
 
