@@ -96,10 +96,11 @@ class CaptureWorker(QObject):
         self._timer.setTimerType(self._timer.timerType().PreciseTimer)
         self._timer.timeout.connect(self._tick)
 
-    @pyqtSlot(str, bool, int)
-    def open(self, spec: str, fallback_to_demo: bool = False, generation: int = 0) -> None:
+    @pyqtSlot(str, bool, int, bool)
+    def open(self, spec: str, fallback_to_demo: bool = False, generation: int = 0, sequence: bool = False) -> None:
+        """Open ``spec``; ``sequence`` opens a folder of images as the frames of one video."""
         try:
-            source = open_source(spec)
+            source = open_source(spec, sequence=sequence)
         except (ValueError, FileNotFoundError, OSError) as exc:
             log.warning("cannot open %s: %s", spec, exc)
             if not fallback_to_demo:
@@ -119,7 +120,8 @@ class CaptureWorker(QObject):
         self.frames_read = 0
         self.last_index = -1
         self.queue.clear()
-        self.source_opened.emit(SourceInfo(source.name, source.num_frames, source.fps, source.seekable, is_camera))
+        self.source_opened.emit(SourceInfo(source.name, source.num_frames, source.fps, source.seekable, is_camera,
+                                           source.running_mode))
         self.play()
 
     def _interval_ms(self) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
+from sdfl_core.detector import DetectorOptions
 from sdfl_core.errors import first_line
 from sdfl_core.landmarker import Landmarker, load_landmarker
 from sdfl_core.occluders import Occluder, apply_occluders, cover_occluder
@@ -22,7 +23,7 @@ from sdfl_core.types import FrameResult
 
 from .capture import LatestFrameQueue
 from .inspection import inspect
-from .messages import FrameBundle, Inspection, ModelSummary
+from .messages import FrameBundle, Inspection, ModelSummary, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,19 @@ class InferenceWorker(QObject):
         self._last_box: np.ndarray | None = None
         self._clean_result: FrameResult | None = None
         self.processed = 0
+        self.running_mode = "video"
 
     # --- models -----------------------------------------------------------------------------
     def _options(self) -> PipelineOptions:
-        return PipelineOptions(tracker=TrackerOptions(smoothing=smoothing_knob(self.smoothing, off=not self.smooth)))
+        return PipelineOptions(detector=DetectorOptions(running_mode=self.running_mode, max_faces=5),
+                               tracker=TrackerOptions(smoothing=smoothing_knob(self.smoothing, off=not self.smooth)))
+
+    @pyqtSlot(object)
+    def on_source_opened(self, info: SourceInfo) -> None:
+        """Run the pipeline in the new source's mode: photos share no tracks or filter state."""
+        if info.running_mode != self.running_mode:
+            self.running_mode = info.running_mode
+            self.reset_tracking()
 
     @pyqtSlot(str)
     def load_model(self, choice: str) -> None:

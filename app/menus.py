@@ -31,6 +31,9 @@ def build_menus(window) -> None:
     f = bar.addMenu("&File")
     action(window, f, "&Open video or image...", lambda: open_file_dialog(window), QKeySequence.StandardKey.Open)
     action(window, f, "Open &folder of images...", lambda: open_folder_dialog(window), "Ctrl+Shift+O")
+    window.sequence_action = action(window, f, "Folders are video &sequences", lambda: None, checkable=True,
+                                    tip="Off: every photo of a folder on its own (image mode). On: the folder's "
+                                        "images are consecutive frames, tracked and smoothed (like --sequence).")
     action(window, f, "Open &camera", lambda: window.open_source(f"camera:{window.controls.camera_index.value()}"), "Ctrl+K")
     action(window, f, "&Demo clip", lambda: window.open_source("demo"), "Ctrl+D")
     f.addSeparator()

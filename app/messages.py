@@ -16,6 +16,8 @@ class SourceInfo:
     fps: float
     seekable: bool
     is_camera: bool
+    running_mode: str = "video"
+    """"image": unrelated photos (an image, or a folder not opened as a sequence); "video": frames of one scene."""
 
 
 @dataclass(frozen=True)

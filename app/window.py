@@ -30,7 +30,7 @@ HOW_TO_OPEN = "Open a video or image with Ctrl+O (or drop it on the window), a f
 
 class MainWindow(QMainWindow):
     # Requests to the workers: queued signals, so every call runs in the worker's own thread.
-    ask_open = pyqtSignal(str, bool, int)
+    ask_open = pyqtSignal(str, bool, int, bool)  # spec, fall back to the demo, generation, folder as a sequence
     ask_play = pyqtSignal()
     ask_pause = pyqtSignal()
     ask_step = pyqtSignal()
@@ -93,12 +93,16 @@ class MainWindow(QMainWindow):
         else:
             self._generation += 1
             self.view.set_message("Looking for a camera ...")
-            self.ask_open.emit("camera:0", True, self._generation)
+            self.ask_open.emit("camera:0", True, self._generation, False)
 
-    def open_source(self, spec: str) -> None:
+    def open_source(self, spec: str, sequence: bool | None = None) -> None:
+        """Open ``spec``. A folder of images runs in image mode (every photo on its own) unless ``sequence``
+        (default: the File menu's "Folders are video sequences") treats it as consecutive frames."""
+        if sequence is None:
+            sequence = self.sequence_action.isChecked()
         self._generation += 1
         self.view.set_message(f"Opening {spec} ...")
-        self.ask_open.emit(str(spec), False, self._generation)
+        self.ask_open.emit(str(spec), False, self._generation, bool(sequence))
 
     def load_model(self, choice: str) -> None:
         """'sdfl', 'fc' or a .pt / .onnx path; loads in the inference thread."""

@@ -86,6 +86,7 @@ def start_workers(window, device: str) -> None:
     window.ask_close_source.connect(cap.close)
     cap.frame_queued.connect(inf.process_next)
     cap.source_opened.connect(window.on_source_opened)
+    cap.source_opened.connect(inf.on_source_opened)  # queued before the source's first frame_queued
     cap.source_failed.connect(lambda msg: window.show_error(msg, "error", "source"))
     cap.source_fallback.connect(lambda msg: window.show_error(msg, "warning", "source"))
     cap.source_ended.connect(window.on_source_ended)

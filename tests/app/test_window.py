@@ -64,6 +64,47 @@ def test_window_opens_and_plays_frames(qtbot, window, face_video):
     assert window.transport.position.text() == f"{NUM_FRAMES} / {NUM_FRAMES}"
 
 
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """Three photos of the astronaut a few pixels apart on a grey canvas: one face each."""
+    portrait = cv2.imread(str(FIXTURE))
+    folder = tmp_path_factory.mktemp("photos")
+    for i, (x, y) in enumerate([(10, 10), (18, 13), (26, 16)]):  # close: video mode would track it
+        canvas = np.full((300, 360, 3), 120, np.uint8)
+        canvas[y:y + 256, x:x + 256] = portrait
+        cv2.imwrite(str(folder / f"photo_{i}.png"), canvas)
+    return folder
+
+
+def _results_of(qtbot, win: MainWindow, folder: Path, sequence: bool) -> list:
+    results = []
+    win.inference.result_ready.connect(lambda bundle: results.append(bundle.result))
+    win.set_lossless(True)
+    win.set_max_frames(0)
+    with qtbot.waitSignal(win.source_finished, timeout=WAIT_MS):
+        win.open_source(str(folder), sequence=sequence)
+    return results
+
+
+def test_folder_of_photos_runs_in_image_mode(qtbot, window, photo_folder):
+    results = _results_of(qtbot, window, photo_folder, sequence=False)
+    assert window.source_info.running_mode == "image"
+    assert [len(r.tracks) for r in results] == [1, 1, 1]
+    # Every photo on its own: ids number the faces of one photo, nothing is smoothed across photos.
+    assert [r.tracks[0].track_id for r in results] == [results[0].tracks[0].track_id] * 3
+    assert all(t.hits == 1 for r in results for t in r.tracks)
+    for r in results:
+        np.testing.assert_array_equal(r.tracks[0].smoothed, r.tracks[0].raw.points)
+
+
+def test_folder_as_a_sequence_tracks_across_its_images(qtbot, window, photo_folder):
+    results = _results_of(qtbot, window, photo_folder, sequence=True)
+    assert window.source_info.running_mode == "video"
+    hits = [t.hits for r in results for t in r.tracks]
+    assert max(hits) > 1  # a track carried from one image to the next
+    assert window.sequence_action.isCheckable()
+
+
 def test_overlays_toggle_changes_pixels(qtbot, window, face_video):
     play_all(qtbot, window, face_video, frames=3)
     checks = window.controls.overlay_checks()
