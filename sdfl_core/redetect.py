@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from . import crops
 from .landmarker import Landmarker, detection_to_crop
-from .tracker import iou_matrix
+from .tracker import best_pairs, iou_matrix
 from .types import Detection, Landmarks, Track
 
 log = logging.getLogger(__name__)
@@ -184,10 +183,8 @@ class Redetect:
         iou = iou_matrix(np.stack([t.detection.xyxy for t in previous]), np.stack([d.xyxy for d in detections]))
         squares: list[Square | None] = [None] * len(detections)
         sources: list[Track | None] = [None] * len(detections)
-        rows, cols = linear_sum_assignment(-iou)
-        for r, c in zip(rows, cols):
-            if iou[r, c] >= ctx.iou_threshold:
-                squares[c], sources[c] = self._kept_square(previous[r]), previous[r]
+        for r, c in best_pairs(iou, ctx.iou_threshold):
+            squares[c], sources[c] = self._kept_square(previous[r]), previous[r]
         affines = [crops.crop_affine(sq[0], sq[1], size) if sq is not None
                    else detection_to_crop(d, ctx.landmarker.info, ctx.detector) for d, sq in zip(detections, squares)]
         landmarks = ctx.landmarker.predict(bgr, affines)

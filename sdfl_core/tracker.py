@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .smoothing import KalmanSmoother, PointFilter, check_smoothing
 from .types import Detection, Landmarks, Track
@@ -37,6 +36,16 @@ def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """The (row, column) pairs of the assignment with the largest total IoU (Hungarian, scipy) whose IoU is
+    at least ``threshold`` and above 0."""
+    # Imported here: scipy.optimize takes most of a second to import, and a photo (one frame) never needs it.
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= threshold and iou[r, c] > 0]
 
 
 @dataclass(frozen=True)
@@ -190,8 +199,7 @@ class Tracker:
         if not self._tracks or not detections:
             return [], list(range(len(self._tracks))), list(range(len(detections)))
         iou = iou_matrix(np.stack([t.predicted_xyxy for t in self._tracks]), np.stack([d.xyxy for d in detections]))
-        rows, cols = linear_sum_assignment(-iou)
-        matches = [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= self.options.iou_threshold and iou[r, c] > 0]
+        matches = best_pairs(iou, self.options.iou_threshold)
         matched_t = {r for r, _ in matches}
         matched_d = {c for _, c in matches}
         return (

@@ -168,6 +168,12 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
         if info.config.node_attention:
             extra.append(f"`{name}` gates each node's features with its own spatial softmax (`model.node_attention`, "
                          "beyond the paper), so a node reads the part of the map around its landmark.")
+        if info.config.refine:
+            extra.append(f"`{name}` has a refinement stage (`model.refine`): it samples a {info.config.refine_patch}x"
+                         f"{info.config.refine_patch} patch of the next finer feature map (stride 8) around each "
+                         "first-stage point and regresses an offset per point"
+                         + (" through the same graph." if info.config.head == "graph" else
+                            ", through a per-point layer and one FC over all points (the twin's head)."))
         metrics = json.loads(path.with_suffix(".json").read_text())
         run_name = info.train_config.get("name", name)
         commands.extend(training_commands(run_name, configs))
