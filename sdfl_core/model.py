@@ -24,16 +24,15 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class GraphConv(nn.Module):
-    """H' = psi(sigma(A) H W), psi = BN-ReLU (or identity for the output layer). Without ``adj`` each node
-    is transformed on its own (psi(H W), no messages)."""
+    """H' = psi(sigma(A) H W), psi = BN-ReLU (or identity for the output layer)."""
 
     def __init__(self, in_dim: int, out_dim: int, activate: bool = True) -> None:
         super().__init__()
         self.linear = nn.Linear(in_dim, out_dim, bias=not activate)
         self.bn = nn.BatchNorm1d(out_dim) if activate else None
 
-    def forward(self, h: torch.Tensor, adj: torch.Tensor | None) -> torch.Tensor:
-        out = self.linear(h) if adj is None else adj @ self.linear(h)
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        out = adj @ self.linear(h)
         if self.bn is None:
             return out
         return torch.relu(self.bn(out.transpose(1, 2)).transpose(1, 2))
@@ -154,13 +153,10 @@ class SDFLModel(nn.Module):
         self.register_buffer("patch_offsets", torch.stack([gx, gy], dim=-1).reshape(1, 1, p * p, 2), persistent=False)
         patch_dim = reduced * p * p
         if config.head == "graph":
-            # Each node embeds its own patch (and its first-stage features) on its own; the residual graph
-            # blocks then exchange messages along the learned edges, and each node reads its own offset. A
-            # node's own evidence reaches its offset through the residual path undiluted by its neighbours'.
-            self.refine_embed = GraphConv(patch_dim + config.hidden, config.hidden)
+            self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden)
             self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(2))
-            self.refine_head = GraphConv(config.hidden, 2, activate=False)
-            last = self.refine_head.linear
+            self.refine_out = GraphConv(config.hidden, 2, activate=False)
+            last = self.refine_out.linear
         else:
             # The FC twin: the same patches, through a per-point layer and then one FC over all points.
             self.refine_point = nn.Sequential(nn.Linear(patch_dim, 64), nn.ReLU(inplace=True))
@@ -232,10 +228,10 @@ class SDFLModel(nn.Module):
         coords, node_features = first, [nodes_in, nodes_out]
         if self.config.refine:
             patches = self.sample_patches(maps[0], first)
-            hidden = self.refine_embed(torch.cat([patches, nodes_out], dim=-1), None)
+            hidden = self.refine_in(torch.cat([patches, nodes_out], dim=-1), adj)
             for block in self.refine_blocks:
                 hidden = block(hidden, adj)
-            coords = first + self.refine_head(hidden, None)
+            coords = first + self.refine_out(hidden, adj)
             node_features += [patches, hidden]
         vis = None
         if with_visibility:

@@ -253,7 +253,7 @@ def test_refine_starts_as_the_identity_and_then_moves_the_first_stage_points(hea
     with torch.no_grad():
         coords, _, _, first = model.forward_train(x, with_visibility=False)
         torch.testing.assert_close(coords, first)  # zero-initialised output layer
-        last = model.refine_head.linear if head == "graph" else model.refine_fc[-1]
+        last = model.refine_out.linear if head == "graph" else model.refine_fc[-1]
         torch.nn.init.normal_(last.weight, 0, 0.1)
         coords, _, _, first = model.forward_train(x, with_visibility=False)
         assert coords.shape == first.shape == (2, 68, 2)

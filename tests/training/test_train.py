@@ -148,7 +148,7 @@ def test_refine_stage_warm_starts_from_its_first_stage_and_learns_offsets(traine
     after, info = load_checkpoint(refined)
     assert info.config.refine and info.provenance["parent"]["path"] == str(best)
     # The new stage's output layer started at zero (the identity) and training moved it.
-    assert after.refine_head.linear.weight.abs().sum() > 0
+    assert after.refine_out.linear.weight.abs().sum() > 0
     assert after.gc_in.linear.weight.shape == start.gc_in.linear.weight.shape
     x = torch.zeros(1, 3, 64, 64)
     with torch.no_grad():
