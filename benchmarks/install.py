@@ -55,16 +55,26 @@ def track_once(venv: Path, image: Path, workdir: Path, pythonpath: str = "") -> 
 
 
 def measure_in_child(venv: Path, image: Path, runs: int, pythonpath: str) -> tuple[list[float], float]:
-    """Wall times and peak RSS (MB) of ``runs`` runs. They run under a child process of their own, whose
-    RUSAGE_CHILDREN peak is then this venv's alone."""
+    """Wall times and peak RSS (MB) of ``runs`` runs. They run under a bare child process of their own
+    (no preamble, no torch: nothing else it starts counts), whose RUSAGE_CHILDREN peak is then the
+    runs' alone."""
     import json
 
-    code = (f"import sys, json, resource, tempfile; sys.path.insert(0, {str(Path(__file__).parent)!r}); import install as b; "
-            "from pathlib import Path\n"
-            f"w = Path(tempfile.mkdtemp()); walls = [b.track_once(Path({str(venv)!r}), Path({str(image)!r}), w, {pythonpath!r}) "
-            f"for _ in range({runs:d})]\n"
-            "print(json.dumps([walls, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    command = [str(venv / "bin" / "python"), "-m", "sdfl_core.cli", "track", str(image), "--csv", "out.csv"]
+    code = ("import json, os, resource, subprocess, sys, tempfile, time\n"
+            "command, runs, env = json.loads(sys.argv[1]), int(sys.argv[2]), {**os.environ, 'PYTHONPATH': sys.argv[3]}\n"
+            "work, walls = tempfile.mkdtemp(), []\n"
+            "for _ in range(runs):\n"
+            "    start = time.perf_counter()\n"
+            "    done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)\n"
+            "    walls.append(time.perf_counter() - start)\n"
+            "    if done.returncode:\n"
+            "        sys.exit('sdfl track failed: ' + (done.stderr.strip().splitlines() or ['?'])[-1])\n"
+            "print(json.dumps([walls, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0]))\n")
+    done = subprocess.run([sys.executable, "-S", "-c", code, json.dumps(command), str(runs), pythonpath],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"measuring {venv} failed: {done.stderr.strip().splitlines()[-1:]}")
     walls, peak = json.loads(done.stdout.strip().splitlines()[-1])
     return walls, peak
 
