@@ -6,9 +6,7 @@ read or write ``.pt`` files.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +15,7 @@ import numpy as np
 
 from .devices import import_torch
 from .errors import first_line, strip_ansi
-from .files import plain_file_mode
+from .files import replacing
 from .model_config import ModelConfig
 from .schemas import Schema, get_schema
 
@@ -129,16 +127,8 @@ def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: 
     payload = {"format": FORMAT, "version": VERSION, "info": info_payload, "state_dict": state}
     if extra:
         payload["extra"] = extra
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         torch.save(payload, tmp)
-        os.chmod(tmp, plain_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _load_error(path: Path, exc: Exception) -> CheckpointError:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import numpy as np
 
 from .checkpoint import ModelInfo
 from .extras import require
-from .files import plain_file_mode
+from .files import replacing
 from .onnx_meta import META_KEY, SOURCE_KEY, VISIBILITY_OUTPUT, file_sha256, info_from_json, info_to_json
 
 require("torch", "ONNX export")
@@ -58,9 +56,9 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
     dummy = torch.zeros(2, 3, size, size)
     names = output_names(info.config)
     graph = _WithVisibility(model) if info.config.visibility else model
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
+    # Written beside the target and renamed: an interrupted export never leaves a half file that the
+    # runtime would later trust.
+    with replacing(out, suffix=".onnx.tmp") as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer chatter about the input shape check
             torch.onnx.export(graph, (dummy,), tmp, input_names=["image"], output_names=names,
@@ -73,14 +71,7 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
             entry = proto.metadata_props.add()
             entry.key, entry.value = SOURCE_KEY, file_sha256(source)
         onnx.checker.check_model(proto)
-        # Write beside the target and rename: an interrupted export never leaves a half file that the
-        # predictor cache would later trust.
         onnx.save(proto, tmp)
-        os.chmod(tmp, plain_file_mode())
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 
