@@ -1,6 +1,9 @@
 """Visibility-weighted smoothing against a known moving occluder: error on the covered points and jitter.
 
-    python benchmarks/visibility.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 300]
+    python benchmarks/visibility.py [--weights W] [--video ../shared/data/video/franck.mp4] [--frames 300] [--skip 0]
+
+``--skip N`` starts the window N frames into the clip: choose settings on other windows of the clip than
+the reported one (the first 300 frames).
 
 A flat grey box, 40 % of the face box wide and taller than the landmark box, sweeps across the face from
 image-left to image-right during the middle half of the frames (its position follows the face's landmark
@@ -66,18 +69,21 @@ def sweep_mask(shape_hw: tuple[int, int], landmark_box: np.ndarray, progress: fl
     return mask
 
 
-def collect(engine: Landmarker, video: Path, frames: int) -> dict[str, np.ndarray]:
-    """Per frame with a face: clean points, occluded points and visibility, and which points are covered."""
+def collect(engine: Landmarker, video: Path, frames: int, skip: int = 0) -> dict[str, np.ndarray]:
+    """Per frame with a face: clean points, occluded points and visibility, and which points are covered,
+    over ``frames`` frames after the first ``skip``."""
     clean, occluded, visibility, covered, scales = [], [], [], [], []
     with open_source(video) as source, FaceDetector(DetectorOptions(model="short", running_mode="video")) as detector:
-        total = min(frames, source.num_frames or frames)
+        total = min(frames, (source.num_frames or frames + skip) - skip)
         start, stop = total // 4, 3 * total // 4
         box = None
-        for n, frame in enumerate(source):
+        for n, frame in enumerate(source, start=-skip):
+            if n < 0:
+                continue
             if n >= total:
                 break
             image = to_bgr_uint8(frame.image)
-            found = detector.detect(image, int(round(frame.timestamp_ms)) + n)
+            found = detector.detect(image, int(round(frame.timestamp_ms)) + n + skip)
             if found:
                 box = max(found, key=lambda d: d.box[2] * d.box[3])
             if box is None:
@@ -109,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="sdfl checkpoint or ONNX with a visibility output; default: the shipped model")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--skip", type=int, default=0, help="frames to skip before the window")
     parser.add_argument("--smoothing", type=float, default=TrackerOptions.smoothing, help="default: the CLI's")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.frames <= 0 or args.skip < 0:
+        print("benchmarks/visibility.py: --frames must be positive and --skip not negative", file=sys.stderr)
+        return 2
     if not args.video.is_file():
         print(f"benchmarks/visibility.py: video not found: {args.video}", file=sys.stderr)
         return 2
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks/visibility.py: {args.weights or 'the shipped model'} has no visibility output "
               f"(pass --weights a model trained with model.visibility: true)", file=sys.stderr)
         return 2
-    data = collect(engine, args.video, args.frames)
+    data = collect(engine, args.video, args.frames, args.skip)
     if len(data["clean"]) < 4 * SAVGOL_WINDOW:
         print(f"benchmarks/visibility.py: only {len(data['clean'])} frames with a face in {args.video}", file=sys.stderr)
         return 2
@@ -141,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     vis = data["visibility"]
     print(f"weights: {args.weights or 'shipped'}   video: {args.video.name}   frames with a face: {len(clean)}   "
-          f"smoothing: {args.smoothing}")
+          f"smoothing: {args.smoothing}   window: frames {args.skip}-{args.skip + args.frames - 1}")
     print(f"covered (frame, point) pairs: {int(covered.sum())} in {int(covered.any(axis=1).sum())} frames; "
           f"visibility AUROC (visible = positive) {auroc(vis, ~covered):.3f}; mean visibility covered "
           f"{vis[covered].mean():.3f}, visible {vis[~covered].mean():.3f}")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from sdfl_core import crops
-from sdfl_core.occluders import paint, random_patch
+from sdfl_core.occluders import occlude_random, paint, random_patch
 from sdfl_core.schemas import Schema
 
 
@@ -28,6 +28,12 @@ class AugmentConfig:
     flip: float = 0.5
     occlusion: float = 0.5
     occlusion_area: float = 0.2
+    occlusion_shapes: float = 0.0
+    """Share of the occluded crops whose occluder is drawn as ``sdfl occlusion`` draws it (a rectangle or a
+    blob, colour or texture, covering ``occlusion_levels`` percent of the landmark box) instead of the crop
+    rectangle of ``occlusion_area``."""
+    occlusion_levels: tuple[float, float] = (5.0, 50.0)
+    """Range of the landmark-box cover (percent, drawn uniformly) of those occluders."""
     color: float = 0.4
     blur: float = 0.2
     gray: float = 0.1
@@ -35,6 +41,15 @@ class AugmentConfig:
     ramp_epochs: int = 0
     """Curriculum: rotation and occlusion grow linearly to full strength over this many epochs
     (regression from scratch stalls at the mean shape when it starts on the hardest crops)."""
+
+    def __post_init__(self) -> None:
+        levels = tuple(self.occlusion_levels)
+        if len(levels) != 2 or not all(isinstance(v, (int, float)) for v in levels) or not 0 < levels[0] <= levels[1] <= 100:
+            raise ValueError(f"augment.occlusion_levels must be [low, high] percentages with 0 < low <= high <= 100, "
+                             f"got {list(self.occlusion_levels)}")
+        if not 0.0 <= self.occlusion_shapes <= 1.0:
+            raise ValueError(f"augment.occlusion_shapes must be in [0, 1], got {self.occlusion_shapes}")
+        object.__setattr__(self, "occlusion_levels", tuple(float(v) for v in levels))
 
     def at_epoch(self, epoch: int) -> AugmentConfig:
         if self.ramp_epochs <= 0 or epoch >= self.ramp_epochs:
@@ -128,6 +143,12 @@ def augment_with_occlusion(image: np.ndarray, points: np.ndarray, schema: Schema
         crop, units = flip_crop(crop, units, schema)
     crop = photometric(crop, cfg, rng)
     if rng.random() < cfg.occlusion:
+        # The extra draw only when the option is on, so configs without it see the same random stream.
+        if cfg.occlusion_shapes > 0 and rng.random() < cfg.occlusion_shapes:
+            # Crop units to pixel-centre coordinates: the pixel of a point is floor(units * size).
+            level = rng.uniform(*cfg.occlusion_levels)
+            shaped = occlude_random(crop, units * out_size - 0.5, level, rng, () if texture is None else (texture,))
+            return shaped.image, units, ~shaped.visible
         mask = occlude(crop, cfg.occlusion_area, rng, texture)
         occluded = points_in_mask(units, mask)
     return crop, units, occluded

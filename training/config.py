@@ -51,6 +51,8 @@ DEFAULTS: dict = {
         "flip": 0.5,
         "occlusion": 0.5,
         "occlusion_area": 0.2,
+        "occlusion_shapes": 0.0,  # share of occluders drawn as sdfl occlusion draws them (rectangles, blobs)
+        "occlusion_levels": [5.0, 50.0],  # their cover of the landmark box, percent
         "color": 0.4,
         "blur": 0.2,
         "gray": 0.1,

@@ -237,3 +237,39 @@ def test_no_occlusion_means_no_flags(face):
     cfg = AugmentConfig(**{**GEOMETRY_ONLY, "occlusion": 0.0})
     _, _, off = augment_with_occlusion(image, face, W300, 1.4, SIZE, cfg, np.random.default_rng(0))
     assert not none_cfg.any() and not off.any()
+
+
+def test_shaped_occluders_label_the_landmarks_whose_pixels_they_paint(face):
+    from sdfl_core import crops
+
+    image = np.full((256, 256, 3), 128, np.uint8)
+    base = dict(flip=0.0, color=0.0, blur=0.0, gray=0.0, noise=0.0, occlusion=1.0)
+    shaped = AugmentConfig(occlusion_shapes=1.0, occlusion_levels=(20.0, 40.0), **base)
+    clean = AugmentConfig(occlusion=0.0, **{k: v for k, v in base.items() if k != "occlusion"})
+    covers, hidden = [], []
+    for seed in range(30):
+        crop, units, occluded = augment_with_occlusion(image, face, W300, 1.4, 64, shaped, np.random.default_rng(seed))
+        plain, units_plain, none = augment_with_occlusion(image, face, W300, 1.4, 64, clean, np.random.default_rng(seed))
+        np.testing.assert_array_equal(units, units_plain)
+        assert not none.any()
+        painted = (crop != plain).any(axis=2)
+        pix = np.floor(units * 64).astype(int)
+        # A landmark is labelled covered exactly when its pixel was painted (with a random colour fill).
+        np.testing.assert_array_equal(occluded, painted[pix[:, 1], pix[:, 0]])
+        box = crops.landmark_box(units * 64 - 0.5)
+        x0, y0 = int(np.ceil(box[0])), int(np.ceil(box[1]))
+        x1, y1 = int(np.floor(box[0] + box[2])), int(np.floor(box[1] + box[3]))
+        covers.append(painted[y0:y1 + 1, x0:x1 + 1].mean())
+        hidden.append(occluded.mean())
+    # Each occluder covers 20-40 % of the landmark box (a pixel row or so of slack at 64 px).
+    assert 0.15 < min(covers) and max(covers) < 0.45
+    assert 0.0 < np.mean(hidden) < 0.6
+
+
+def test_shaped_occluder_settings_are_checked():
+    with pytest.raises(ValueError, match="occlusion_levels must be"):
+        AugmentConfig(occlusion_levels=(40.0, 20.0))
+    with pytest.raises(ValueError, match="occlusion_shapes must be in"):
+        AugmentConfig(occlusion_shapes=1.5)
+    assert AugmentConfig(occlusion_levels=[10, 30]).occlusion_levels == (10.0, 30.0)
+
