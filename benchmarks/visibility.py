@@ -9,13 +9,17 @@ A flat grey box, 40 % of the face box wide and taller than the landmark box, swe
 image-left to image-right during the middle half of the frames (its position follows the face's landmark
 box, so it is a known occluder on a moving face). Every frame is run twice with the same detector box (the
 detector sees the clean frame): clean, and with the box drawn over it. The occluded run's landmarks are
-smoothed by two Kalman smoothers in the same run, the plain one (no visibility) and the visibility-weighted
-one, at the same smoothing.
+smoothed in the same run, at the same smoothing, by the plain Kalman smoother (no visibility: every point on
+its own), by the visibility-weighted one (the face model), and by that face model told every point is
+visible (visibility 1), which separates what the weighting does from what the face model does.
 
 Error: on the points under the box (the clean prediction's points inside it), the distance of each
 smoothed track from the model's own points on the clean frame, over the inter-ocular distance (outer eye
 corners of the clean points); the mean over covered (frame, point) pairs. The unsmoothed occluded
 prediction's error is printed for scale.
+
+Visible error: the same distance on the points not under the box, which shows the lag a smoother adds to
+points it can see.
 
 Jitter: on the points not under the box, the residual after a Savitzky-Golay fit (window 9, order 2) of
 each smoothed trajectory, over the inter-ocular distance, as ``benchmarks/jitter.py`` measures it; the
@@ -138,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     clean, covered = data["clean"], data["covered"]
     iod = np.linalg.norm(clean[:, ocular[0]] - clean[:, ocular[1]], axis=1)[:, None]
     tracks = {"plain": smooth(data["occluded"], data["scales"], args.smoothing, None),
-              "weighted": smooth(data["occluded"], data["scales"], args.smoothing, data["visibility"])}
+              "weighted": smooth(data["occluded"], data["scales"], args.smoothing, data["visibility"]),
+              "face, v=1": smooth(data["occluded"], data["scales"], args.smoothing, np.ones_like(data["visibility"]))}
 
-    def covered_error(points: np.ndarray) -> float:
-        return float((np.linalg.norm(points - clean, axis=2) / iod)[covered].mean())
+    def covered_error(points: np.ndarray, where: np.ndarray = covered) -> float:
+        return float((np.linalg.norm(points - clean, axis=2) / iod)[where].mean())
 
     def visible_jitter(points: np.ndarray) -> float:
         residual = np.linalg.norm(points - savgol_filter(points, SAVGOL_WINDOW, SAVGOL_ORDER, axis=0), axis=2) / iod
@@ -156,14 +161,18 @@ def main(argv: list[str] | None = None) -> int:
           f"visibility AUROC (visible = positive) {auroc(vis, ~covered):.3f}; mean visibility covered "
           f"{vis[covered].mean():.3f}, visible {vis[~covered].mean():.3f}")
     raw_error = covered_error(data["occluded"])
-    errors = {k: covered_error(v) for k, v in tracks.items()}
-    jitter = {k: visible_jitter(v) for k, v in tracks.items()}
-    print(f"{'':<28} {'plain':>8} {'weighted':>9} {'ratio':>7}")
-    print(f"{'covered points error (%IOD)':<28} {100 * errors['plain']:8.2f} {100 * errors['weighted']:9.2f} "
-          f"{errors['weighted'] / errors['plain']:7.3f}   (unsmoothed occluded prediction: {100 * raw_error:.2f})")
-    print(f"{'visible points jitter (%IOD)':<28} {100 * jitter['plain']:8.3f} {100 * jitter['weighted']:9.3f} "
-          f"{jitter['weighted'] / jitter['plain']:7.3f}")
-    print(f"goal: error ratio < 1: {'met' if errors['weighted'] < errors['plain'] else 'NOT met'}; "
+    rows = {"covered points error (%IOD)": ({k: covered_error(v) for k, v in tracks.items()}, 2),
+            "visible points error (%IOD)": ({k: covered_error(v, ~covered) for k, v in tracks.items()}, 2),
+            "visible points jitter (%IOD)": ({k: visible_jitter(v) for k, v in tracks.items()}, 3)}
+    print(f"{'':<28} {'plain':>8} {'weighted':>9} {'ratio':>7} {'face, v=1':>10} {'ratio':>7}")
+    for name, (values, digits) in rows.items():
+        plain, weighted, unweighted = values["plain"], values["weighted"], values["face, v=1"]
+        print(f"{name:<28} {100 * plain:8.{digits}f} {100 * weighted:9.{digits}f} {weighted / plain:7.3f} "
+              f"{100 * unweighted:10.{digits}f} {weighted / unweighted:7.3f}")
+    print(f"(ratios: weighted over plain, and weighted over the face model without weighting; the unsmoothed "
+          f"occluded prediction's covered error: {100 * raw_error:.2f})")
+    errors, jitter = rows["covered points error (%IOD)"][0], rows["visible points jitter (%IOD)"][0]
+    print(f"goal: error ratio < 1: {'met' if errors['weighted'] < min(errors['plain'], errors['face, v=1']) else 'NOT met'}; "
           f"jitter ratio <= 1: {'met' if jitter['weighted'] <= jitter['plain'] else 'NOT met'}")
     return 0
 

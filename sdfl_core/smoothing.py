@@ -1,5 +1,6 @@
-"""The per-face point smoother of the tracker: a constant-velocity Kalman filter over a face's N points
-(filterpy), and the one smoothing knob in [0, 1] (0 = off: the measurement itself).
+"""The per-face point smoother of the tracker: a Kalman filter (filterpy) over a face's N points, each
+point constant-velocity, or with the model's per-point visibility a face-level model that carries covered
+points along with the face; and the one smoothing knob in [0, 1] (0 = off: the measurement itself).
 
 ``TrackerOptions.filter_factory`` may build any :class:`PointFilter` instead.
 """
@@ -43,10 +44,22 @@ def check_smoothing(smoothing: float) -> float:
     return smoothing
 
 
-MIN_VISIBILITY = 1e-3
-"""Floor of the visibility that scales a point's measurement variance, ``R = sigma^2 / max(v, floor)``: a
-point the model is sure it cannot see counts 1000x less than a visible one, never nothing, so a point that
-stays hidden still drifts back to the measurement as the track's uncertainty grows."""
+OCCLUDED_NOISE = 4.0
+"""Measurement variance of a point the model cannot see, relative to a visible point's: a point visible
+with probability v has variance ``sigma^2 (v + (1 - v) OCCLUDED_NOISE)``, the mixture of the two. The
+model still guesses covered points from the rest of the face, so they are noisier, not worthless."""
+
+OFFSET_NOISE = 1.0
+"""Process noise of each point's motion relative to the face (expression, head turns), relative to that
+of the face's own motion."""
+
+PSEUDO_NOISE = 1e-6
+"""Variance of the face model's zero-sum pseudo-measurements, relative to a point's: exact in effect,
+while keeping the innovation covariance well conditioned."""
+
+SHARED_NOISE = 0.8
+"""Measurement noise that all points of a face share (the crop moves with the detector box, so its error
+moves every point alike), relative to each point's own."""
 
 
 class PointFilter(Protocol):
@@ -62,11 +75,29 @@ class PointFilter(Protocol):
     def predict(self) -> np.ndarray: ...
 
 
-def _constant_velocity(num_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """F and H of N independent constant-velocity points in the layout of the visibility-weighted filter:
-    state rows 0..N-1 positions, N..2N-1 velocities; columns image x and y."""
-    eye = np.eye(num_points)
-    return np.kron(np.array([[1.0, 1.0], [0.0, 1.0]]), eye), np.hstack([eye, np.zeros_like(eye)])
+def _face_model(num_points: int, visibility: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """F and H of the visibility-weighted filter's face model. State rows: 0 the face's position, 1 its
+    velocity, 2..N+1 each point's offset from that position, N+2..2N+1 the offsets' velocities (all
+    constant-velocity); columns image x and y. A point is measured as position + its offset.
+
+    With ``visibility`` (the last frame's), each offset keeps that share of its velocity: a point the model
+    could not see has no measured motion of its own, so it moves with the face instead of coasting.
+    """
+    n = num_points
+    F = np.eye(2 * n + 2)
+    F[0, 1] = 1.0
+    F[2 : n + 2, n + 2 :] = np.eye(n)
+    if visibility is not None:
+        F[n + 2 :, n + 2 :] = np.diag(np.clip(visibility, 0.0, 1.0))
+    H = np.zeros((n + 2, 2 * n + 2))
+    H[:n, 0] = 1.0
+    H[:n, 2 : n + 2] = np.eye(n)
+    # Two exact pseudo-measurements of 0: the offsets and their velocities sum to zero, so the face's
+    # position and velocity are the points' mean ones (without them the split is arbitrary, and a covered
+    # point that drops its own velocity would drift with that arbitrary part).
+    H[n, 2 : n + 2] = 1.0
+    H[n + 1, n + 2 :] = 1.0
+    return F, H
 
 
 class KalmanSmoother:
@@ -77,12 +108,16 @@ class KalmanSmoother:
     (x, y, vx, vy) carries the N points as the N columns of its state matrix (4, N). That is exactly N
     independent filters, at the cost of one 4x4 filter plus a (4, N) matrix product per frame.
 
-    With visibility (the first update says which) each point's measurement noise is its own,
-    ``R_i = sigma^2 / max(v_i, MIN_VISIBILITY)``, given to filterpy per update (``update(z, R=...)``):
-    an occluded point leans on its track, a visible one on the measurement. The points' gains then
-    differ, so the filter carries them as the rows of a (2N, 2) state (positions, then velocities; x and
-    y share a point's gain) with a 2N x 2N covariance that stays block-diagonal per point: still N
-    independent filters, at the cost of 2N x 2N products (docs/benchmarks/notes.md has the time).
+    With visibility (the first update says which) an occluded point must lean on something better than
+    its own coasting velocity, which drifts within a few frames. So the filter tracks the face: a
+    constant-velocity face position plus a constant-velocity offset per point (``OFFSET_NOISE``), with
+    measurement noise shared by all points (``SHARED_NOISE``) on top of each point's own. Each point's
+    own noise grows as its visibility falls (``OCCLUDED_NOISE``), given to filterpy per update
+    (``update(z, R=...)``), and a point keeps only the visible share of its own velocity from one frame
+    to the next (the filter's transition ``F``, set from each frame's visibility): a covered point then moves with the face
+    as the visible points move it, while a visible point follows its measurement much as without
+    visibility. The state is (2N + 2, 2) (x and y share the model); one filter with a (2N + 2)^2
+    covariance.
 
     Noise is expressed in units of ``scale`` (the face size in pixels), so a given ``smoothing`` behaves
     the same at any resolution or distance from the camera.
@@ -93,6 +128,7 @@ class KalmanSmoother:
         self._kf: KalmanFilter | None = None
         self._first: tuple[np.ndarray, float] = (np.zeros((0, 2)), 0.0)
         self._weighted = False
+        self._visibility: np.ndarray | None = None
         self._scale = 0.0
         self._num_points = -1
         self._predicted = False
@@ -130,16 +166,21 @@ class KalmanSmoother:
         sigma = MEASUREMENT_STD * scale
         q = (_tracking_index(self._smoothing) * sigma) ** 2
         if self._weighted:
-            self._kf.R = np.eye(self._num_points) * sigma**2
-            self._kf.Q = np.kron(Q_discrete_white_noise(dim=2, dt=1.0, var=q), np.eye(self._num_points))
+            n = self._num_points
+            self._kf.R = self.measurement_noise(np.ones(n), scale)
+            self._kf.Q = np.zeros((2 * n + 2, 2 * n + 2))
+            self._kf.Q[:2, :2] = Q_discrete_white_noise(dim=2, dt=1.0, var=q)
+            # Each offset's (position, velocity) block, rows 2..N+1 and N+2..2N+1.
+            self._kf.Q[2:, 2:] = np.kron(Q_discrete_white_noise(dim=2, dt=1.0, var=OFFSET_NOISE * q), np.eye(n))
         else:
             self._kf.R = np.eye(2) * sigma**2
             self._kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=q, block_size=2, order_by_dim=False)
 
-    def _start(self, points: np.ndarray, scale: float, weighted: bool) -> None:
+    def _start(self, points: np.ndarray, scale: float, visibility: np.ndarray | None) -> None:
         """(Re)start at a first measurement. The filterpy filter itself is built when a second frame needs
         it: filterpy pulls in scipy.stats and matplotlib, which photos never need."""
-        self._num_points, self._weighted = points.shape[0], weighted
+        self._num_points, self._weighted = points.shape[0], visibility is not None
+        self._visibility = visibility
         self._kf = None
         self._first = (points.copy(), scale)
         self._scale = 0.0
@@ -155,10 +196,11 @@ class KalmanSmoother:
         pos_var = (MEASUREMENT_STD * scale) ** 2
         vel_var = (INITIAL_VELOCITY_STD * scale) ** 2
         if self._weighted:
-            self._kf = KalmanFilter(dim_x=2 * n, dim_z=n)
-            self._kf.F, self._kf.H = _constant_velocity(n)
-            self._kf.x = np.vstack([points, np.zeros_like(points)])
-            self._kf.P = np.kron(np.diag([pos_var, vel_var]), np.eye(n))
+            self._kf = KalmanFilter(dim_x=2 * n + 2, dim_z=n + 2)
+            self._kf.F, self._kf.H = _face_model(n, self._visibility)
+            center = points.mean(axis=0)
+            self._kf.x = np.vstack([center, np.zeros(2), points - center, np.zeros_like(points)])
+            self._kf.P = np.diag([pos_var * (1.0 / n + SHARED_NOISE), vel_var] + [pos_var] * n + [vel_var] * n)
         else:
             self._kf = KalmanFilter(dim_x=4, dim_z=2)
             self._kf.F = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], np.float64)
@@ -171,7 +213,8 @@ class KalmanSmoother:
 
     def _positions(self) -> np.ndarray:
         x = self._kf.x
-        return (x[: self._num_points] if self._weighted else x[:2].T).astype(np.float32)
+        n = self._num_points
+        return (x[0] + x[2 : n + 2] if self._weighted else x[:2].T).astype(np.float32)
 
     def predict(self) -> np.ndarray:
         """Advance the filter one frame and return the predicted (N, 2) points."""
@@ -181,10 +224,17 @@ class KalmanSmoother:
         self._predicted = True
         return self._positions()
 
-    def measurement_noise(self, visibility: np.ndarray) -> np.ndarray:
-        """The (N, N) diagonal measurement covariance for this visibility at the current scale."""
-        sigma2 = (MEASUREMENT_STD * self._scale) ** 2
-        return np.diag(sigma2 / np.maximum(visibility, MIN_VISIBILITY))
+    def measurement_noise(self, visibility: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """The (N + 2, N + 2) measurement covariance of the face model for this visibility (at ``scale``,
+        default the current one): each point's own noise, growing as its visibility falls, plus the noise
+        all points share; then the two zero-sum pseudo-measurements, exact up to a tiny variance."""
+        sigma2 = (MEASUREMENT_STD * (self._scale if scale is None else scale)) ** 2
+        own = np.clip(visibility, 0.0, 1.0)
+        n = len(own)
+        R = np.zeros((n + 2, n + 2))
+        R[:n, :n] = sigma2 * (np.diag(own + (1.0 - own) * OCCLUDED_NOISE) + SHARED_NOISE)
+        R[n:, n:] = np.eye(2) * sigma2 * PSEUDO_NOISE
+        return R
 
     def update(self, points: np.ndarray, scale: float, visibility: np.ndarray | None = None) -> np.ndarray:
         """Correct the filter with this frame's (N, 2) measurement and return the smoothed points.
@@ -208,7 +258,7 @@ class KalmanSmoother:
         if vis is not None and (vis.shape != (points.shape[0],) or not np.isfinite(vis).all()):
             raise ValueError(f"visibility must be {points.shape[0]} finite probabilities, got shape {vis.shape}")
         if points.shape[0] != self._num_points or (vis is not None) != self._weighted:
-            self._start(points, scale, weighted=vis is not None)
+            self._start(points, scale, vis)
             return points.astype(np.float32)
         self._filter()
         self._set_noise(scale)
@@ -216,7 +266,8 @@ class KalmanSmoother:
             self._kf.predict()
         self._predicted = False
         if self._weighted:
-            self._kf.update(points, R=self.measurement_noise(vis), H=self._kf.H)
+            self._kf.update(np.vstack([points, np.zeros((2, 2))]), R=self.measurement_noise(vis), H=self._kf.H)
+            self._kf.F = _face_model(self._num_points, vis)[0]  # the next predict step's transition
         else:
             # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
             # instead of reshaping it into a single column vector.
