@@ -41,6 +41,7 @@ DEFAULTS: dict = {
         "visibility": False,
         "refine": False,
         "refine_patch": 5,
+        "refine_global": False,
     },
     "augment": {
         "rotation": 40.0,
