@@ -155,13 +155,6 @@ class SDFLModel(nn.Module):
         if config.head == "graph":
             self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden)
             self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(2))
-            if config.refine_global:
-                self.refine_global = nn.ModuleList(
-                    nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(config.hidden, config.hidden)) for _ in self.refine_blocks)
-                for mix in self.refine_global:
-                    nn.init.zeros_(mix[-1].weight)
-                    nn.init.zeros_(mix[-1].bias)
             self.refine_out = GraphConv(config.hidden, 2, activate=False)
             last = self.refine_out.linear
         else:
@@ -236,9 +229,7 @@ class SDFLModel(nn.Module):
         if self.config.refine:
             patches = self.sample_patches(maps[0], first)
             hidden = self.refine_in(torch.cat([patches, nodes_out], dim=-1), adj)
-            for i, block in enumerate(self.refine_blocks):
-                if self.config.refine_global:
-                    hidden = hidden + self.refine_global[i](hidden.mean(dim=1, keepdim=True))
+            for block in self.refine_blocks:
                 hidden = block(hidden, adj)
             coords = first + self.refine_out(hidden, adj)
             node_features += [patches, hidden]

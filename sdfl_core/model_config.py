@@ -38,10 +38,6 @@ class ModelConfig:
     the first stage's features, through the same graph (graph head) or an FC layer (FC head)."""
     refine_patch: int = 5
     """Side of the square grid of samples around each point, half a fine-map cell apart."""
-    refine_global: bool = False
-    """Graph head with ``refine``: before each residual graph block of the refinement stage, every node also
-    gets a learned function of the mean of all nodes' features (a global node), so the stage sees the whole
-    face as the FC twin's refinement does; it starts at zero, as the identity."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -58,8 +54,6 @@ class ModelConfig:
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if self.refine and self.feature_level <= -5:
             raise ValueError("refine reads the feature map below feature_level; feature_level must be above -5")
-        if self.refine_global and (not self.refine or self.head != "graph"):
-            raise ValueError("refine_global needs the graph head with refine")
         if self.refine_patch < 1:
             raise ValueError(f"refine_patch must be at least 1, got {self.refine_patch}")
         if not -5 <= self.feature_level <= -1:

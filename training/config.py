@@ -41,7 +41,6 @@ DEFAULTS: dict = {
         "visibility": False,
         "refine": False,
         "refine_patch": 5,
-        "refine_global": False,
     },
     "augment": {
         "rotation": 40.0,
