@@ -272,7 +272,7 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     calls_of = {"sdfl": lambda: landmarker.predict_boxes(image, [det]),
                 "mesh": lambda: mesh_points(interpreter, rgb, det.box)}
     times: dict[str, list[float]] = {name: [] for name in calls_of}
-    for name, call in calls_of.items():  # warm-up: first calls allocate
+    for call in calls_of.values():  # warm-up: first calls allocate
         for _ in range(20):
             call()
     for _ in range(rounds):

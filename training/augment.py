@@ -129,18 +129,23 @@ def augment(image: np.ndarray, points: np.ndarray, schema: Schema, crop_scale: f
 
 
 def augment_with_occlusion(image: np.ndarray, points: np.ndarray, schema: Schema, crop_scale: float, out_size: int,
-                           cfg: AugmentConfig | None, rng: np.random.Generator, texture: np.ndarray | None = None
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``augment`` plus an (N,) bool array: True where the random occluder covers the landmark."""
+                           cfg: AugmentConfig | None, rng: np.random.Generator, texture: np.ndarray | None = None,
+                           occluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``augment`` plus an (N,) bool array: True where the landmark is occluded, by the random occluder or,
+    given the dataset's own flags (``occluded``, e.g. COFW's), by what the annotators marked (mirrored
+    with the points when the crop is flipped)."""
     affine = sample_crop(points, crop_scale, out_size, cfg, rng)
     fill = tuple(int(v) for v in rng.integers(0, 256, size=3)) if cfg is not None else (0, 0, 0)
     crop = crops.warp(image, affine, out_size, border_value=fill)
     units = crops.image_to_units(points, affine, out_size)
-    occluded = np.zeros(len(units), bool)
+    occluded = np.zeros(len(units), bool) if occluded is None else np.asarray(occluded, bool).copy()
+    if occluded.shape != (len(units),):
+        raise ValueError(f"occlusion flags must be {len(units)} booleans, got shape {occluded.shape}")
     if cfg is None:
         return crop, units, occluded
     if rng.random() < cfg.flip:
         crop, units = flip_crop(crop, units, schema)
+        occluded = occluded[list(schema.mirror)]
     crop = photometric(crop, cfg, rng)
     if rng.random() < cfg.occlusion:
         # The extra draw only when the option is on, so configs without it see the same random stream.
@@ -148,9 +153,9 @@ def augment_with_occlusion(image: np.ndarray, points: np.ndarray, schema: Schema
             # Crop units to pixel-centre coordinates: the pixel of a point is floor(units * size).
             level = rng.uniform(*cfg.occlusion_levels)
             shaped = occlude_random(crop, units * out_size - 0.5, level, rng, () if texture is None else (texture,))
-            return shaped.image, units, ~shaped.visible
+            return shaped.image, units, occluded | ~shaped.visible
         mask = occlude(crop, cfg.occlusion_area, rng, texture)
-        occluded = points_in_mask(units, mask)
+        occluded = occluded | points_in_mask(units, mask)
     return crop, units, occluded
 
 

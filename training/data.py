@@ -48,13 +48,19 @@ def load_cached(samples: list[Sample], size: int, schema: Schema) -> tuple[list[
 
 
 class LandmarkDataset(Dataset):
-    """Yields (input (3, S, S), target (N, 2) in crop units, occluded (N,) float: 1 under the random occluder).
+    """Yields (input (3, S, S), target (N, 2) in crop units, occluded (N,) float: 1 under the random occluder
+    or where the dataset's own flags mark the landmark occluded).
 
-    ``augment=None`` gives plain crops (nothing occluded)."""
+    ``augment=None`` gives plain crops (nothing occluded but what the flags mark). ``occluded`` holds each
+    image's (N,) bool flags, or None for an image without them (300W, YouTube-Faces)."""
 
     def __init__(self, images: list[np.ndarray], points: list[np.ndarray], schema: Schema, input_size: int,
-                 crop_scale: float, norm_mean, norm_std, augment_cfg: AugmentConfig | None, seed: int = 0) -> None:
+                 crop_scale: float, norm_mean, norm_std, augment_cfg: AugmentConfig | None, seed: int = 0,
+                 occluded: list[np.ndarray | None] | None = None) -> None:
         self.images, self.points = images, points
+        self.occluded = list(occluded) if occluded is not None else [None] * len(images)
+        if len(self.occluded) != len(images):
+            raise ValueError(f"{len(self.occluded)} occlusion flag arrays for {len(images)} images")
         self.schema, self.input_size, self.crop_scale = schema, input_size, crop_scale
         self.norm_mean, self.norm_std = norm_mean, norm_std
         self.augment_cfg = augment_cfg
@@ -80,7 +86,7 @@ class LandmarkDataset(Dataset):
         if self.augment_cfg is not None and len(self.images) > 1:
             texture = self.images[int(rng.integers(len(self.images)))]
         return augment_with_occlusion(self.images[index], self.points[index], self.schema, self.crop_scale,
-                                      self.input_size, self.augment_cfg, rng, texture)
+                                      self.input_size, self.augment_cfg, rng, texture, self.occluded[index])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         crop, units, occluded = self.crop_with_occlusion(index)

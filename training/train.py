@@ -186,8 +186,12 @@ def train(config: dict, resume: str | None = None) -> Path:
                      crop_scale=crop_scale, train_config=config, name=config["name"], provenance=provenance)
 
     aug = AugmentConfig(**config["augment"])
-    train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, aug, config["seed"])
-    val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None)
+    # Datasets with their own occlusion flags (COFW) label visibility with them as well as the occluders.
+    tr_flags, va_flags = [s.occluded for s in train_samples], [s.occluded for s in val_samples]
+    train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, aug, config["seed"],
+                                tr_flags)
+    val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None,
+                              occluded=va_flags)
     bs = int(optim["batch_size"])
     weights = None
     if tc["balance"] == "pdb":
@@ -223,7 +227,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     if model_cfg.visibility:
         # Validation faces under the training occluders, drawn once (fixed seed and epoch).
         vis_val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std,
-                                      aug.at_epoch(10 ** 6), config["seed"] + 1)
+                                      aug.at_epoch(10 ** 6), config["seed"] + 1, va_flags)
         vis_val_loader = DataLoader(vis_val_set, batch_size=64, shuffle=False, num_workers=0)
     optimizer = make_optimizer(model, optim)
     plan = {"epochs": int(optim["epochs"])}

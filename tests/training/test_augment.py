@@ -273,3 +273,23 @@ def test_shaped_occluder_settings_are_checked():
         AugmentConfig(occlusion_shapes=1.5)
     assert AugmentConfig(occlusion_levels=[10, 30]).occlusion_levels == (10.0, 30.0)
 
+
+
+def test_dataset_occlusion_flags_are_kept_mirrored_and_joined_with_the_occluder(face):
+    image = np.full((256, 256, 3), 128, np.uint8)
+    flags = np.zeros(len(face), bool)
+    flags[36:42] = True  # the image-left eye, as an annotator would flag it
+    quiet = dict(color=0.0, blur=0.0, gray=0.0, noise=0.0)
+    plain = augment_with_occlusion(image, face, W300, 1.4, 64, None, np.random.default_rng(0), occluded=flags)[2]
+    np.testing.assert_array_equal(plain, flags)  # no augmentation: the flags as given
+    flipped = augment_with_occlusion(image, face, W300, 1.4, 64, AugmentConfig(flip=1.0, occlusion=0.0, **quiet),
+                                     np.random.default_rng(0), occluded=flags)[2]
+    np.testing.assert_array_equal(flipped, flags[list(W300.mirror)])  # the flagged eye is now the other one
+    assert flipped[42:48].all() and not flipped[36:42].any()
+    for seed in range(10):
+        cfg = AugmentConfig(flip=0.0, occlusion=1.0, **quiet)
+        both = augment_with_occlusion(image, face, W300, 1.4, 64, cfg, np.random.default_rng(seed), occluded=flags)[2]
+        cover = augment_with_occlusion(image, face, W300, 1.4, 64, cfg, np.random.default_rng(seed))[2]
+        np.testing.assert_array_equal(both, flags | cover)
+    with pytest.raises(ValueError, match="occlusion flags must be 68 booleans"):
+        augment_with_occlusion(image, face, W300, 1.4, 64, None, np.random.default_rng(0), occluded=flags[:10])

@@ -177,3 +177,15 @@ def test_pose_balance_weights_favour_rare_poses(unit_face_shape):
     assert (weights > 0).all()
     assert weights[40:].min() > 3 * weights[:40].max()
 
+
+
+def test_dataset_labels_the_flagged_landmarks_of_flagged_images(cached):
+    images, points = cached
+    flags = np.zeros(68, bool)
+    flags[48:68] = True  # mouth flagged occluded in the first image only
+    ds = LandmarkDataset(images, points, W300, 64, 1.4, IMAGENET_MEAN, IMAGENET_STD, None,
+                         occluded=[flags] + [None] * (len(images) - 1))
+    np.testing.assert_array_equal(ds[0][2].numpy(), flags.astype(np.float32))
+    assert not ds[1][2].numpy().any()
+    with pytest.raises(ValueError, match="1 occlusion flag arrays for 4 images"):
+        LandmarkDataset(images, points, W300, 64, 1.4, IMAGENET_MEAN, IMAGENET_STD, None, occluded=[flags])
