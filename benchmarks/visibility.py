@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
               "weighted": smooth(data["occluded"], data["scales"], args.smoothing, data["visibility"]),
               "face, v=1": smooth(data["occluded"], data["scales"], args.smoothing, np.ones_like(data["visibility"]))}
 
-    def covered_error(points: np.ndarray, where: np.ndarray = covered) -> float:
+    def error(points: np.ndarray, where: np.ndarray = covered) -> float:
+        """Mean distance from the clean points over the inter-ocular distance, on the (frame, point) pairs
+        ``where`` is set (default: the covered ones)."""
         return float((np.linalg.norm(points - clean, axis=2) / iod)[where].mean())
 
     def visible_jitter(points: np.ndarray) -> float:
@@ -160,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"covered (frame, point) pairs: {int(covered.sum())} in {int(covered.any(axis=1).sum())} frames; "
           f"visibility AUROC (visible = positive) {auroc(vis, ~covered):.3f}; mean visibility covered "
           f"{vis[covered].mean():.3f}, visible {vis[~covered].mean():.3f}")
-    raw_error = covered_error(data["occluded"])
-    rows = {"covered points error (%IOD)": ({k: covered_error(v) for k, v in tracks.items()}, 2),
-            "visible points error (%IOD)": ({k: covered_error(v, ~covered) for k, v in tracks.items()}, 2),
+    raw_error = error(data["occluded"])
+    rows = {"covered points error (%IOD)": ({k: error(v) for k, v in tracks.items()}, 2),
+            "visible points error (%IOD)": ({k: error(v, ~covered) for k, v in tracks.items()}, 2),
             "visible points jitter (%IOD)": ({k: visible_jitter(v) for k, v in tracks.items()}, 3)}
     print(f"{'':<28} {'plain':>8} {'weighted':>9} {'ratio':>7} {'face, v=1':>10} {'ratio':>7}")
     for name, (values, digits) in rows.items():

@@ -75,20 +75,26 @@ class PointFilter(Protocol):
     def predict(self) -> np.ndarray: ...
 
 
+def _keep_velocity(F: np.ndarray, visibility: np.ndarray) -> None:
+    """Set, in the face model's transition ``F``, the share of its own velocity each offset keeps: its
+    visibility. A point the model could not see has no measured motion of its own, so it moves with the
+    face instead of coasting."""
+    n = len(visibility)
+    F[n + 2 :, n + 2 :][np.diag_indices(n)] = np.clip(visibility, 0.0, 1.0)
+
+
 def _face_model(num_points: int, visibility: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """F and H of the visibility-weighted filter's face model. State rows: 0 the face's position, 1 its
     velocity, 2..N+1 each point's offset from that position, N+2..2N+1 the offsets' velocities (all
-    constant-velocity); columns image x and y. A point is measured as position + its offset.
-
-    With ``visibility`` (the last frame's), each offset keeps that share of its velocity: a point the model
-    could not see has no measured motion of its own, so it moves with the face instead of coasting.
+    constant-velocity); columns image x and y. A point is measured as position + its offset. With
+    ``visibility`` (the last frame's), F is set by :func:`_keep_velocity`.
     """
     n = num_points
     F = np.eye(2 * n + 2)
     F[0, 1] = 1.0
     F[2 : n + 2, n + 2 :] = np.eye(n)
     if visibility is not None:
-        F[n + 2 :, n + 2 :] = np.diag(np.clip(visibility, 0.0, 1.0))
+        _keep_velocity(F, visibility)
     H = np.zeros((n + 2, 2 * n + 2))
     H[:n, 0] = 1.0
     H[:n, 2 : n + 2] = np.eye(n)
@@ -267,7 +273,7 @@ class KalmanSmoother:
         self._predicted = False
         if self._weighted:
             self._kf.update(np.vstack([points, np.zeros((2, 2))]), R=self.measurement_noise(vis), H=self._kf.H)
-            self._kf.F = _face_model(self._num_points, vis)[0]  # the next predict step's transition
+            _keep_velocity(self._kf.F, vis)  # the next predict step's transition
         else:
             # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
             # instead of reshaping it into a single column vector.
