@@ -9,7 +9,6 @@ import numpy as np
 import timm
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .model_config import EDGE_MODES, HEADS, ModelConfig  # noqa: F401  (re-exported)
 
@@ -48,6 +47,28 @@ class GraphBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(h, adj), adj) + h
+
+
+def bilinear_sample(fmap: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(B, M, C): ``fmap`` (B, C, H, W) sampled bilinearly at ``points`` (B, M, 2), (x, y) in map units of
+    [0, 1] (pixel corners at 0 and 1), clamped to the border: ``F.grid_sample(..., "bilinear", "border",
+    align_corners=False)`` as four row gathers, which ONNX Runtime runs far faster than its GridSample."""
+    b, c, h, w = fmap.shape
+    table = fmap.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C): one row per pixel
+    x = (points[..., 0] * w - 0.5).clamp(0, w - 1)
+    y = (points[..., 1] * h - 0.5).clamp(0, h - 1)
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = (x - x0).unsqueeze(-1), (y - y0).unsqueeze(-1)
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+    first = (torch.arange(b, device=fmap.device) * (h * w)).unsqueeze(1)  # (B, 1): each image's first row
+
+    def rows(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        return table[(first + yi * w + xi).flatten()].unflatten(0, (b, -1))
+
+    top = rows(y0, x0) * (1 - fx) + rows(y0, x1) * fx
+    bottom = rows(y1, x0) * (1 - fx) + rows(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 class SDFLModel(nn.Module):
@@ -170,9 +191,10 @@ class SDFLModel(nn.Module):
 
     def sample_patches(self, fine: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """(B, N, C*p*p): the reduced fine map sampled bilinearly on each point's grid (no gradient to the points)."""
-        grid = (coords.detach().unsqueeze(2) + self.patch_offsets) * 2 - 1  # crop units -> [-1, 1], corner aligned
-        sampled = F.grid_sample(self.refine_reduce(fine), grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return sampled.permute(0, 2, 1, 3).flatten(2)  # (B, C, N, p*p) -> (B, N, C*p*p)
+        grid = coords.detach().unsqueeze(2) + self.patch_offsets  # (B, N, p*p, 2) in crop units
+        b, n, taps, _ = grid.shape
+        sampled = bilinear_sample(self.refine_reduce(fine), grid.flatten(1, 2))  # (B, N*p*p, C)
+        return sampled.unflatten(1, (n, taps)).transpose(2, 3).flatten(2)  # (B, N, p*p, C) -> (B, N, C*p*p)
 
     def edge_weights(self, feats: torch.Tensor) -> torch.Tensor:
         """sigma(A): (B, N, N) row-softmax over the edges of M, from the node feature maps."""

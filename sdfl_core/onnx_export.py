@@ -43,6 +43,21 @@ def output_names(config: ModelConfig) -> list[str]:
     return ["landmarks", "edge_weights"] + ([VISIBILITY_OUTPUT] if config.visibility else [])
 
 
+def _static_same_padding(model: torch.nn.Module, dummy: torch.Tensor) -> None:
+    """Fix the TF-"same" padding of timm's ``Conv2dSame`` layers (the ``tf_`` backbones) for the model's one
+    input size, in place. Computed at run time it exports as a chain of shape ops and a Pad fed by them,
+    which ONNX Runtime cannot fold into the convolution; timm's own export layer, run once, pads with
+    constants, which it can."""
+    from timm.layers.conv2d_same import Conv2dSame, Conv2dSameExport
+
+    for module in model.modules():
+        if type(module) is Conv2dSame:
+            module.__class__ = Conv2dSameExport
+            module.pad, module.pad_input_size = None, (0, 0)
+    with torch.no_grad():
+        model(dummy)  # each layer sets its padding from the size it sees
+
+
 def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int = 17,
                 source: str | Path | None = None) -> Path:
     """Export ``model`` with its ``info`` as metadata. ``source`` is the checkpoint file the model was
@@ -55,6 +70,7 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
     size = info.config.input_size
     dummy = torch.zeros(2, 3, size, size)
     names = output_names(info.config)
+    _static_same_padding(model, dummy)
     graph = _WithVisibility(model) if info.config.visibility else model
     # Written beside the target and renamed: an interrupted export never leaves a half file that the
     # runtime would later trust.

@@ -25,7 +25,7 @@ def build(head: str, config: dict | None = None, **info_fields) -> tuple[SDFLMod
     """A 68-point model whose output depends on its input (the output layer and any node gate are
     re-randomised: trained models start from zeros there, which would make engine comparisons trivial)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone="mobilenetv2_050", num_points=68, input_size=SIZE, head=head, **(config or {}))
+    cfg = ModelConfig(**{"backbone": "mobilenetv2_050", **(config or {})}, num_points=68, input_size=SIZE, head=head)
     mean = np.random.default_rng(0).uniform(0.2, 0.8, size=(68, 2)).astype(np.float32)
     model = SDFLModel(cfg, ring_mask(68), mean).eval()
     last = model.gc_out.linear if head == "graph" else model.fc[-1]

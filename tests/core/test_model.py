@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdfl_core.model import ModelConfig, SDFLModel, build_model, masked_softmax
+from sdfl_core.model import ModelConfig, SDFLModel, bilinear_sample, build_model, masked_softmax
 
 SIZE = 64
 TINY = "mobilenetv2_050"
@@ -274,6 +274,22 @@ def test_refine_samples_each_point_at_its_own_place_in_the_fine_map():
     sampled = model.sample_patches(fine, points)
     assert sampled.shape == (1, 2, 2)
     torch.testing.assert_close(sampled, points)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 16, 16), (3, 5, 7, 9)])
+def test_bilinear_sample_is_grid_sample_with_border_padding(shape):
+    gen = torch.Generator().manual_seed(0)
+    fmap = torch.randn(*shape, generator=gen, requires_grad=True)
+    points = torch.rand(shape[0], 40, 2, generator=gen) * 1.6 - 0.3  # some outside the map: clamped
+    points[0, :4] = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5], [1.2, -0.1]])
+    ref = torch.nn.functional.grid_sample(fmap, (points * 2 - 1).unsqueeze(2), mode="bilinear",
+                                          padding_mode="border", align_corners=False)[..., 0].transpose(1, 2)
+    got = bilinear_sample(fmap, points)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    weights = torch.randn(ref.shape, generator=gen)
+    grad_ref, = torch.autograd.grad((ref * weights).sum(), fmap)
+    grad_got, = torch.autograd.grad((got * weights).sum(), fmap)
+    torch.testing.assert_close(grad_got, grad_ref, atol=1e-5, rtol=0)
 
 
 def test_refine_needs_a_finer_map_and_a_patch():

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.slow  # every test here trains or exports a model
 def build(head: str):
     if head == "graph-local":
         return _build("graph", LOCAL, name=head, train_config={"not": "exported"})
-    if head.endswith("-refine"):  # the second stage samples the fine map with GridSample
+    if head == "tf-refine":  # the shipped kind: a tf_ backbone (TF "same" padding) and the refinement stage
+        return _build("graph", {**LOCAL, "refine": True, "backbone": "tf_efficientnet_lite0"}, name=head,
+                      train_config={"not": "exported"})
+    if head.endswith("-refine"):  # the second stage samples the fine map
         return _build(head[: -len("-refine")], {**LOCAL, "refine": True, "node_attention": head.startswith("graph")},
                       name=head, train_config={"not": "exported"})
     if head.endswith("-vis"):
@@ -33,7 +36,7 @@ def build(head: str):
 
 
 @pytest.fixture(scope="module", params=["graph", "fc", "graph-local", "graph-vis", "fc-vis",
-                                                    "graph-refine", "fc-refine"])
+                                                    "graph-refine", "fc-refine", "tf-refine"])
 def exported(request, tmp_path_factory):
     model, info = build(request.param)
     model.train()  # export must work on (and leave alone) a model that is still training
@@ -75,6 +78,24 @@ def test_visibility_is_a_third_output_only_when_the_model_has_it(exported):
     else:
         assert names == ["landmarks", "edge_weights"]  # exactly as before the visibility output existed
     assert OnnxRunner(path).has_visibility == info.config.visibility
+
+
+def test_onnxruntime_folds_the_padding_into_the_convolutions(exported, tmp_path):
+    """No Pad (timm's TF-"same" padding, fixed at export) or GridSample (the refinement's sampling, done as
+    gathers) is left in the graph ONNX Runtime runs: both were slow paths on the CPU."""
+    import onnxruntime as ort
+
+    _, info, path = exported
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+    assert "GridSample" not in ops
+    assert "Conv" in ops or "FusedConv" in ops
+    if info.config.backbone.startswith("tf_"):
+        exported_ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+        assert "Pad" in exported_ops and "Pad" not in ops
 
 
 def test_compare_helper(exported):
