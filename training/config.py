@@ -212,8 +212,11 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
     for text in overrides:
         apply_override(config, *parse_override(text))
     for entry in config["data"]["train"] + config["data"]["val"] + config["data"]["test"]:
-        if not isinstance(entry, dict) or set(entry) - {"path", "format"} or "path" not in entry:
-            raise ConfigError(f"data entries must be {{path: ..., format: ...}}, got {entry!r}")
+        if not isinstance(entry, dict) or set(entry) - {"path", "format", "weight"} or "path" not in entry:
+            raise ConfigError(f"data entries must be {{path: ..., format: ..., weight: ...}}, got {entry!r}")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ConfigError(f"data entry {entry['path']!r} has weight {weight!r}: must be a number >= 0")
         if str(entry.get("format", "300w")).lower() not in FORMATS:
             raise ConfigError(f"data entry {entry['path']!r} has unknown format {entry['format']!r} (valid: {', '.join(FORMATS)})")
     return config

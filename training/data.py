@@ -129,6 +129,28 @@ def gather(entries: list[dict], num_points: int) -> list:
     return samples
 
 
+def source_index(samples: list, entries: list[dict], num_points: int) -> np.ndarray:
+    """(len(samples),) int: the index of the ``data.train`` / ``data.val`` entry each sample was read from,
+    matched by image path (the first entry wins if two list the same image)."""
+    owner: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        for sample in gather([entry], num_points):
+            owner.setdefault(sample.image_path, i)
+    missing = [s.image_path for s in samples if s.image_path not in owner]
+    if missing:
+        raise ValueError(f"{missing[0]}: not read from any of the data entries")
+    return np.array([owner[s.image_path] for s in samples], dtype=np.int64)
+
+
+def source_weights(samples: list, entries: list[dict], num_points: int) -> np.ndarray | None:
+    """Per-sample sampling weights from each entry's ``weight`` (default 1), or None when every entry has
+    the default. A weight scales how often each face of that entry is drawn, relative to the others."""
+    values = [float(entry.get("weight", 1.0)) for entry in entries]
+    if all(v == 1.0 for v in values):
+        return None
+    return np.asarray(values)[source_index(samples, entries, num_points)]
+
+
 def split_samples(config: dict) -> tuple[list, list]:
     """The (train, val) samples of a resolved config: ``data.val`` when given, else a split of
     ``data.train`` by group (identity / image), the same for every run with that data and seed."""

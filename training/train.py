@@ -26,7 +26,7 @@ from sdfl_core.schemas import get_schema
 from . import distributed
 from .augment import AugmentConfig
 from .config import config_hash
-from .data import LandmarkDataset, load_cached, pose_balance_weights, split_samples
+from .data import LandmarkDataset, load_cached, pose_balance_weights, source_weights, split_samples
 from .validate import validate_errors, validate_visibility
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,12 @@ def train(config: dict, resume: str | None = None) -> Path:
         weights = pose_balance_weights(np.stack(tr_pts))
     elif tc["balance"] != "none":
         raise ValueError(f"train.balance must be none or pdb, got {tc['balance']!r}")
+    per_source = source_weights(train_samples, data_cfg["train"], schema.num_points)
+    if per_source is not None:
+        weights = per_source * (weights if weights is not None else 1.0)
+        if not weights.sum() > 0:
+            raise ValueError("data.train weights leave nothing to draw: every training face has weight 0")
+        weights = weights / weights.sum()
     sampler = distributed.distributed_sampler(train_set, weights, config["seed"])  # None single-process
     if sampler is None and weights is not None:
         sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(train_set), replacement=True)

@@ -203,3 +203,14 @@ def test_malformed_data_entries_are_rejected(tmp_path, entry):
 def test_config_error_is_a_value_error():
     # The CLI turns ValueErrors into one-line messages.
     assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize("weight", ["-1", "heavy", "true"])
+def test_a_data_weight_must_be_a_number_at_least_zero(tmp_path, weight):
+    with pytest.raises(ConfigError, match=r"weight .*must be a number >= 0"):
+        load_config(write(tmp_path, f"data:\n  train: [{{path: /x, format: 300w, weight: {weight}}}]\n"))
+
+
+def test_a_data_weight_is_kept(tmp_path):
+    config = load_config(write(tmp_path, "data:\n  train: [{path: /x, format: 300w, weight: 2.5}, {path: /y, format: csv}]\n"))
+    assert [entry.get("weight", 1.0) for entry in config["data"]["train"]] == [2.5, 1.0]

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from synthetic_faces import make_300w_folder
 
 from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from sdfl_core.datasets import Sample
@@ -16,9 +17,12 @@ from training.augment import AugmentConfig
 from training.data import (
     PRECROP_MARGIN,
     LandmarkDataset,
+    gather,
     load_cached,
     pose_balance_weights,
     precrop,
+    source_index,
+    source_weights,
 )
 
 BLOBS = (0, 19, 31, 36, 48, 54)
@@ -189,3 +193,20 @@ def test_dataset_labels_the_flagged_landmarks_of_flagged_images(cached):
     assert not ds[1][2].numpy().any()
     with pytest.raises(ValueError, match="1 occlusion flag arrays for 4 images"):
         LandmarkDataset(images, points, W300, 64, 1.4, IMAGENET_MEAN, IMAGENET_STD, None, occluded=[flags])
+
+
+def test_source_weights_follow_each_face_to_its_entry(tmp_path):
+    first = make_300w_folder(tmp_path / "a", count=3, seed=0)
+    second = make_300w_folder(tmp_path / "b", count=4, seed=1)
+    entries = [{"path": str(first), "format": "300w", "weight": 3}, {"path": str(second), "format": "300w", "weight": 0}]
+    samples = gather(entries, 68)[::-1]  # the order of the samples does not matter
+    np.testing.assert_array_equal(source_index(samples, entries, 68), [1, 1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(source_weights(samples, entries, 68), [0, 0, 0, 0, 3, 3, 3])
+    assert source_weights(samples, [{**e, "weight": 1} for e in entries], 68) is None  # all default: no weighting
+
+
+def test_source_index_names_a_face_from_no_entry(tmp_path):
+    first = make_300w_folder(tmp_path / "a", count=2)
+    other = gather([{"path": str(make_300w_folder(tmp_path / "b", count=1)), "format": "300w"}], 68)
+    with pytest.raises(ValueError, match="face00.jpg: not read from any of the data entries"):
+        source_index(other, [{"path": str(first), "format": "300w"}], 68)

@@ -1,0 +1,34 @@
+"""`python -m training.validate`: the validation table, overall and per data entry."""
+from __future__ import annotations
+
+import json
+
+import yaml
+from synthetic_faces import make_300w_folder
+from train_helpers import tiny_config
+
+from training.config import load_config
+from training.data import split_samples
+from training.validate import main
+
+
+def test_by_source_splits_the_validation_faces_by_their_entry(tmp_path, tiny_checkpoint, capsys):
+    first = make_300w_folder(tmp_path / "hand", count=8, seed=0)
+    second = make_300w_folder(tmp_path / "machine", count=8, seed=1)
+    tiny_config(first, tmp_path / "runs")
+    path = tmp_path / "runs" / "tiny.yaml"
+    layers = yaml.safe_load(path.read_text())
+    layers["data"].update(val_fraction=0.5, train=[{"path": str(first), "format": "300w"},
+                                                   {"path": str(second), "format": "300w", "weight": 2}])
+    path.write_text(yaml.safe_dump(layers))
+    _, val = split_samples(load_config(path))
+    out = tmp_path / "val.json"
+    assert main(["--config", str(path), "--weights", str(tiny_checkpoint),
+                 "--by-source", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())["tiny_sdfl"]
+    sources = report["sources"]
+    assert set(sources) <= {"hand", "machine"} and sources
+    assert sum(part["count"] for part in sources.values()) == report["count"] == len(val)
+    assert sources.get("hand", {"count": 0})["count"] == sum("/hand/" in s.image_path for s in val)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny_sdfl |")]
+    assert [row.split(" | ")[1] for row in rows] == ["all", *sources]
