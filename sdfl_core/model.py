@@ -27,14 +27,28 @@ class GraphConv(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, activate: bool = True) -> None:
         super().__init__()
+        self.activate = activate
         self.linear = nn.Linear(in_dim, out_dim, bias=not activate)
         self.bn = nn.BatchNorm1d(out_dim) if activate else None
 
     def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         out = adj @ self.linear(h)
+        if self.bn is not None:
+            out = self.bn(out.transpose(1, 2)).transpose(1, 2)
+        return torch.relu(out) if self.activate else out
+
+    @torch.no_grad()
+    def fold_batchnorm(self) -> None:
+        """Fold the (eval-mode) BatchNorm into the linear layer, for inference graphs: BN(A H W) = A H W' + b'
+        exactly, because each row of the edge weights A sums to 1 (a softmax), so the shift passes through A."""
         if self.bn is None:
-            return out
-        return torch.relu(self.bn(out.transpose(1, 2)).transpose(1, 2))
+            return
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        folded = nn.Linear(self.linear.in_features, self.linear.out_features, bias=True).to(self.linear.weight)
+        folded.weight.copy_(self.linear.weight * scale[:, None])
+        bias = self.linear.bias if self.linear.bias is not None else torch.zeros_like(scale)
+        folded.bias.copy_(bias * scale + self.bn.bias - self.bn.running_mean * scale)
+        self.linear, self.bn = folded, None
 
 
 class GraphBlock(nn.Module):

@@ -22,7 +22,7 @@ require("onnx", "ONNX export")
 import onnx  # noqa: E402
 import torch  # noqa: E402
 
-from .model import ModelConfig, SDFLModel  # noqa: E402
+from .model import GraphConv, ModelConfig, SDFLModel  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
     dummy = torch.zeros(2, 3, size, size)
     names = output_names(info.config)
     _static_same_padding(model, dummy)
+    for module in model.modules():
+        if isinstance(module, GraphConv):
+            module.fold_batchnorm()
     graph = _WithVisibility(model) if info.config.visibility else model
     # Written beside the target and renamed: an interrupted export never leaves a half file that the
     # runtime would later trust.

@@ -87,6 +87,7 @@ DEFAULTS: dict = {
         "init_from": "",
         "init_partial": False,
         "trainable": "all",
+        "select_on": "",
     },
 }
 

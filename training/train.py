@@ -26,7 +26,7 @@ from sdfl_core.schemas import get_schema
 from . import distributed
 from .augment import AugmentConfig
 from .config import config_hash
-from .data import LandmarkDataset, load_cached, pose_balance_weights, source_weights, split_samples
+from .data import LandmarkDataset, load_cached, pose_balance_weights, source_index, source_weights, split_samples
 from .validate import validate_errors, validate_visibility
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler, drop_last=per_rank > bs,
                               num_workers=tc["num_workers"])  # not persistent: workers must see set_epoch
     val_loader = DataLoader(val_set, batch_size=64, shuffle=False, num_workers=0)
+    selected = selection_mask(val_samples, data_cfg, tc["select_on"], schema.num_points)
 
     criterion = LandmarkLoss(uniform_laplacian(mask), config["loss"]["kind"], config["loss"]["relative_weight"]).to(device)
     edge_weight = float(config["loss"]["edge_occlusion"])
@@ -288,7 +289,7 @@ def train(config: dict, resume: str | None = None) -> Path:
         writer = csv.writer(fh)
         if new_file:
             writer.writerow(["epoch", "step", "lr", "train_loss", "val_nme_io", "best_val_nme_io", "minutes",
-                             "val_fr_10", "val_auc_10", "val_vis_auroc"])
+                             "val_fr_10", "val_auc_10", "val_vis_auroc", "val_nme_io_selected"])
         stop = False
         epoch = start_epoch
         while epoch < plan["epochs"]:
@@ -351,18 +352,22 @@ def train(config: dict, resume: str | None = None) -> Path:
                 summary = summarize_errors(val_errors)
                 val, val_fr, val_auc = float(val_errors.mean()), summary["fr_10"], summary["auc_10"]
                 vis_auroc = validate_visibility(evaluated, vis_val_loader, device) if vis_val_loader else float("nan")
-                # The model is chosen on validation NME, or on visibility AUROC when only that output trains.
-                score = -vis_auroc if only_visibility else val
+                # The model is chosen on validation NME (of the train.select_on faces), or on visibility AUROC
+                # when only that output trains.
+                val_selected = float(val_errors[selected].mean())
+                score = -vis_auroc if only_visibility else val_selected
                 improved = score < best
                 best = min(best, score)
                 writer.writerow([epoch + 1, step, f"{scheduler.get_last_lr()[0]:.6g}", f"{np.mean(losses):.4f}",
                                  f"{val:.5f}", f"{best:.5f}", f"{(time.time() - t_start) / 60:.1f}",
-                                 f"{val_fr:.5f}", f"{val_auc:.5f}", f"{vis_auroc:.5f}"])
+                                 f"{val_fr:.5f}", f"{val_auc:.5f}", f"{vis_auroc:.5f}", f"{val_selected:.5f}"])
                 fh.flush()
                 log.info("epoch %d: loss %.3f val NME %.4f FR %.3f AUC %.3f%s%s", epoch + 1, np.mean(losses), val, val_fr,
                          val_auc, f" visibility AUROC {vis_auroc:.3f}" if vis_val_loader else "",
                          f"; occluded-edge weight {np.mean(edge_terms):.3f} per face" if edge_terms else "")
                 metrics = {"val_nme_io": val, "val_fr_10": val_fr, "val_auc_10": val_auc, "epoch": epoch + 1, "step": step}
+                if tc["select_on"]:
+                    metrics["val_nme_io_selected"] = val_selected
                 if vis_val_loader:
                     metrics["val_vis_auroc"] = vis_auroc
                 if improved:
@@ -379,6 +384,21 @@ def train(config: dict, resume: str | None = None) -> Path:
             epoch += 1
     distributed.barrier()  # the other ranks wait for rank 0's last validation and checkpoint
     return out_dir / "best.pt"
+
+
+def selection_mask(val_samples: list, data_cfg: dict, select_on: str, num_points: int) -> np.ndarray:
+    """(len(val),) bool: the validation faces whose NME chooses best.pt. ``train.select_on`` names a data
+    entry by its file or folder name (e.g. ``helen_trainset``); empty selects every face."""
+    if not select_on:
+        return np.ones(len(val_samples), dtype=bool)
+    entries = data_cfg["val"] or data_cfg["train"]
+    names = [Path(entry["path"]).stem for entry in entries]
+    if select_on not in names:
+        raise ValueError(f"train.select_on {select_on!r} names no data entry (valid: {', '.join(names)})")
+    mask = np.isin(source_index(val_samples, entries, num_points), [i for i, name in enumerate(names) if name == select_on])
+    if not mask.any():
+        raise ValueError(f"train.select_on {select_on!r}: none of the validation faces come from that entry")
+    return mask
 
 
 def _with_metrics(info: ModelInfo, metrics: dict) -> ModelInfo:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdfl_core.model import ModelConfig, SDFLModel, bilinear_sample, build_model, masked_softmax
+from sdfl_core.model import GraphConv, ModelConfig, SDFLModel, bilinear_sample, build_model, masked_softmax
 
 SIZE = 64
 TINY = "mobilenetv2_050"
@@ -274,6 +274,28 @@ def test_refine_samples_each_point_at_its_own_place_in_the_fine_map():
     sampled = model.sample_patches(fine, points)
     assert sampled.shape == (1, 2, 2)
     torch.testing.assert_close(sampled, points)
+
+
+@pytest.mark.parametrize("activate", [True, False])
+def test_graph_conv_folds_its_batchnorm_into_the_linear_layer(activate):
+    torch.manual_seed(0)
+    conv = GraphConv(12, 8, activate=activate)
+    if activate:
+        conv.bn.running_mean.normal_()
+        conv.bn.running_var.uniform_(0.5, 2.0)
+        conv.bn.weight.data.normal_()
+        conv.bn.bias.data.normal_()
+    conv.eval()
+    h = torch.randn(3, 10, 12)
+    adj = masked_softmax(torch.randn(3, 10, 10), torch.as_tensor(ring_mask(10, 2)))
+    with torch.no_grad():
+        before = conv(h, adj)
+    conv.fold_batchnorm()
+    assert conv.bn is None and conv.linear.bias is not None
+    with torch.no_grad():
+        torch.testing.assert_close(conv(h, adj), before, atol=1e-5, rtol=1e-5)
+    if activate:
+        assert (before >= 0).all()  # still followed by its ReLU
 
 
 @pytest.mark.parametrize("shape", [(1, 4, 16, 16), (3, 5, 7, 9)])

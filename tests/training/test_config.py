@@ -85,11 +85,14 @@ def test_base_loops_and_missing_bases_are_errors(tmp_path):
         load_config(tmp_path / "d.yaml")
 
 
-def test_twins_differ_only_in_the_head():
-    sdfl, fc = load_config(CONFIGS / "sdfl_68.yaml"), load_config(CONFIGS / "fc_68.yaml")
+@pytest.mark.parametrize("stage", ["", "_refine", "_helen"])
+def test_twins_differ_only_in_the_head(stage):
+    sdfl, fc = load_config(CONFIGS / f"sdfl_68{stage}.yaml"), load_config(CONFIGS / f"fc_68{stage}.yaml")
     assert sdfl["model"]["head"] == "graph" and fc["model"]["head"] == "fc"
+    assert fc["train"]["init_from"] == sdfl["train"]["init_from"].replace("sdfl_68", "fc_68")
     for config in (sdfl, fc):
         config.pop("name")
+        config["train"].pop("init_from")
         config["model"] = {k: v for k, v in config["model"].items() if k not in ("head", "node_attention", "fc_norm")}
         config["loss"].pop("edge_occlusion")
     assert sdfl == fc

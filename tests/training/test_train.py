@@ -282,3 +282,26 @@ def test_edge_occlusion_loss_trains_the_graph_head_and_is_refused_for_fc(w300_fo
     fc = tiny_config(w300_folder, tmp_path / "fc", model={"head": "fc"}, loss={"edge_occlusion": 5.0})
     with pytest.raises(ValueError, match="needs the graph head"):
         train(fc)
+
+
+def test_select_on_chooses_best_pt_on_one_entrys_validation_faces(w300_folder, tmp_path):
+    other = make_300w_folder(tmp_path / "other", count=8, seed=3)
+    config = tiny_config(w300_folder, tmp_path / "runs", train={"select_on": "other", "max_steps": 6})
+    config["data"]["train"] = [{"path": str(w300_folder), "format": "300w", "weight": 0.5},
+                               {"path": str(other), "format": "300w"}]
+    best = train(config)
+    rows = read_metrics(best.parent)
+    selected = [float(r["val_nme_io_selected"]) for r in rows]
+    assert float(rows[-1]["best_val_nme_io"]) == min(selected)
+    _, info = load_checkpoint(best)
+    assert info.metrics["val_nme_io_selected"] == pytest.approx(min(selected), abs=1e-5)
+    assert info.metrics["epoch"] == 1 + selected.index(min(selected))
+
+    config["train"]["select_on"] = "elsewhere"
+    with pytest.raises(ValueError, match=r"train.select_on 'elsewhere' names no data entry \(valid: faces, other\)"):
+        train(config)
+    config["train"]["select_on"] = ""
+    for entry in config["data"]["train"]:
+        entry["weight"] = 0
+    with pytest.raises(ValueError, match="every training face has weight 0"):
+        train(config)
