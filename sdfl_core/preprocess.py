@@ -1,6 +1,7 @@
 """Crop pixels -> network input. Shared by training and both inference engines."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -11,6 +12,11 @@ def to_input(crops_bgr: np.ndarray, mean, std) -> np.ndarray:
         crops_bgr = crops_bgr[None]
     if crops_bgr.ndim != 4 or crops_bgr.shape[-1] != 3 or crops_bgr.dtype != np.uint8:
         raise ValueError(f"crops must be (B, S, S, 3) uint8 BGR, got {crops_bgr.shape} {crops_bgr.dtype}")
-    x = crops_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    # OpenCV's blob maker does the channel swap, scaling and layout change in one pass (several times
+    # faster than the same steps in NumPy, which took a tenth of a face's landmark time).
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = tuple(1.0 / (255.0 * float(s)) for s in std)  # on RGB, after the swap
+    params.mean = tuple(255.0 * float(m) for m in mean)
+    params.swapRB = True
+    params.ddepth = cv2.CV_32F
+    return cv2.dnn.blobFromImagesWithParams(list(crops_bgr), params)
