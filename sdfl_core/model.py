@@ -5,6 +5,8 @@ Coordinates are regressed in crop units: (0, 0) is the crop's top-left pixel cen
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import timm
 import torch
@@ -63,26 +65,39 @@ class GraphBlock(nn.Module):
         return self.conv2(self.conv1(h, adj), adj) + h
 
 
-def bilinear_sample(fmap: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """(B, M, C): ``fmap`` (B, C, H, W) sampled bilinearly at ``points`` (B, M, 2), (x, y) in map units of
-    [0, 1] (pixel corners at 0 and 1), clamped to the border: ``F.grid_sample(..., "bilinear", "border",
-    align_corners=False)`` as four row gathers, which ONNX Runtime runs far faster than its GridSample."""
+def patch_window(span: float, side: int) -> int:
+    """Rows (and columns) of a map of ``side`` cells that hold every tap of a patch ``span`` crop units wide,
+    wherever it lies: two per tap for the bilinear corners, plus one per cell the span crosses."""
+    return math.ceil(span * side - 1e-6) + 2
+
+
+def grid_patch_sample(fmap: torch.Tensor, centers: torch.Tensor, ticks: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, N, p*p, C): ``fmap`` (B, C, H, W) sampled bilinearly on a p x p grid around each of ``centers``
+    (B, N, 2), (x, y) in map units of [0, 1] (pixel corners at 0 and 1); tap (i, j) lies at
+    ``center + (ticks[j], ticks[i])``, so ``ticks`` (p,) must increase. Equal to
+    ``F.grid_sample(..., "bilinear", "border", align_corners=False)`` at those points, computed as one gather
+    of the ``window`` x ``window`` cells around each centre (``patch_window``) and the bilinear weights as two
+    small matrix products, one per axis: ONNX Runtime runs that several times faster than GridSample or
+    four gathers per tap."""
     b, c, h, w = fmap.shape
+    n, p = centers.shape[1], ticks.shape[0]
+    reach = torch.arange(window, dtype=fmap.dtype, device=fmap.device)
+
+    def axis(coord: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        taps = ((coord.unsqueeze(-1) + ticks) * size - 0.5).clamp(0, size - 1)  # (B, N, p), cells
+        cells = taps[..., :1].floor() + reach  # (B, N, K): the window's cells on this axis
+        # The bilinear weight of cell m for a tap at t is max(0, 1 - |t - m|); cells past the border get 0.
+        weights = (1 - (taps.unsqueeze(-1) - cells.unsqueeze(-2)).abs()).clamp(min=0)  # (B, N, p, K)
+        return cells.clamp(max=size - 1).long(), weights
+
+    xi, wx = axis(centers[..., 0], w)
+    yi, wy = axis(centers[..., 1], h)
+    first = (torch.arange(b, device=fmap.device) * (h * w)).view(b, 1, 1, 1)  # each image's first row
+    index = first + yi.unsqueeze(-2) * w + xi.unsqueeze(-1)  # (B, N, K columns, K rows)
     table = fmap.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C): one row per pixel
-    x = (points[..., 0] * w - 0.5).clamp(0, w - 1)
-    y = (points[..., 1] * h - 0.5).clamp(0, h - 1)
-    x0, y0 = x.floor(), y.floor()
-    fx, fy = (x - x0).unsqueeze(-1), (y - y0).unsqueeze(-1)
-    x0, y0 = x0.long(), y0.long()
-    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
-    first = (torch.arange(b, device=fmap.device) * (h * w)).unsqueeze(1)  # (B, 1): each image's first row
-
-    def rows(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        return table[(first + yi * w + xi).flatten()].unflatten(0, (b, -1))
-
-    top = rows(y0, x0) * (1 - fx) + rows(y0, x1) * fx
-    bottom = rows(y1, x0) * (1 - fx) + rows(y1, x1) * fx
-    return top * (1 - fy) + bottom * fy
+    cells = table[index.flatten()].view(b, n, window, window * c)
+    columns = (wx @ cells).view(b, n, p, window, c).transpose(2, 3)  # (B, N, K rows, p x taps, C)
+    return (wy @ columns.flatten(3)).view(b, n, p * p, c)
 
 
 class SDFLModel(nn.Module):
@@ -184,8 +199,9 @@ class SDFLModel(nn.Module):
                                            nn.ReLU(inplace=True))
         # A p x p grid centred on the point, half a fine-map cell apart, in crop units.
         ticks = (torch.arange(p, dtype=torch.float32) - (p - 1) / 2) * (0.5 * fine_reduction / config.input_size)
-        gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
-        self.register_buffer("patch_offsets", torch.stack([gx, gy], dim=-1).reshape(1, 1, p * p, 2), persistent=False)
+        self.register_buffer("patch_ticks", ticks, persistent=False)
+        fine_side = -(-config.input_size // fine_reduction)
+        self.patch_window = patch_window(float(ticks[-1] - ticks[0]), fine_side)
         patch_dim = reduced * p * p
         if config.head == "graph":
             self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden)
@@ -205,10 +221,8 @@ class SDFLModel(nn.Module):
 
     def sample_patches(self, fine: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """(B, N, C*p*p): the reduced fine map sampled bilinearly on each point's grid (no gradient to the points)."""
-        grid = coords.detach().unsqueeze(2) + self.patch_offsets  # (B, N, p*p, 2) in crop units
-        b, n, taps, _ = grid.shape
-        sampled = bilinear_sample(self.refine_reduce(fine), grid.flatten(1, 2))  # (B, N*p*p, C)
-        return sampled.unflatten(1, (n, taps)).transpose(2, 3).flatten(2)  # (B, N, p*p, C) -> (B, N, C*p*p)
+        sampled = grid_patch_sample(self.refine_reduce(fine), coords.detach(), self.patch_ticks, self.patch_window)
+        return sampled.transpose(2, 3).flatten(2)  # (B, N, p*p, C) -> (B, N, C*p*p)
 
     def edge_weights(self, feats: torch.Tensor) -> torch.Tensor:
         """sigma(A): (B, N, N) row-softmax over the edges of M, from the node feature maps."""

@@ -1,10 +1,11 @@
 import functools
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from sdfl_core.model import GraphConv, ModelConfig, SDFLModel, bilinear_sample, build_model, masked_softmax
+from sdfl_core.model import GraphConv, ModelConfig, SDFLModel, build_model, grid_patch_sample, masked_softmax, patch_window
 
 SIZE = 64
 TINY = "mobilenetv2_050"
@@ -298,19 +299,26 @@ def test_graph_conv_folds_its_batchnorm_into_the_linear_layer(activate):
         assert (before >= 0).all()  # still followed by its ReLU
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 16, 16), (3, 5, 7, 9)])
-def test_bilinear_sample_is_grid_sample_with_border_padding(shape):
+@pytest.mark.parametrize("shape, taps, step", [((1, 4, 16, 16), 5, 0.5), ((3, 5, 7, 9), 3, 0.8), ((2, 3, 6, 6), 1, 0.0)])
+def test_grid_patch_sample_is_grid_sample_with_border_padding(shape, taps, step):
+    b, _, h, w = shape
     gen = torch.Generator().manual_seed(0)
     fmap = torch.randn(*shape, generator=gen, requires_grad=True)
-    points = torch.rand(shape[0], 40, 2, generator=gen) * 1.6 - 0.3  # some outside the map: clamped
-    points[0, :4] = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5], [1.2, -0.1]])
+    centers = torch.rand(b, 40, 2, generator=gen) * 1.6 - 0.3  # some patches past the border: clamped
+    centers[0, :4] = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5], [1.2, -0.1]])
+    ticks = (torch.arange(taps, dtype=torch.float32) - (taps - 1) / 2) * step / max(h, w)  # step in cells
+    window = patch_window(float(ticks[-1] - ticks[0]), max(h, w))
+    assert window == math.ceil((taps - 1) * step) + 2
+    gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
+    points = (centers.unsqueeze(2) + torch.stack([gx, gy], dim=-1).reshape(1, 1, -1, 2)).flatten(1, 2)
     ref = torch.nn.functional.grid_sample(fmap, (points * 2 - 1).unsqueeze(2), mode="bilinear",
                                           padding_mode="border", align_corners=False)[..., 0].transpose(1, 2)
-    got = bilinear_sample(fmap, points)
-    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    got = grid_patch_sample(fmap, centers, ticks, window)
+    assert got.shape == (b, 40, taps * taps, shape[1])
+    torch.testing.assert_close(got.flatten(1, 2), ref, atol=1e-5, rtol=0)
     weights = torch.randn(ref.shape, generator=gen)
     grad_ref, = torch.autograd.grad((ref * weights).sum(), fmap)
-    grad_got, = torch.autograd.grad((got * weights).sum(), fmap)
+    grad_got, = torch.autograd.grad((got.flatten(1, 2) * weights).sum(), fmap)
     torch.testing.assert_close(grad_got, grad_ref, atol=1e-5, rtol=0)
 
 
