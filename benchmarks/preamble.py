@@ -28,6 +28,20 @@ from sdfl_core.devices import load_torch_native_first  # noqa: E402  (needs REPO
 load_torch_native_first(always=True)
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), to tell runs on different machines apart:
+    absolute times differ by 2x between this project's machines; ratios within one run hold."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def add_video_args(parser, frames: int) -> None:
     """--weights, --video, --frames and --device, as the video benchmarks take them."""
     parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")

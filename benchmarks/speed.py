@@ -13,7 +13,7 @@ it never fails on timing, and numbers on a shared machine are only comparable wi
 """
 from __future__ import annotations
 
-from preamble import ASTRONAUT, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+from preamble import ASTRONAUT, add_video_args, cpu_name, parse_video_args  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import csv
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 skipped = Row(method, GOALS[kind][0])
                 skipped.note = note
                 rows.append(skipped)
-    print(f"weights: {args.weights}   threads: {args.threads or 'default'}   cpu cores: {os.cpu_count()}   "
+    print(f"weights: {args.weights}   threads: {args.threads or 'default'}   cpu: {cpu_name()}, {os.cpu_count()} cores   "
           f"times: median ms per frame; fps: whole loop")
     print(table(rows, ["dlib HOG+68", "MediaPipe det+mesh468"]))
     if not args.no_mesh:
