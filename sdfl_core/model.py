@@ -66,8 +66,9 @@ class GraphBlock(nn.Module):
 
 
 def patch_window(span: float, side: int) -> int:
-    """Rows (and columns) of a map of ``side`` cells that hold every tap of a patch ``span`` crop units wide,
-    wherever it lies: two per tap for the bilinear corners, plus one per cell the span crosses."""
+    """The cells per axis that hold every bilinear corner of a patch whose taps span ``span`` (in [0, 1] map
+    units) on a map of ``side`` cells, wherever the patch lies: from the first tap's lower corner to the
+    last tap's upper one, ceil(span in cells) + 2."""
     return math.ceil(span * side - 1e-6) + 2
 
 
