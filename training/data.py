@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -140,6 +141,14 @@ def source_index(samples: list, entries: list[dict], num_points: int) -> np.ndar
     if missing:
         raise ValueError(f"{missing[0]}: not read from any of the data entries")
     return np.array([owner[s.image_path] for s in samples], dtype=np.int64)
+
+
+def val_sources(val_samples: list, data_cfg: dict, num_points: int) -> tuple[list[str], np.ndarray]:
+    """The data entries of the validation faces (``data.val`` when given, else ``data.train``): each
+    entry's name (its file or folder name without suffix, e.g. ``helen_trainset``) and, per face, the
+    index of the entry it was read from."""
+    entries = data_cfg["val"] or data_cfg["train"]
+    return [Path(entry["path"]).stem for entry in entries], source_index(val_samples, entries, num_points)
 
 
 def source_weights(samples: list, entries: list[dict], num_points: int) -> np.ndarray | None:

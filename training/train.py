@@ -26,7 +26,7 @@ from sdfl_core.schemas import get_schema
 from . import distributed
 from .augment import AugmentConfig
 from .config import config_hash
-from .data import LandmarkDataset, load_cached, pose_balance_weights, source_index, source_weights, split_samples
+from .data import LandmarkDataset, load_cached, pose_balance_weights, source_weights, split_samples, val_sources
 from .validate import validate_errors, validate_visibility
 
 log = logging.getLogger(__name__)
@@ -391,11 +391,10 @@ def selection_mask(val_samples: list, data_cfg: dict, select_on: str, num_points
     entry by its file or folder name (e.g. ``helen_trainset``); empty selects every face."""
     if not select_on:
         return np.ones(len(val_samples), dtype=bool)
-    entries = data_cfg["val"] or data_cfg["train"]
-    names = [Path(entry["path"]).stem for entry in entries]
+    names, owner = val_sources(val_samples, data_cfg, num_points)
     if select_on not in names:
         raise ValueError(f"train.select_on {select_on!r} names no data entry (valid: {', '.join(names)})")
-    mask = np.isin(source_index(val_samples, entries, num_points), [i for i, name in enumerate(names) if name == select_on])
+    mask = np.isin(owner, [i for i, name in enumerate(names) if name == select_on])
     if not mask.any():
         raise ValueError(f"train.select_on {select_on!r}: none of the validation faces come from that entry")
     return mask

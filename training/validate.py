@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,10 @@ from sdfl_core.model import SDFLModel
 from sdfl_core.schemas import get_schema
 
 from .config import load_config
-from .data import source_index, split_samples
+from .data import split_samples, val_sources
+
+SOURCE = "source:"
+"""Attribute-name prefix that marks a validation face's data entry for ``--by-source``."""
 
 
 @torch.no_grad()
@@ -53,25 +57,28 @@ def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
 
 def validation_table(config_path: str | Path, weights: list[str | Path], by_source: bool = False) -> dict[str, dict]:
     """{model: evaluate()'s report (nme_io, fr_10, auc_10, ...)} on the config's validation faces, cropped
-    from their ground-truth landmark boxes (the standard protocol). ``by_source`` adds ``sources``: the same
-    report for the faces of each data entry (hand-labelled 300-W and machine-labelled YouTube-Faces)."""
+    from their ground-truth landmark boxes (the standard protocol). ``by_source`` adds ``sources``: count, NME,
+    FR and AUC of the faces of each data entry (hand-labelled 300-W and machine-labelled YouTube-Faces),
+    from the same predictions."""
     config = load_config(config_path)
     _, val = split_samples(config)
-    groups = {}
+    names: list[str] = []
     if by_source:
-        entries = config["data"]["val"] or config["data"]["train"]
-        owner = source_index(val, entries, get_schema(config["data"]["schema"]).num_points)
-        groups = {Path(entry["path"]).stem: [s for s, o in zip(val, owner) if o == i] for i, entry in enumerate(entries)}
+        # Each face's entry as an attribute, so one pass of the model reports every entry (evaluate's subsets).
+        names, owner = val_sources(val, config["data"], get_schema(config["data"]["schema"]).num_points)
+        val = [replace(s, attributes={**s.attributes, SOURCE + names[o]: 1}) for s, o in zip(val, owner)]
     reports = {}
     for path in weights:
         path = Path(path)
         name = path.parent.name if path.stem in ("best", "last") else path.stem
         if name in reports:
             name = str(path)
-        landmarker = load_landmarker(path, device="cpu")
-        report, _ = evaluate(landmarker, val, "gt")
-        if groups:
-            report["sources"] = {source: evaluate(landmarker, faces, "gt")[0] for source, faces in groups.items() if faces}
+        report, _ = evaluate(load_landmarker(path, device="cpu"), val, "gt")
+        if by_source:
+            subsets = report.pop("subsets", {})
+            report["sources"] = {source: subsets.pop(SOURCE + source) for source in dict.fromkeys(names) if SOURCE + source in subsets}
+            if subsets:  # the data's own attributes
+                report["subsets"] = subsets
         reports[name] = report
     return reports
 
