@@ -85,7 +85,11 @@ def test_base_loops_and_missing_bases_are_errors(tmp_path):
         load_config(tmp_path / "d.yaml")
 
 
-@pytest.mark.parametrize("stage", ["", "_refine", "_helen", "_helen2", "_helen3", "_helen4"])
+LANDMARK_STAGES = sorted(p.stem.removeprefix("sdfl_68") for p in CONFIGS.glob("sdfl_68*.yaml") if p.stem != "sdfl_68_vis")
+"""Every landmark stage of the shipped chain (the vis stages' learning rates differ by head)."""
+
+
+@pytest.mark.parametrize("stage", LANDMARK_STAGES)
 def test_twins_differ_only_in_the_head(stage):
     sdfl, fc = load_config(CONFIGS / f"sdfl_68{stage}.yaml"), load_config(CONFIGS / f"fc_68{stage}.yaml")
     assert sdfl["model"]["head"] == "graph" and fc["model"]["head"] == "fc"
