@@ -68,3 +68,37 @@ def units_to_image(units: np.ndarray, affine: np.ndarray, out_size: int) -> np.n
     inv = invert(affine)
     px = np.asarray(units, np.float64) * out_size - 0.5
     return (px @ inv[:, :2].T + inv[:, 2]).astype(np.float32)
+
+
+CROPS_PER_FACE = (1, 5, 9)
+"""Crops per face that :func:`shifted_affines` knows: the crop alone, with its four diagonal shifts, or
+the 3 x 3 grid of shifts."""
+
+CROP_SHIFT = 0.05
+"""Shift of the test-time crops, as a fraction of the crop side (chosen on the validation split; README)."""
+
+
+def check_crops_per_face(count: int) -> int:
+    """``count`` if :func:`shifted_affines` knows it, else a one-line ValueError."""
+    if count not in CROPS_PER_FACE:
+        raise ValueError(f"test-time crops per face must be one of {', '.join(map(str, CROPS_PER_FACE))}, got {count}")
+    return count
+
+
+def shifted_affines(affine: np.ndarray, out_size: int, count: int, shift: float = CROP_SHIFT) -> list[np.ndarray]:
+    """The crops of one face for test-time averaging: ``affine`` itself first, then copies of it moved by
+    ``shift`` x the crop side along the crop's own axes (the four diagonals for 5 crops, the 3 x 3 grid's
+    other eight cells for 9). Moving the window by (dx, dy) crop sides subtracts (dx, dy) x ``out_size``
+    from every crop coordinate, so only the translation changes, whatever the crop's rotation."""
+    check_crops_per_face(count)
+    steps = [(0, 0)]
+    if count == 5:
+        steps += [(1, 1), (-1, -1), (1, -1), (-1, 1)]
+    elif count == 9:
+        steps += [(i, j) for j in (-1, 0, 1) for i in (-1, 0, 1) if (i, j) != (0, 0)]
+    out = []
+    for i, j in steps:
+        moved = np.array(affine, np.float64, copy=True)
+        moved[:, 2] -= np.array([i, j], np.float64) * shift * out_size
+        out.append(moved)
+    return out

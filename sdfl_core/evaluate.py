@@ -47,14 +47,14 @@ def predict_samples(landmarker, samples: list[Sample], boxes: str = "gt", batch_
     elif boxes != "gt":
         raise ValueError(f"boxes must be gt or detector, got {boxes!r}")
     preds, gts, kept, missed, visibility = [], [], [], 0, []
-    batch_crops, batch_affines = [], []
+    batch_images, batch_affines = [], []
 
     def flush() -> None:
-        if batch_crops:
-            points, _, vis = landmarker.predict_warped(np.stack(batch_crops), batch_affines)
+        if batch_images:
+            points, _, vis = landmarker.predict_faces(batch_images, batch_affines)
             preds.extend(points)
             visibility.extend(vis)
-            batch_crops.clear()
+            batch_images.clear()
             batch_affines.clear()
 
     try:
@@ -68,11 +68,11 @@ def predict_samples(landmarker, samples: list[Sample], boxes: str = "gt", batch_
                     affine = detection_to_crop(det, info, "full")
             if affine is None:
                 affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
-            batch_crops.append(crops.warp(image, affine, size))
+            batch_images.append(image)
             batch_affines.append(affine)
             gts.append(sample.points)
             kept.append(sample)
-            if len(batch_crops) >= batch_size:
+            if len(batch_images) >= batch_size:
                 flush()
         flush()
     finally:

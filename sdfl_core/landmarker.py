@@ -3,7 +3,10 @@
 A :class:`Landmarker` is what sdfl calls "a thing that predicts landmarks". It cuts square crops by
 affine warp (``crops``), runs the network on them in one batch (a ``runners`` runtime) and maps the points
 back to image pixels. The pipeline (crops from detector boxes or from last frame's landmarks), ``sdfl
-eval`` (crops from ground-truth boxes) and ``sdfl occlusion`` all go through :meth:`Landmarker.predict_warped`.
+eval`` (crops from ground-truth boxes) and ``sdfl occlusion`` all go through :meth:`Landmarker.predict_faces`
+and from there :meth:`Landmarker.predict_warped`. With ``crops_per_face`` 5 or 9 each face is cut several
+times, shifted a little (``crops.shifted_affines``), and its points are the mean over those crops:
+test-time averaging, for photos and offline evaluation, at 5 or 9 times the network's work.
 
 The detector-box calibration (:func:`detection_to_crop`) lives here too: it is the checkpoint's own map
 from a face detector's box to the crop the model was trained on.
@@ -47,10 +50,12 @@ def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> n
 class Landmarker:
     """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
 
-    def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "") -> None:
+    def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "", crops_per_face: int = 1) -> None:
+        crops.check_crops_per_face(crops_per_face)
         self.runner = runner
         self.info = runner.info
         self.name = name or self.info.name or "model"
+        self.crops_per_face = int(crops_per_face)
 
     @property
     def schema(self):
@@ -89,11 +94,25 @@ class Landmarker:
         points = np.stack([crops.units_to_image(u, a, self.input_size) for u, a in zip(units, affines)])
         return points, np.asarray(weights), np.asarray(visibility)
 
+    def predict_faces(self, images: Sequence[np.ndarray], affines: Sequence[np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays of :meth:`predict_warped` for one face per (BGR uint8 image, crop affine) pair, all in
+        one batch. With ``crops_per_face`` > 1 each face's points, edge weights and visibility are the mean
+        over its test-time crops (points averaged in image pixels)."""
+        k = self.crops_per_face
+        cut = [a for base in affines for a in crops.shifted_affines(base, self.input_size, k)]
+        owners = [i for i in range(len(affines)) for _ in range(k)]
+        batch = np.stack([crops.warp(images[i], a, self.input_size) for i, a in zip(owners, cut)])
+        points, weights, visibility = self.predict_warped(batch, cut)
+        if k == 1:
+            return points, weights, visibility
+        return tuple(a.reshape(len(affines), k, *a.shape[1:]).mean(axis=1) for a in (points, weights, visibility))
+
     def predict(self, image_bgr: np.ndarray, affines: Sequence[np.ndarray]) -> list[Landmarks]:
         """One :class:`Landmarks` per crop affine of one BGR uint8 image, all in one batch."""
         if not len(affines):
             return []
-        points, weights, visibility = self.predict_warped(self.crops_for(image_bgr, affines), affines)
+        points, weights, visibility = self.predict_faces([image_bgr] * len(affines), affines)
         return [Landmarks(p, w, v) for p, w, v in zip(points, weights, visibility)]
 
     def predict_boxes(self, image_bgr: np.ndarray, detections: Sequence[Detection],
@@ -105,8 +124,7 @@ class Landmarker:
         """Several images of one face (e.g. occluded variants), all cropped the standard way from the
         ground-truth landmark box: the arrays of :meth:`predict_warped`."""
         affine = crops.landmark_crop_affine(points_gt, self.info.crop_scale, self.input_size)
-        batch = np.stack([crops.warp(img, affine, self.input_size) for img in images])
-        return self.predict_warped(batch, [affine] * len(batch))
+        return self.predict_faces(images, [affine] * len(images))
 
 
 def as_landmarker(model) -> Landmarker:
@@ -179,6 +197,6 @@ def load_runner(weights: str | Path | None = None, device: str = "auto", engine:
 
 
 def load_landmarker(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
-                    num_threads: int | None = None, name: str = "") -> Landmarker:
+                    num_threads: int | None = None, name: str = "", crops_per_face: int = 1) -> Landmarker:
     """A :class:`Landmarker` for a model choice ('sdfl', 'fc', None = 'sdfl', or a .pt / .onnx path)."""
-    return Landmarker(load_runner(weights, device, engine, num_threads), name)
+    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face)

@@ -37,6 +37,9 @@ class PipelineOptions:
     device: str = "auto"
     num_threads: int | None = None
     """ONNX Runtime intra-op threads; None = ORT's default (see :func:`streaming_options`)."""
+    crops_per_face: int = 1
+    """Test-time crops per face (1, 5 or 9; :class:`Landmarker`): more than 1 is for photos and offline
+    work, at that many times the landmark model's time."""
     detector: DetectorOptions = field(default_factory=_video_detector)
     """The face detector, and the running mode of the whole pipeline: "video" (consecutive frames,
     tracked and smoothed) or "image" (every frame an unrelated photo: no track or filter state crosses
@@ -69,19 +72,21 @@ class Pipeline:
     """Owns the detector (native resources: use as a context manager), the landmarker, the tracker and
     the detection policy.
 
-    ``landmarker`` shares a loaded model between pipelines; ``options.weights``, ``device`` and
-    ``num_threads`` then must stay at their defaults (they would load another)."""
+    ``landmarker`` shares a loaded model between pipelines; ``options.weights``, ``device``,
+    ``num_threads`` and ``crops_per_face`` then must stay at their defaults (they would load another)."""
 
     def __init__(self, options: PipelineOptions | None = None, landmarker: Landmarker | None = None,
                  policy: FramePolicy | None = None) -> None:
         self.options = options or PipelineOptions()
         if landmarker is not None:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
-                                    ("num_threads", self.options.num_threads)) if v]
+                                    ("num_threads", self.options.num_threads),
+                                    ("crops_per_face", self.options.crops_per_face != 1)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
         self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device,
-                                                        num_threads=self.options.num_threads)
+                                                        num_threads=self.options.num_threads,
+                                                        crops_per_face=self.options.crops_per_face)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = Tracker(self.options.tracker)
         self.policy = policy or make_policy(

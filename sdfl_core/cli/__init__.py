@@ -39,6 +39,15 @@ def command_module(name: str) -> str:
     return name
 
 
+def _add_crops_per_face(p: argparse.ArgumentParser, use: str) -> None:
+    from ..crops import CROPS_PER_FACE
+
+    p.add_argument("--crops-per-face", type=int, default=1, choices=CROPS_PER_FACE, metavar="N",
+                   help=f"test-time crops per face, {', '.join(map(str, CROPS_PER_FACE))}: the points are the mean over the "
+                        f"face's crop and N-1 copies shifted by 5 %% of its side, more accurate at N times the "
+                        f"landmark model's work; {use}")
+
+
 def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip); "
                                   "an image or a folder of images runs in image mode (every photo on its own)")
@@ -60,6 +69,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redetect-every", type=int, default=1, metavar="K",
                    help="run the face detector every K-th frame and crop from the previous landmarks in between "
                         "(re-detecting early when a face is lost); 1 = every frame (default)")
+    _add_crops_per_face(p, "default 1 (real time)")
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
@@ -73,6 +83,7 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
+    _add_crops_per_face(p, "default 1")
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
@@ -85,6 +96,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
                    help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
+    _add_crops_per_face(p, "default 1 (the model alone)")
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
@@ -122,6 +134,7 @@ def _add_occlusion(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dlib", action="store_true", help="skip the dlib baseline even when installed")
     p.add_argument("--limit", type=int, default=0, help="use at most this many faces")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add_crops_per_face(p, "default 1 (the model alone)")
 
 
 def _add_gui(p: argparse.ArgumentParser) -> None:

@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 
 from sdfl_core.crops import (
+    CROP_SHIFT,
     crop_affine,
     image_to_units,
     invert,
     landmark_box,
+    shifted_affines,
     square_from_box,
     transform_points,
     units_to_image,
@@ -80,3 +82,27 @@ def test_marked_pixel_lands_at_transformed_point(angle):
     np.testing.assert_allclose(centroid, expected, atol=0.75)
     peak = np.unravel_index(np.argmax(gray), gray.shape)
     assert abs(peak[1] - expected[0]) <= 1.5 and abs(peak[0] - expected[1]) <= 1.5
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+@pytest.mark.parametrize("count", [1, 5, 9])
+def test_test_time_crops_move_the_window_along_the_crop_axes(angle, count):
+    base = crop_affine(np.array([150.0, 90.0]), 70.0, 64, angle)
+    moved = shifted_affines(base, 64, count)
+    assert len(moved) == count
+    np.testing.assert_array_equal(moved[0], base)
+    points = np.random.default_rng(0).uniform(0, 200, size=(7, 2))
+    offsets = [image_to_units(points, base, 64) - image_to_units(points, m, 64) for m in moved]
+    steps = np.array([o[0] for o in offsets]) / CROP_SHIFT
+    for o in offsets:  # every point moves by the same step along the crop axes: a pure shift of the window
+        np.testing.assert_allclose(o, np.broadcast_to(o[0], o.shape), atol=1e-6)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+    assert len({tuple(np.round(s).astype(int)) for s in steps}) == count  # no crop twice
+    np.testing.assert_allclose(steps.sum(axis=0), 0, atol=1e-6)  # symmetric: the mean crop is the crop
+    if count == 5:
+        assert {tuple(np.abs(np.round(s)).astype(int)) for s in steps[1:]} == {(1, 1)}
+
+
+def test_test_time_crop_counts_are_checked():
+    with pytest.raises(ValueError, match="must be one of 1, 5, 9, got 3"):
+        shifted_affines(np.eye(2, 3), 64, 3)

@@ -1,9 +1,11 @@
-"""`sdfl eval`'s visibility_auroc: reported where the data flags occluded points and the model has the output."""
+"""`sdfl eval`: visibility_auroc, reported where the data flags occluded points and the model has the output,
+and test-time crops per face."""
 import numpy as np
 from model_factory import make_checkpoint
 
+from sdfl_core import crops
 from sdfl_core.datasets import Sample
-from sdfl_core.evaluate import evaluate
+from sdfl_core.evaluate import evaluate, predict_samples
 from sdfl_core.landmarker import load_landmarker
 
 
@@ -26,3 +28,17 @@ def test_visibility_auroc_only_with_flags_and_the_output(tmp_path):
     assert 0.0 <= report["visibility_auroc"] <= 1.0
     assert "visibility_auroc" not in evaluate(vis, _samples(4, flags=False))[0]
     assert "visibility_auroc" not in evaluate(plain, _samples(4, flags=True))[0]
+
+
+def test_crops_per_face_scores_the_mean_over_each_faces_shifted_crops(tmp_path):
+    path = make_checkpoint(tmp_path / "plain29.pt", num_points=29)
+    one, five = load_landmarker(path, device="cpu"), load_landmarker(path, device="cpu", crops_per_face=5)
+    samples = _samples(5, flags=False)
+    pred, *_ = predict_samples(five, samples, batch_size=2)  # faces split over batches of 2, 2 and 1
+    size = one.input_size
+    for sample, got in zip(samples, pred):
+        base = crops.landmark_crop_affine(sample.points, one.info.crop_scale, size)
+        moved = crops.shifted_affines(base, size, 5)
+        each = [one.predict_warped(crops.warp(sample.image, a, size)[None], [a])[0][0] for a in moved]
+        np.testing.assert_allclose(got, np.mean(each, axis=0), atol=1e-3)
+        assert np.abs(each[0] - got).max() > 1e-3  # the shifted crops do change the answer

@@ -1,5 +1,6 @@
 import os
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import torch
 from small_models import SIZE, build
 
 from sdfl_core.checkpoint import CheckpointError, save_checkpoint
-from sdfl_core.landmarker import load_runner
+from sdfl_core.crops import crop_affine
+from sdfl_core.landmarker import Landmarker, load_runner
 from sdfl_core.registry import default_weights
 from sdfl_core.runners import OnnxRunner, TorchRunner
 
@@ -235,3 +237,48 @@ def test_an_export_that_predates_the_visibility_output_is_made_again(tmp_path, m
     assert not OnnxRunner(beside).has_visibility
     pred = load_runner(weights, device="cpu")
     assert pred.path.parent == tmp_path / "cache" and pred.has_visibility
+
+
+class BrightestPixelRunner:
+    """A stand-in network: every point at the brightest pixel of its crop (crop units), and it records the
+    batch sizes it was given."""
+
+    engine = "onnxruntime"
+    has_visibility = True
+
+    def __init__(self, size: int = 64, points: int = 3) -> None:
+        config = SimpleNamespace(input_size=size, num_points=points)
+        self.info = SimpleNamespace(config=config, name="bright", schema=None, crop_scale=1.4)
+        self.batches: list[int] = []
+
+    def predict(self, batch: np.ndarray):
+        self.batches.append(len(batch))
+        b, s, n = len(batch), batch.shape[1], self.info.config.num_points
+        flat = batch[..., 0].reshape(b, -1).argmax(axis=1)
+        units = (np.stack([flat % s, flat // s], axis=1) + 0.5) / s
+        visibility = np.linspace(0, 1, b, dtype=np.float32)[:, None].repeat(n, axis=1)
+        return np.repeat(units[:, None], n, axis=1), np.full((b, n, n), 1.0 / n, np.float32), visibility
+
+
+@pytest.mark.parametrize("count", [1, 5, 9])
+def test_crops_per_face_average_each_face_over_its_crops(count):
+    image = np.zeros((200, 300, 3), np.uint8)
+    faces = [np.array([120.0, 80.0]), np.array([220.0, 130.0])]
+    for x, y in faces:
+        image[int(y), int(x)] = 255
+    runner = BrightestPixelRunner()
+    landmarker = Landmarker(runner, crops_per_face=count)
+    affines = [crop_affine(c + 3.0, 40.0, 64, 15.0) for c in faces]  # off-centre, rotated crops
+    found = landmarker.predict(image, affines)
+    assert runner.batches == [2 * count]  # both faces' crops in one batch
+    for face, centre in zip(found, faces):
+        np.testing.assert_allclose(face.points, np.broadcast_to(centre, (3, 2)), atol=0.5)
+        np.testing.assert_allclose(face.edge_weights.sum(axis=1), 1.0, atol=1e-6)
+    # visibility is the mean over each face's own crops (the stand-in reports the crop's batch position)
+    expected = np.linspace(0, 1, 2 * count).reshape(2, count).mean(axis=1)
+    np.testing.assert_allclose([f.visibility[0] for f in found], expected, atol=1e-6)
+
+
+def test_crops_per_face_is_checked():
+    with pytest.raises(ValueError, match="crops per face must be one of 1, 5, 9, got 2"):
+        Landmarker(BrightestPixelRunner(), crops_per_face=2)

@@ -575,6 +575,8 @@ def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkp
         Pipeline(make_options(weights=tiny_checkpoint), landmarker=engine)
     with pytest.raises(ValueError, match="device"):
         Pipeline(make_options(device="cpu"), landmarker=engine)
+    with pytest.raises(ValueError, match="crops_per_face"):
+        Pipeline(make_options(crops_per_face=5), landmarker=engine)
 
 
 def test_reset_clears_the_policy_state(steady_engine):
