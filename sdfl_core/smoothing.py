@@ -61,6 +61,23 @@ SHARED_NOISE = 0.8
 """Measurement noise that all points of a face share (the crop moves with the detector box, so its error
 moves every point alike), relative to each point's own."""
 
+_blas_controller = None
+
+
+def one_blas_thread():
+    """A context in which NumPy's BLAS runs on the calling thread alone (threadpoolctl).
+
+    The face model's matrices are at most (2N + 2) wide, 138 for 68 points: BLAS threads gain nothing on
+    them, and OpenBLAS's idle threads spin on the core that detection and ONNX Runtime need, which cut
+    ``sdfl track``'s frame rate by about a fifth (docs/benchmarks/speed.txt). The controller is made once,
+    after filterpy has loaded NumPy's BLAS; entering the limit then costs microseconds."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
 
 class PointFilter(Protocol):
     """What ``TrackerOptions.filter_factory`` must build: a smoother for one face's (N, 2) points.
@@ -226,7 +243,9 @@ class KalmanSmoother:
         """Advance the filter one frame and return the predicted (N, 2) points."""
         if self._num_points < 0:
             raise ValueError("KalmanSmoother.predict() called before the first update()")
-        self._filter().predict()
+        kf = self._filter()
+        with one_blas_thread():
+            kf.predict()
         self._predicted = True
         return self._positions()
 
@@ -268,16 +287,17 @@ class KalmanSmoother:
             return points.astype(np.float32)
         self._filter()
         self._set_noise(scale)
-        if not self._predicted:
-            self._kf.predict()
-        self._predicted = False
-        if self._weighted:
-            self._kf.update(np.vstack([points, np.zeros((2, 2))]), R=self.measurement_noise(vis), H=self._kf.H)
-            _keep_velocity(self._kf.F, vis)  # the next predict step's transition
-        else:
-            # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
-            # instead of reshaping it into a single column vector.
-            self._kf.update(points.T, H=self._kf.H)
+        with one_blas_thread():
+            if not self._predicted:
+                self._kf.predict()
+            self._predicted = False
+            if self._weighted:
+                self._kf.update(np.vstack([points, np.zeros((2, 2))]), R=self.measurement_noise(vis), H=self._kf.H)
+                _keep_velocity(self._kf.F, vis)  # the next predict step's transition
+            else:
+                # H is passed explicitly so filterpy takes z as the (2, N) matrix of all points' measurements
+                # instead of reshaping it into a single column vector.
+                self._kf.update(points.T, H=self._kf.H)
         if self._smoothing == 0.0:
             return points.astype(np.float32)
         return self._positions()

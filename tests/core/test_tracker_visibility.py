@@ -147,3 +147,37 @@ def test_tracker_passes_the_landmarks_visibility():
         [track] = tracker.update([det], [Landmarks(jumped, np.zeros((3, 0)), np.array([1.0, v, 1.0]))])
         moved[v] = track.smoothed[1, 0] - pts[1, 0]
     assert 0 <= moved[0.01] < 0.5 * moved[1.0]
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_filter_steps_run_on_one_blas_thread_and_restore_it(monkeypatch, weighted):
+    """filterpy's predict and update run with NumPy's BLAS on one thread (its idle threads spin on the
+    cores detection and ONNX Runtime need); the caller's BLAS threads are back afterwards."""
+    from filterpy.kalman import KalmanFilter
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("NumPy has no BLAS that threadpoolctl can see")
+    seen: list[tuple[str, set[int]]] = []
+    for step in ("predict", "update"):
+        original = getattr(KalmanFilter, step)
+
+        def spy(self, *args, _original=original, _step=step, **kwargs):
+            seen.append((_step, blas_threads()))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(KalmanFilter, step, spy)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, SCALE, (68, 2))
+    visibility = np.ones(68) if weighted else None
+    with threadpool_limits(limits=2, user_api="blas"):
+        smoother = KalmanSmoother(0.5)
+        for _ in range(3):
+            smoother.update(points + rng.normal(0, 1, points.shape), SCALE, visibility)
+        smoother.predict()
+        assert blas_threads() == {2}
+    assert {step for step, _ in seen} == {"predict", "update"}
+    assert all(threads == {1} for _, threads in seen)
