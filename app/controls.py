@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from sdfl_core.crops import CROPS_PER_FACE
 from sdfl_core.draw import DrawOptions
 from sdfl_core.occluders import COVER_SIDES
 from sdfl_core.registry import MODEL_CHOICES, MODEL_LABELS
@@ -44,6 +45,7 @@ class ControlsPanel(QWidget):
     compare_toggled = pyqtSignal(bool)
     draw_options_changed = pyqtSignal()
     smoothing_changed = pyqtSignal(bool, float)
+    crops_per_face_changed = pyqtSignal(int)
     lossless_toggled = pyqtSignal(bool)
     cover_changed = pyqtSignal(float, str)
     random_occluder_requested = pyqtSignal()
@@ -105,11 +107,23 @@ class ControlsPanel(QWidget):
         self.model_label.setStyleSheet("color: palette(mid);")
         self.compare = QCheckBox("Compare side by side with FC twin")
         self.compare.toggled.connect(self.compare_toggled)
+        # Test-time averaging (sdfl --crops-per-face): steadier points on photos and paused frames, at
+        # N times the network's work per face, so video stays at 1 by default.
+        self.crops_per_face = QComboBox()
+        for count in CROPS_PER_FACE:
+            self.crops_per_face.addItem("1 (real time)" if count == 1 else f"{count} (averaged, {count}x the work)", count)
+        self.crops_per_face.setToolTip("Crops per face: the model also runs on copies of each face's crop shifted "
+                                       "by 5 % of its side, and the points are averaged (more accurate on photos)")
+        self.crops_per_face.activated.connect(lambda i: self.crops_per_face_changed.emit(self.crops_per_face.itemData(i)))
+        crops_row = QHBoxLayout()
+        crops_row.addWidget(QLabel("Crops per face"))
+        crops_row.addWidget(self.crops_per_face, 1)
         v = QVBoxLayout(box)
         v.addWidget(self.model_combo)
         v.addWidget(self.model_label)
         v.addWidget(self.compare)
-        _no_focus(self.model_combo, self.compare)
+        v.addLayout(crops_row)
+        _no_focus(self.model_combo, self.compare, self.crops_per_face)
         return box
 
     def _overlay_box(self) -> QGroupBox:

@@ -48,6 +48,7 @@ class InferenceWorker(QObject):
         self.cover = (0.0, "left")
         self.smoothing = 0.5
         self.smooth = True
+        self.crops_per_face = 1
         self.frozen = False
         self._last_frame: Frame | None = None
         self.generation = 0
@@ -76,7 +77,7 @@ class InferenceWorker(QObject):
         self.busy.emit(f"loading model {choice} ...")
         try:
             weights = require_model_file(choice)
-            engine = load_landmarker(weights, self.device)
+            engine = load_landmarker(weights, self.device, crops_per_face=self.crops_per_face)
             pipeline = Pipeline(self._options(), landmarker=engine)
         except Exception as exc:  # any broken file must leave the app running with a message
             log.warning("model %s failed to load: %s", choice, exc)
@@ -95,7 +96,7 @@ class InferenceWorker(QObject):
     def load_compare_model(self, choice: str) -> None:
         self.busy.emit(f"loading comparison model {choice} ...")
         try:
-            engine = load_landmarker(require_model_file(choice), self.device)
+            engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self.crops_per_face)
         except Exception as exc:
             log.warning("comparison model %s failed to load: %s", choice, exc)
             self.busy.emit("")
@@ -130,6 +131,15 @@ class InferenceWorker(QObject):
         self.smooth, self.smoothing = enabled, float(strength)
         if self.pipeline is not None:
             self.pipeline.smoothing = self.smoothing if enabled else 0.0
+
+    @pyqtSlot(int)
+    def set_crops_per_face(self, count: int) -> None:
+        """Test-time crops per face for the model and its comparison twin; a paused frame is run again."""
+        self.crops_per_face = count
+        for engine in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine):
+            if engine is not None:
+                engine.crops_per_face = count
+        self.reprocess()
 
     @pyqtSlot(object)
     def set_occluders(self, occluders) -> None:

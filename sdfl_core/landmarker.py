@@ -55,7 +55,17 @@ class Landmarker:
         self.runner = runner
         self.info = runner.info
         self.name = name or self.info.name or "model"
-        self.crops_per_face = int(crops_per_face)
+        self._crops_per_face = int(crops_per_face)
+
+    @property
+    def crops_per_face(self) -> int:
+        """Test-time crops per face (1, 5 or 9; ``crops.CROPS_PER_FACE``). Settable between calls, e.g. by
+        the app when the user switches from video to photos."""
+        return self._crops_per_face
+
+    @crops_per_face.setter
+    def crops_per_face(self, count: int) -> None:
+        self._crops_per_face = crops.check_crops_per_face(int(count))
 
     @property
     def schema(self):

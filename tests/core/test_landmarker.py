@@ -282,3 +282,17 @@ def test_crops_per_face_average_each_face_over_its_crops(count):
 def test_crops_per_face_is_checked():
     with pytest.raises(ValueError, match="crops per face must be one of 1, 5, 9, got 2"):
         Landmarker(BrightestPixelRunner(), crops_per_face=2)
+
+
+def test_crops_per_face_can_change_between_calls_and_is_checked():
+    runner = BrightestPixelRunner()
+    landmarker = Landmarker(runner)
+    image = np.zeros((100, 100, 3), np.uint8)
+    affine = crop_affine(np.array([50.0, 50.0]), 40.0, 64)
+    landmarker.predict(image, [affine])
+    landmarker.crops_per_face = 9
+    landmarker.predict(image, [affine])
+    assert runner.batches == [1, 9]
+    with pytest.raises(ValueError, match="crops per face must be one of 1, 5, 9, got 4"):
+        landmarker.crops_per_face = 4
+    assert landmarker.crops_per_face == 9, "a refused count leaves the setting as it was"
