@@ -78,8 +78,9 @@ The backbone starts from ImageNet weights: {imagenet}
 ## Data and licence
 - Training: 300-W Helen train set (870 faces) and YouTube-Faces 68-point frames (4,232; machine-made
   labels), with {val_pct} % of the images held out for validation, split by identity / image group. The
-  last four landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, and `*_helen3` and
-  `*_helen4`, the same twice more) draw each hand-labelled Helen face 16x as often as a YouTube-Faces
+  last five landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
+  `*_helen4`, the same twice more, and `*_helen5_shapes`, the same with half of the occluders drawn as
+  `sdfl occlusion` draws them) draw each hand-labelled Helen face 16x as often as a YouTube-Faces
   frame and are chosen on the Helen validation faces: the machine labels follow conventions of their own.
 - Dev test: 300-W AFW (337 faces), never used for training or model selection.
 - The images are licensed for research, non-commercial use only (iBUG 300-W terms; YouTube Faces DB).
