@@ -68,8 +68,8 @@ def one_blas_thread():
     """A context in which NumPy's BLAS runs on the calling thread alone (threadpoolctl).
 
     The face model's matrices are at most (2N + 2) wide, 138 for 68 points: BLAS threads gain nothing on
-    them, and OpenBLAS's idle threads spin on the core that detection and ONNX Runtime need, which cut
-    ``sdfl track``'s frame rate by about a fifth (docs/benchmarks/speed.txt). The controller is made once,
+    them, and OpenBLAS's idle threads spin on the cores that detection and ONNX Runtime need, which
+    slowed ``sdfl track`` (docs/benchmarks/notes.md has the measurement). The controller is made once,
     after filterpy has loaded NumPy's BLAS; entering the limit then costs microseconds."""
     global _blas_controller
     if _blas_controller is None:
