@@ -51,11 +51,10 @@ class Landmarker:
     """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
 
     def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "", crops_per_face: int = 1) -> None:
-        crops.check_crops_per_face(crops_per_face)
+        self.crops_per_face = crops_per_face  # checked by the setter
         self.runner = runner
         self.info = runner.info
         self.name = name or self.info.name or "model"
-        self._crops_per_face = int(crops_per_face)
 
     @property
     def crops_per_face(self) -> int:
