@@ -85,19 +85,25 @@ def check_crops_per_face(count: int) -> int:
     return count
 
 
-def shifted_affines(affine: np.ndarray, out_size: int, count: int, shift: float = CROP_SHIFT) -> list[np.ndarray]:
-    """The crops of one face for test-time averaging: ``affine`` itself first, then copies of it moved by
-    ``shift`` x the crop side along the crop's own axes (the four diagonals for 5 crops, the 3 x 3 grid's
-    other eight cells for 9). Moving the window by (dx, dy) crop sides subtracts (dx, dy) x ``out_size``
-    from every crop coordinate, so only the translation changes, whatever the crop's rotation."""
+def crop_steps(count: int) -> list[tuple[int, int]]:
+    """The moves of the test-time crops along the crop's (x, y) axes, in units of the shift: (0, 0) first,
+    then the four diagonals (5 crops) or the 3 x 3 grid's other eight cells (9)."""
     check_crops_per_face(count)
     steps = [(0, 0)]
     if count == 5:
         steps += [(1, 1), (-1, -1), (1, -1), (-1, 1)]
     elif count == 9:
         steps += [(i, j) for j in (-1, 0, 1) for i in (-1, 0, 1) if (i, j) != (0, 0)]
+    return steps
+
+
+def shifted_affines(affine: np.ndarray, out_size: int, count: int, shift: float = CROP_SHIFT) -> list[np.ndarray]:
+    """The crops of one face for test-time averaging: ``affine`` itself first, then copies of it moved by
+    ``shift`` x the crop side along the crop's own axes (the four diagonals for 5 crops, the 3 x 3 grid's
+    other eight cells for 9). Moving the window by (dx, dy) crop sides subtracts (dx, dy) x ``out_size``
+    from every crop coordinate, so only the translation changes, whatever the crop's rotation."""
     out = []
-    for i, j in steps:
+    for i, j in crop_steps(count):
         moved = np.array(affine, np.float64, copy=True)
         moved[:, 2] -= np.array([i, j], np.float64) * shift * out_size
         out.append(moved)

@@ -75,6 +75,13 @@ DEFAULTS: dict = {
         "backbone_lr_mult": 1.0,
         "ema_decay": 0.0,  # > 0: validate and ship an exponential moving average of the weights (timm ModelEmaV3)
     },
+    "distill": {
+        # > 0: the landmark loss is (1 - weight) x the loss against the labels + weight x the loss against a frozen
+        # teacher's mean over the test-time crops (sdfl_core.crops.shifted_affines) of each training crop
+        "weight": 0.0,
+        "teacher": "",  # a checkpoint; empty: train.init_from
+        "crops": 5,
+    },
     "train": {
         "out_dir": "runs",
         "max_minutes": 0.0,

@@ -113,14 +113,17 @@ def training_commands(run_name: str, configs: Path = Path("training/configs")) -
     path = configs / f"{run_name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no config for run {run_name!r}: {path}")
-    init = load_config(path)["train"]["init_from"]
+    config = load_config(path)
     lines: list[str] = []
-    if init:
-        parts = Path(init).parts
+    # The warm start, and a distillation teacher other than it (distill.teacher), are runs of the chain too.
+    for key, start in (("train.init_from", config["train"]["init_from"]), ("distill.teacher", config["distill"]["teacher"])):
+        if not start:
+            continue
+        parts = Path(start).parts
         if len(parts) != 3 or parts[0] != "runs" or parts[2] != "best.pt":
-            raise ValueError(f"{path}: train.init_from {init!r} is not a run of this chain (runs/NAME/best.pt), "
+            raise ValueError(f"{path}: {key} {start!r} is not a run of this chain (runs/NAME/best.pt), "
                              "so the model cannot be rebuilt from the repo")
-        lines += training_commands(parts[1], configs)
+        lines += [line for line in training_commands(parts[1], configs) if line not in lines]
     lines.append(f"sdfl train --config {path.as_posix()}")
     return lines
 

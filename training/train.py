@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
+from sdfl_core.crops import CROP_SHIFT, crop_steps
 from sdfl_core.devices import resolve_device
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
 from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss
@@ -90,6 +91,62 @@ def make_ema(model: torch.nn.Module, decay: float):
 def visibility_loss(logits: torch.Tensor, occluded: torch.Tensor) -> torch.Tensor:
     """BCE of the (B, N) visibility logits against the augmentation's cover (1 = occluded, so not visible)."""
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, 1 - occluded.to(logits.dtype))
+
+
+def moved_crops(x: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) crops and (S, 2) window moves in crop sides -> (S * B, C, H, W): every crop as seen through
+    each moved window (move-major), edge pixels repeated where a window leaves the crop."""
+    count, batch = len(moves), x.shape[0]
+    theta = torch.zeros(count, 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = 2.0 * moves  # grid_sample's [-1, 1] spans the crop: 2 per crop side
+    grid = torch.nn.functional.affine_grid(theta, [count, *x.shape[1:]], align_corners=False)
+    return torch.nn.functional.grid_sample(x.float().repeat(count, 1, 1, 1), grid.repeat_interleave(batch, dim=0),
+                                           mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class CropMeanTeacher:
+    """A frozen model's mean points over the test-time crops of each training crop (``distill.*``), the target
+    that distillation pulls one crop's points towards. The crops are the batch itself moved as
+    :func:`sdfl_core.crops.shifted_affines` moves the window (torch's ``grid_sample``; edge pixels repeat where
+    the moved window leaves the crop), and each crop's points are moved back before the mean."""
+
+    def __init__(self, model: SDFLModel, count: int, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+        if device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # (S, 2) moves of the window in crop sides: a crop unit u of a moved crop is u + move in the batch's crop.
+        self.moves = torch.tensor(crop_steps(count), dtype=torch.float32, device=device) * CROP_SHIFT
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) crops -> (B, N, 2) mean points in their crop units."""
+        count, batch = len(self.moves), x.shape[0]
+        moved = moved_crops(x, self.moves)
+        if x.device.type == "cpu":
+            moved = moved.contiguous(memory_format=torch.channels_last)
+        points = self.model(moved)[0].float().reshape(count, batch, -1, 2)
+        return (points + self.moves[:, None, None, :]).mean(dim=0)
+
+
+def make_teacher(distill: dict, init_from: str, device: torch.device, num_points: int) -> tuple[CropMeanTeacher | None, dict]:
+    """``distill``'s teacher (``distill.teacher``, else ``train.init_from``) and its provenance entry, or (None, {})
+    when ``distill.weight`` is 0."""
+    weight = float(distill["weight"])
+    if not weight:
+        return None, {}
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"distill.weight must be 0 (off) or in (0, 1], got {weight}")
+    path = distill["teacher"] or init_from
+    if not path:
+        raise ValueError("distill.weight > 0 needs a teacher: set distill.teacher or train.init_from")
+    from .pretrained import sha256
+
+    teacher, _ = load_checkpoint(path, expect_points=num_points)
+    return CropMeanTeacher(teacher, int(distill["crops"]), device), {"path": str(path), "sha256": sha256(path),
+                                                                     "crops": int(distill["crops"])}
 
 
 def set_train_mode(model: SDFLModel, only_visibility: bool) -> None:
@@ -178,6 +235,10 @@ def train(config: dict, resume: str | None = None) -> Path:
         if parent_info.provenance:
             parent["provenance"] = parent_info.provenance
         provenance["parent"] = parent
+    teacher, teacher_provenance = make_teacher(config["distill"], tc["init_from"], device, schema.num_points)
+    if teacher_provenance:
+        provenance["teacher"] = teacher_provenance
+    distill_weight = float(config["distill"]["weight"])
     model = model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
@@ -312,6 +373,8 @@ def train(config: dict, resume: str | None = None) -> Path:
                     loss = vis_weight * visibility_loss(vis.float(), occluded.to(device))
                 else:
                     loss = criterion(pred.float(), y)["total"]
+                    if teacher is not None:
+                        loss = (1 - distill_weight) * loss + distill_weight * criterion(pred.float(), teacher(x))["total"]
                     if first_weight:  # deep supervision of the first stage under model.refine
                         loss = loss + first_weight * criterion(first.float(), y)["total"]
                     if vis_weight:

@@ -72,6 +72,21 @@ def test_training_commands_follow_warm_starts_back_to_the_first_stage(tmp_path):
     assert training_commands("m", tmp_path) == [f"sdfl train --config {(tmp_path / 'm.yaml').as_posix()}"]
 
 
+def test_training_commands_include_a_distillation_teacher_from_another_run(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"name": "a"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"name": "b", "train": {"init_from": "runs/a/best.pt"}}))
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"name": "t", "train": {"init_from": "runs/a/best.pt"}}))
+    (tmp_path / "b_d.yaml").write_text(yaml.safe_dump({"name": "b_d", "train": {"init_from": "runs/b/best.pt"},
+                                                       "distill": {"weight": 0.5, "teacher": "runs/t/best.pt"}}))
+    # a comes once, though both the warm start and the teacher start from it.
+    assert training_commands("b_d", tmp_path) == [
+        f"sdfl train --config {(tmp_path / name).as_posix()}" for name in ("a.yaml", "b.yaml", "t.yaml", "b_d.yaml")]
+    (tmp_path / "b_x.yaml").write_text(yaml.safe_dump({"name": "b_x", "distill": {"weight": 0.5,
+                                                                                  "teacher": "assets/models/m.pt"}}))
+    with pytest.raises(ValueError, match="distill.teacher 'assets/models/m.pt' is not a run of this chain"):
+        training_commands("b_x", tmp_path)
+
+
 def test_a_stage_that_starts_from_a_shipped_file_cannot_be_rebuilt(tmp_path):
     (tmp_path / "m_s3.yaml").write_text(yaml.safe_dump({"name": "m_s3", "train": {"init_from": "assets/models/m.pt"}}))
     with pytest.raises(ValueError, match="cannot be rebuilt"):

@@ -177,6 +177,21 @@ def test_ema_run_validates_and_ships_the_average_and_resumes_it(trained, tmp_pat
     assert any(not torch.equal(resumed[n], average[n]) for n in average if average[n].is_floating_point())
 
 
+def test_distill_run_records_its_teacher(trained, tmp_path):
+    from training.pretrained import sha256
+
+    config, best = trained
+    config = {**config, "name": "distill", "distill": {"weight": 1.0, "teacher": "", "crops": 5},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "max_steps": 2},
+              "optim": {**config["optim"], "epochs": 1}}
+    run_best = train(config)
+    _, info = load_checkpoint(run_best)
+    # The teacher defaults to the warm start, and the checkpoint names it by hash like its parent.
+    assert info.provenance["teacher"] == {"path": str(best), "sha256": sha256(best), "crops": 5}
+    assert info.provenance["parent"]["sha256"] == sha256(best)
+    assert info.train_config["distill"]["weight"] == 1.0
+
+
 def test_ema_decay_out_of_range_is_a_clear_error(trained, tmp_path):
     config, _ = trained
     config = {**config, "name": "ema_bad", "optim": {**config["optim"], "ema_decay": 1.5},
