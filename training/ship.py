@@ -78,10 +78,12 @@ The backbone starts from ImageNet weights: {imagenet}
 ## Data and licence
 - Training: 300-W Helen train set (870 faces) and YouTube-Faces 68-point frames (4,232; machine-made
   labels), with {val_pct} % of the images held out for validation, split by identity / image group. The
-  last five landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
-  `*_helen4`, the same twice more, and `*_helen5_shapes`, the same with half of the occluders drawn as
-  `sdfl occlusion` draws them) draw each hand-labelled Helen face 16x as often as a YouTube-Faces
-  frame and are chosen on the Helen validation faces: the machine labels follow conventions of their own.
+  last six landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
+  `*_helen4`, the same twice more, `*_helen5_shapes`, the same with half of the occluders drawn as
+  `sdfl occlusion` draws them, and `*_helen5_distill`, the same with half of the landmark loss against
+  the stage before's mean over five test-time crops) draw each hand-labelled Helen face 16x as often as
+  a YouTube-Faces frame and are chosen on the Helen validation faces: the machine labels follow
+  conventions of their own.
 - Dev test: 300-W AFW (337 faces), never used for training or model selection.
 - The images are licensed for research, non-commercial use only (iBUG 300-W terms; YouTube Faces DB).
   **These weights inherit that restriction**, as dlib's 68-point model does. The ImageNet weights are
@@ -96,7 +98,7 @@ the run before it, never from a shipped file):
 ```
 The recipe is in the configs (`training/configs/base_68.yaml`, shared by both models; the model configs
 name only what differs). Each checkpoint records the sha256 of its resolved config, of the ImageNet
-weight file and of the checkpoint it was warm-started from (`provenance`).
+weight file, of the checkpoint it was warm-started from and of its distillation teacher, if any (`provenance`).
 {extra_losses}
 ## Dev-test results (AFW, 337 faces; NME as % of the inter-ocular / inter-pupil distance)
 | model | boxes | NME io % | NME ip % | FR@0.1 % | AUC@0.1 | best epoch (last stage) | val NME io % |
