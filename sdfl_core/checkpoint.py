@@ -112,15 +112,23 @@ class ModelInfo:
 
 
 
+def _half(tensor):
+    """``tensor`` in float16, or unchanged where float16 would overflow it to infinity."""
+    torch = import_torch("saving a checkpoint")
+    halved = tensor.half()
+    return halved if bool(torch.isfinite(halved).all()) or not bool(torch.isfinite(tensor).all()) else tensor
+
+
 def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: dict | None = None,
                     half: bool = False) -> None:
     """Write atomically (temp file + rename) so an interrupted save never destroys the previous file.
 
-    ``half`` stores floating weights as float16 (for shipping; they are cast back on load).
+    ``half`` stores floating weights as float16 (for shipping; they are cast back on load), except a tensor
+    that float16 cannot hold (e.g. a BatchNorm running variance above 65504), which stays as it is.
     """
     torch = import_torch("saving a checkpoint")
     path = Path(path)
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {k: (_half(v) if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
     info_payload = info.to_payload()
     info_payload["mask"] = torch.as_tensor(info_payload["mask"])
     info_payload["mean_shape"] = torch.as_tensor(info_payload["mean_shape"])

@@ -77,6 +77,26 @@ def test_half_round_trip_close(tmp_path, trained):
         torch.testing.assert_close(loaded(x_batch())[0], model(x_batch())[0], atol=1e-2, rtol=0)
 
 
+def test_half_keeps_a_tensor_float16_cannot_hold(tmp_path, trained):
+    import copy
+
+    model, info = trained
+    model = copy.deepcopy(model)  # the fixture is shared
+    # A BatchNorm running variance above float16's 65504 (the shipped FC twin's head once had one).
+    name = next(k for k in model.state_dict() if k.endswith("running_var"))
+    big = model.state_dict()[name].clone()
+    big[0] = 7e4
+    model.state_dict()[name].copy_(big)
+    path = tmp_path / "half.pt"
+    save_checkpoint(path, model, info, half=True)
+    state = read_checkpoint(path)["state_dict"]
+    assert state[name].dtype == torch.float32 and state["mean_shape"].dtype == torch.float16
+    loaded, _ = load_checkpoint(path)
+    torch.testing.assert_close(loaded.state_dict()[name], big)
+    with torch.no_grad():
+        assert torch.isfinite(loaded(x_batch())[0]).all()
+
+
 def _full_size(tmp_path, model, info) -> int:
     path = tmp_path / "full.pt"
     save_checkpoint(path, model, info)
