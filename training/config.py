@@ -81,6 +81,7 @@ DEFAULTS: dict = {
         "weight": 0.0,
         "teacher": "",  # a checkpoint; empty: train.init_from
         "crops": 5,
+        "flip": False,  # true: the teacher also sees each crop mirrored (its points mirrored back) in the mean
     },
     "train": {
         "out_dir": "runs",

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -109,9 +110,12 @@ class CropMeanTeacher:
     """A frozen model's mean points over the test-time crops of each training crop (``distill.*``), the target
     that distillation pulls one crop's points towards. The crops are the batch itself moved as
     :func:`sdfl_core.crops.shifted_affines` moves the window (torch's ``grid_sample``; edge pixels repeat where
-    the moved window leaves the crop), and each crop's points are moved back before the mean."""
+    the moved window leaves the crop), and each crop's points are moved back before the mean. With ``mirror``
+    (the schema's, ``distill.flip``) every moved crop is also seen mirrored, and its points are mirrored back
+    (x -> 1 - x, each point renamed to its mirror image) before the mean."""
 
-    def __init__(self, model: SDFLModel, count: int, device: torch.device) -> None:
+    def __init__(self, model: SDFLModel, count: int, device: torch.device,
+                 mirror: Sequence[int] | None = None) -> None:
         self.model = model.to(device).eval()
         for param in self.model.parameters():
             param.requires_grad_(False)
@@ -119,6 +123,7 @@ class CropMeanTeacher:
             self.model = self.model.to(memory_format=torch.channels_last)
         # (S, 2) moves of the window in crop sides: a crop unit u of a moved crop is u + move in the batch's crop.
         self.moves = torch.tensor(crop_steps(count), dtype=torch.float32, device=device) * CROP_SHIFT
+        self.mirror = None if mirror is None else torch.as_tensor(list(mirror), dtype=torch.long, device=device)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +133,11 @@ class CropMeanTeacher:
         if x.device.type == "cpu":
             moved = moved.contiguous(memory_format=torch.channels_last)
         points = self.model(moved)[0].float().reshape(count, batch, -1, 2)
-        return (points + self.moves[:, None, None, :]).mean(dim=0)
+        if self.mirror is not None:
+            seen = self.model(moved.flip(-1))[0].float().reshape(count, batch, -1, 2)[:, :, self.mirror]
+            seen[..., 0] = 1.0 - seen[..., 0]
+            points = torch.cat([points, seen])
+        return (points + self.moves.repeat(len(points) // count, 1)[:, None, None, :]).mean(dim=0)
 
 
 def make_teacher(distill: dict, init_from: str, device: torch.device, num_points: int) -> tuple[CropMeanTeacher | None, dict]:
@@ -144,9 +153,13 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
         raise ValueError("distill.weight > 0 needs a teacher: set distill.teacher or train.init_from")
     from .pretrained import sha256
 
-    teacher, _ = load_checkpoint(path, expect_points=num_points)
-    return CropMeanTeacher(teacher, int(distill["crops"]), device), {"path": str(path), "sha256": sha256(path),
-                                                                     "crops": int(distill["crops"])}
+    teacher, info = load_checkpoint(path, expect_points=num_points)
+    flip = bool(distill.get("flip", False))
+    mirror = info.schema.mirror if flip else None
+    provenance = {"path": str(path), "sha256": sha256(path), "crops": int(distill["crops"])}
+    if flip:
+        provenance["flip"] = True
+    return CropMeanTeacher(teacher, int(distill["crops"]), device, mirror), provenance
 
 
 def set_train_mode(model: SDFLModel, only_visibility: bool) -> None:

@@ -69,6 +69,36 @@ def test_teacher_moves_each_crops_points_back_before_the_mean():
     assert not any(p.requires_grad for p in model.parameters())
 
 
+class OffsetPoints(torch.nn.Module):
+    """Two stand-in 'landmarks': the brightest point moved by fixed offsets (2, 2) in crop units."""
+
+    def __init__(self, offsets) -> None:
+        super().__init__()
+        self.point, self.offsets = BrightestPoint(), torch.tensor(offsets, dtype=torch.float32)
+
+    def forward(self, x):
+        return (self.point(x)[0] + self.offsets,)
+
+
+def test_flip_teacher_mirrors_each_view_back_and_renames_its_points():
+    x = torch.stack([_blob(0.4, 0.6), _blob(0.55, 0.35)])
+    true = np.array([[0.4, 0.6], [0.55, 0.35]])
+    cpu = torch.device("cpu")
+    # A left/right pair that a mirror image swaps, seen consistently: mirroring adds nothing, if (and only if)
+    # each mirrored view's points are moved back (x -> 1 - x) and renamed to their mirror images.
+    pair = OffsetPoints([[-0.05, 0.0], [0.05, 0.0]])
+    flipped = CropMeanTeacher(pair, 5, cpu, mirror=[1, 0])(x).numpy()
+    np.testing.assert_allclose(flipped, CropMeanTeacher(pair, 5, cpu)(x).numpy(), atol=2e-3)
+    np.testing.assert_allclose(flipped[:, 0], true + [-0.05, 0.0], atol=2e-3)
+    # Not renamed (a wrong mirror), the pair would collapse onto the blob.
+    np.testing.assert_allclose(CropMeanTeacher(pair, 5, cpu, mirror=[0, 1])(x)[:, 0].numpy(), true, atol=2e-3)
+    # A model biased to one side: the mirrored views cancel the bias in the mean; the plain teacher keeps it.
+    biased = OffsetPoints([[0.05, 0.02], [0.05, 0.02]])
+    np.testing.assert_allclose(CropMeanTeacher(biased, 5, cpu, mirror=[1, 0])(x)[:, 1].numpy(), true + [0.0, 0.02],
+                               atol=2e-3)
+    np.testing.assert_allclose(CropMeanTeacher(biased, 1, cpu)(x)[:, 1].numpy(), true + [0.05, 0.02], atol=2e-3)
+
+
 def test_make_teacher_is_off_at_weight_zero_and_checks_its_settings(tmp_path):
     cpu = torch.device("cpu")
     assert make_teacher({"weight": 0.0, "teacher": "", "crops": 5}, "", cpu, 68) == (None, {})

@@ -177,17 +177,18 @@ def test_ema_run_validates_and_ships_the_average_and_resumes_it(trained, tmp_pat
     assert any(not torch.equal(resumed[n], average[n]) for n in average if average[n].is_floating_point())
 
 
-def test_distill_run_records_its_teacher(trained, tmp_path):
+@pytest.mark.parametrize("views", [{"crops": 5}, {"crops": 1, "flip": True}])
+def test_distill_run_records_its_teacher(trained, tmp_path, views):
     from training.pretrained import sha256
 
     config, best = trained
-    config = {**config, "name": "distill", "distill": {"weight": 1.0, "teacher": "", "crops": 5},
+    config = {**config, "name": "distill", "distill": {"weight": 1.0, "teacher": "", **views},
               "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "max_steps": 2},
               "optim": {**config["optim"], "epochs": 1}}
     run_best = train(config)
     _, info = load_checkpoint(run_best)
-    # The teacher defaults to the warm start, and the checkpoint names it by hash like its parent.
-    assert info.provenance["teacher"] == {"path": str(best), "sha256": sha256(best), "crops": 5}
+    # The teacher defaults to the warm start, and the checkpoint names it by hash like its parent, with its views.
+    assert info.provenance["teacher"] == {"path": str(best), "sha256": sha256(best), **views}
     assert info.provenance["parent"]["sha256"] == sha256(best)
     assert info.train_config["distill"]["weight"] == 1.0
 
