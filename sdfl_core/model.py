@@ -133,8 +133,10 @@ class SDFLModel(nn.Module):
         _drop_unused_blocks(self.backbone)
         channels = self.backbone.feature_info.channels()[-1]
         reduction = self.backbone.feature_info.reduction()[-1]
-        side = max(1, -(-config.input_size // reduction))
+        native = max(1, -(-config.input_size // reduction))
+        side = config.head_side or native
         self.feature_side = side
+        self.resample_map = side != native
 
         if config.head == "graph":
             nn_ch = n * config.expansion
@@ -263,6 +265,9 @@ class SDFLModel(nn.Module):
             raise ValueError(f"expected a (B, 3, {size}, {size}) image batch, got shape {tuple(x.shape)}")
         maps = self.backbone(x)
         feats = maps[-1]
+        if self.resample_map:
+            side = self.feature_side
+            feats = nn.functional.interpolate(feats, size=(side, side), mode="bilinear", align_corners=False)
         n = self.config.num_points
         if self.config.head == "fc":
             hidden = self.fc[:-1](feats)

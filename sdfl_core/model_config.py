@@ -38,6 +38,11 @@ class ModelConfig:
     the first stage's features, through the same graph (graph head) or an FC layer (FC head)."""
     refine_patch: int = 5
     """Side of the square grid of samples around each point, half a fine-map cell apart."""
+    head_side: int = 0
+    """The side, in cells, of the map the head reads: 0 reads the backbone's map as it comes (8 x 8 at 128 px
+    and stride 16); any other side resamples it bilinearly to that side first. A head sized for one side then
+    runs at another input size (a 112 px model whose 7 x 7 map is read as 8 x 8 can start from the 128 px
+    model's weights)."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -56,6 +61,8 @@ class ModelConfig:
             raise ValueError("refine reads the feature map below feature_level; feature_level must be above -5")
         if self.refine_patch < 1:
             raise ValueError(f"refine_patch must be at least 1, got {self.refine_patch}")
+        if self.head_side < 0:
+            raise ValueError(f"head_side must be 0 (the map's own side) or positive, got {self.head_side}")
         if not -5 <= self.feature_level <= -1:
             raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
 

@@ -41,6 +41,7 @@ DEFAULTS: dict = {
         "visibility": False,
         "refine": False,
         "refine_patch": 5,
+        "head_side": 0,
     },
     "augment": {
         "rotation": 40.0,

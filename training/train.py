@@ -112,11 +112,14 @@ class CropMeanTeacher:
     :func:`sdfl_core.crops.shifted_affines` moves the window (torch's ``grid_sample``; edge pixels repeat where
     the moved window leaves the crop), and each crop's points are moved back before the mean. With ``mirror``
     (the schema's, ``distill.flip``) every moved crop is also seen mirrored, and its points are mirrored back
-    (x -> 1 - x, each point renamed to its mirror image) before the mean."""
+    (x -> 1 - x, each point renamed to its mirror image) before the mean. With ``size`` (the teacher's input
+    size) the crops are resampled to that size first, so a teacher can teach a student of another input size:
+    crop units are the same at every size."""
 
     def __init__(self, model: SDFLModel, count: int, device: torch.device,
-                 mirror: Sequence[int] | None = None) -> None:
+                 mirror: Sequence[int] | None = None, size: int | None = None) -> None:
         self.model = model.to(device).eval()
+        self.size = size
         for param in self.model.parameters():
             param.requires_grad_(False)
         if device.type == "cpu":
@@ -130,6 +133,8 @@ class CropMeanTeacher:
         """(B, 3, H, W) crops -> (B, N, 2) mean points in their crop units."""
         count, batch = len(self.moves), x.shape[0]
         moved = moved_crops(x, self.moves)
+        if self.size and tuple(moved.shape[-2:]) != (self.size, self.size):
+            moved = torch.nn.functional.interpolate(moved, size=(self.size, self.size), mode="bilinear", align_corners=False)
         if x.device.type == "cpu":
             moved = moved.contiguous(memory_format=torch.channels_last)
         points = self.model(moved)[0].float().reshape(count, batch, -1, 2)
@@ -159,7 +164,7 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
     provenance = {"path": str(path), "sha256": sha256(path), "crops": int(distill["crops"])}
     if flip:
         provenance["flip"] = True
-    return CropMeanTeacher(teacher, int(distill["crops"]), device, mirror), provenance
+    return CropMeanTeacher(teacher, int(distill["crops"]), device, mirror, info.config.input_size), provenance
 
 
 def set_train_mode(model: SDFLModel, only_visibility: bool) -> None:
@@ -231,7 +236,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
                                                          "hidden", "num_blocks", "fc_hidden", "feature_level",
                                                          "node_attention", "fc_norm", "visibility", "refine",
-                                                         "refine_patch")},
+                                                         "refine_patch", "head_side")},
                             num_points=schema.num_points)
     model = SDFLModel(model_cfg, mask, mean_shape)
     provenance = {"config_sha256": config_hash(config)}

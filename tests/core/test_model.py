@@ -206,6 +206,36 @@ def test_stride_16_features_give_a_finer_map_and_drop_the_unused_stages(head):
     assert all(p.grad is not None for p in mid.backbone.parameters())
 
 
+@pytest.mark.parametrize("head", ["graph", "fc"])
+def test_head_side_resamples_the_map_so_a_head_runs_at_another_input_size(head):
+    base = make(head=head, feature_level=-2, refine=True, visibility=True).eval()  # 64 px: a 4 x 4 map
+    assert base.feature_side == 4 and not base.resample_map
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone=TINY, num_points=68, input_size=48, head=head, feature_level=-2, refine=True,
+                      visibility=True, head_side=4)  # 48 px: a 3 x 3 map, read as 4 x 4
+    small = build_model(cfg, ring_mask(68, 3)).eval()
+    assert small.feature_side == 4 and small.resample_map
+    # The head is sized as at 64 px, so every weight of the 64 px model loads.
+    small.load_state_dict(base.state_dict())
+    x = images(2)
+    with torch.no_grad():
+        coords, weights, vis = small.forward_with_visibility(torch.nn.functional.interpolate(x, size=(48, 48)))
+    assert coords.shape == (2, 68, 2) and vis.shape == (2, 68) and torch.isfinite(coords).all()
+    assert weights.shape == (2, 68, 68 if head == "graph" else 0)
+    # Without head_side the 48 px model's head is sized for its own 3 x 3 map, and the weights do not fit.
+    plain = build_model(ModelConfig(**{**cfg.to_dict(), "head_side": 0}), ring_mask(68, 3))
+    assert plain.feature_side == 3
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        plain.load_state_dict(base.state_dict())
+    # head_side equal to the map's own side changes nothing.
+    same = build_model(ModelConfig(**{**base.config.to_dict(), "head_side": 4}), ring_mask(68, 3)).eval()
+    same.load_state_dict(base.state_dict())
+    assert not same.resample_map
+    with torch.no_grad():
+        torch.testing.assert_close(same(x)[0], base(x)[0])
+    with pytest.raises(ValueError, match="head_side"):
+        ModelConfig(backbone=TINY, head_side=-1)
+
 
 def test_node_attention_starts_as_the_plain_map_to_node_and_learns_a_gate():
     plain = make(head="graph", feature_level=-2).eval()

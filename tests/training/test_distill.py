@@ -69,6 +69,27 @@ def test_teacher_moves_each_crops_points_back_before_the_mean():
     assert not any(p.requires_grad for p in model.parameters())
 
 
+class SizedBrightestPoint(BrightestPoint):
+    """``BrightestPoint`` that, like an SDFL model, takes one input size only."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        assert tuple(x.shape[-2:]) == (self.size, self.size), x.shape
+        return super().forward(x)
+
+
+def test_teacher_of_another_input_size_sees_the_crops_resampled_to_its_own():
+    x = torch.stack([_blob(0.4, 0.6), _blob(0.55, 0.35)])  # SIZE px
+    teacher = CropMeanTeacher(SizedBrightestPoint(2 * SIZE), 5, torch.device("cpu"), size=2 * SIZE)
+    # Crop units do not depend on the size: the points come back where they are in the student's crop.
+    np.testing.assert_allclose(teacher(x)[:, 0].numpy(), [[0.4, 0.6], [0.55, 0.35]], atol=3e-3)
+    with pytest.raises(AssertionError):  # without its size, the teacher would get the student's crops
+        CropMeanTeacher(SizedBrightestPoint(2 * SIZE), 5, torch.device("cpu"))(x)
+
+
 class OffsetPoints(torch.nn.Module):
     """Two stand-in 'landmarks': the brightest point moved by fixed offsets (2, 2) in crop units."""
 

@@ -115,3 +115,19 @@ def test_the_shipped_chain_starts_from_imagenet_and_the_card_names_existing_conf
     assert named, "the model card names no training command"
     for path in named:
         assert (repo / path).is_file(), path
+
+
+def test_card_says_when_the_head_reads_a_resampled_map():
+    from types import SimpleNamespace
+
+    from sdfl_core.model import ModelConfig
+    from training.ship import resample_text
+
+    def info(**kw):
+        config = ModelConfig(backbone="mobilenetv2_050", feature_level=-2, **kw)
+        return SimpleNamespace(config=config, mask=np.eye(68, dtype=bool), mean_shape=None)
+
+    assert resample_text(info(input_size=128)) == ""
+    assert resample_text(info(input_size=128, head_side=8)) == ""  # the map's own side: nothing resampled
+    assert resample_text(info(input_size=112, head_side=8)) == (
+        " (7 x 7 at 112 px, resampled to 8 x 8 for the head: `model.head_side`)")
