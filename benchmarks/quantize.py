@@ -64,7 +64,9 @@ def quantize(source: Path, out: Path, batch: np.ndarray, exclude: list[str], met
     onnx.save(model, out)
 
 
-def time_models(paths: dict[str, Path], size: int, rounds: int, runs: int) -> dict[str, float]:
+def time_models(paths: dict[str, Path], size: int | dict[str, int], rounds: int, runs: int) -> dict[str, float]:
+    """Median ms per run of each model on one crop (``size`` px, or each model's own from a dict), ONNX Runtime
+    with one thread, the models in alternating rounds so that the machine's drift hits them alike."""
     import onnxruntime as ort
 
     sessions = {}
@@ -73,15 +75,18 @@ def time_models(paths: dict[str, Path], size: int, rounds: int, runs: int) -> di
         opts.intra_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    sizes = size if isinstance(size, dict) else dict.fromkeys(paths, size)
+    rng = np.random.default_rng(0)
+    inputs = {name: rng.random((1, 3, sizes[name], sizes[name]), dtype=np.float32) for name in sessions}
     times = {name: [] for name in sessions}
     for _ in range(rounds):
         for name, session in sessions.items():
+            x = {"image": inputs[name]}
             for _ in range(10):
-                session.run(None, {"image": x})
+                session.run(None, x)
             start = time.perf_counter()
             for _ in range(runs):
-                session.run(None, {"image": x})
+                session.run(None, x)
             times[name].append((time.perf_counter() - start) / runs * 1e3)
     return {name: float(np.median(t)) for name, t in times.items()}
 
