@@ -133,10 +133,10 @@ class SDFLModel(nn.Module):
         _drop_unused_blocks(self.backbone)
         channels = self.backbone.feature_info.channels()[-1]
         reduction = self.backbone.feature_info.reduction()[-1]
-        native = max(1, -(-config.input_size // reduction))
-        side = config.head_side or native
-        self.feature_side = side
-        self.resample_map = side != native
+        self.map_side = max(1, -(-config.input_size // reduction))  # the backbone map's own side
+        side = config.head_side or self.map_side
+        self.feature_side = side  # the side the head reads
+        self.resample_map = side != self.map_side
 
         if config.head == "graph":
             nn_ch = n * config.expansion

@@ -16,6 +16,7 @@ import yaml
 from sdfl_core.checkpoint import load_checkpoint, save_checkpoint
 from sdfl_core.evaluate import evaluate, plot_ced
 from sdfl_core.landmarker import load_landmarker
+from sdfl_core.model import SDFLModel
 from sdfl_core.onnx_export import compare, export_onnx
 
 from .calibrate import calibrate_detector_box
@@ -158,18 +159,16 @@ def visibility_text(info) -> str:
 
 
 def first_stride(info) -> int:
-    from sdfl_core.model import SDFLModel
-
     model = SDFLModel(info.config, info.mask, info.mean_shape)
     return int(model.backbone.feature_info.reduction()[-1])
 
 
 def resample_text(info) -> str:
     """What ``model.head_side`` does to the map the head reads, or nothing when it reads the map as it comes."""
-    native = -(-info.config.input_size // first_stride(info))
-    side = info.config.head_side
-    if not side or side == native:
+    model = SDFLModel(info.config, info.mask, info.mean_shape)
+    if not model.resample_map:
         return ""
+    native, side = model.map_side, model.feature_side
     return f" ({native} x {native} at {info.config.input_size} px, resampled to {side} x {side} for the head: `model.head_side`)"
 
 
