@@ -134,6 +134,16 @@ def augment_with_occlusion(image: np.ndarray, points: np.ndarray, schema: Schema
     """``augment`` plus an (N,) bool array: True where the landmark is occluded, by the random occluder or,
     given the dataset's own flags (``occluded``, e.g. COFW's), by what the annotators marked (mirrored
     with the points when the crop is flipped)."""
+    crop, _, units, occluded = augment_pair(image, points, schema, crop_scale, out_size, cfg, rng, texture, occluded)
+    return crop, units, occluded
+
+
+def augment_pair(image: np.ndarray, points: np.ndarray, schema: Schema, crop_scale: float, out_size: int,
+                 cfg: AugmentConfig | None, rng: np.random.Generator, texture: np.ndarray | None = None,
+                 occluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`augment_with_occlusion` as (crop, clean crop, units, occluded): the clean crop is the same crop
+    before the random occluder was drawn (the crop itself when none was), for ``distill.clean``. It draws
+    the same random numbers, so both functions give the same crops for the same generator."""
     affine = sample_crop(points, crop_scale, out_size, cfg, rng)
     fill = tuple(int(v) for v in rng.integers(0, 256, size=3)) if cfg is not None else (0, 0, 0)
     crop = crops.warp(image, affine, out_size, border_value=fill)
@@ -142,21 +152,22 @@ def augment_with_occlusion(image: np.ndarray, points: np.ndarray, schema: Schema
     if occluded.shape != (len(units),):
         raise ValueError(f"occlusion flags must be {len(units)} booleans, got shape {occluded.shape}")
     if cfg is None:
-        return crop, units, occluded
+        return crop, crop, units, occluded
     if rng.random() < cfg.flip:
         crop, units = flip_crop(crop, units, schema)
         occluded = occluded[list(schema.mirror)]
     crop = photometric(crop, cfg, rng)
     if rng.random() < cfg.occlusion:
+        clean = crop.copy()
         # The extra draw only when the option is on, so configs without it see the same random stream.
         if cfg.occlusion_shapes > 0 and rng.random() < cfg.occlusion_shapes:
             # Crop units to pixel-centre coordinates: the pixel of a point is floor(units * size).
             level = rng.uniform(*cfg.occlusion_levels)
             shaped = occlude_random(crop, units * out_size - 0.5, level, rng, () if texture is None else (texture,))
-            return shaped.image, units, occluded | ~shaped.visible
+            return shaped.image, clean, units, occluded | ~shaped.visible
         mask = occlude(crop, cfg.occlusion_area, rng, texture)
-        occluded = occluded | points_in_mask(units, mask)
-    return crop, units, occluded
+        return crop, clean, units, occluded | points_in_mask(units, mask)
+    return crop, crop, units, occluded
 
 
 def points_in_mask(units: np.ndarray, mask: np.ndarray) -> np.ndarray:

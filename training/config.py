@@ -83,6 +83,9 @@ DEFAULTS: dict = {
         "teacher": "",  # a checkpoint; empty: train.init_from
         "crops": 5,
         "flip": False,  # true: the teacher also sees each crop mirrored (its points mirrored back) in the mean
+        # true: the teacher sees each training crop as it was before the random occluder was drawn, so the target
+        # for a covered face is where the teacher puts the points on the uncovered one
+        "clean": False,
     },
     "train": {
         "out_dir": "runs",

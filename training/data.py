@@ -13,7 +13,7 @@ from sdfl_core.datasets import Sample, load_image, load_samples, split_by_group
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import Schema, get_schema
 
-from .augment import AugmentConfig, augment_with_occlusion
+from .augment import AugmentConfig, augment_pair
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,17 @@ def load_cached(samples: list[Sample], size: int, schema: Schema) -> tuple[list[
 
 class LandmarkDataset(Dataset):
     """Yields (input (3, S, S), target (N, 2) in crop units, occluded (N,) float: 1 under the random occluder
-    or where the dataset's own flags mark the landmark occluded).
+    or where the dataset's own flags mark the landmark occluded), and with ``with_clean`` a fourth tensor: the
+    input before the random occluder was drawn (``distill.clean``).
 
     ``augment=None`` gives plain crops (nothing occluded but what the flags mark). ``occluded`` holds each
     image's (N,) bool flags, or None for an image without them (300W, YouTube-Faces)."""
 
     def __init__(self, images: list[np.ndarray], points: list[np.ndarray], schema: Schema, input_size: int,
                  crop_scale: float, norm_mean, norm_std, augment_cfg: AugmentConfig | None, seed: int = 0,
-                 occluded: list[np.ndarray | None] | None = None) -> None:
+                 occluded: list[np.ndarray | None] | None = None, with_clean: bool = False) -> None:
         self.images, self.points = images, points
+        self.with_clean = with_clean
         self.occluded = list(occluded) if occluded is not None else [None] * len(images)
         if len(self.occluded) != len(images):
             raise ValueError(f"{len(self.occluded)} occlusion flag arrays for {len(images)} images")
@@ -82,17 +84,25 @@ class LandmarkDataset(Dataset):
         return crop, units
 
     def crop_with_occlusion(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        crop, _, units, occluded = self.crop_pair(index)
+        return crop, units, occluded
+
+    def crop_pair(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(crop, the crop before its random occluder, units, occluded): :func:`training.augment.augment_pair`."""
         rng = np.random.default_rng((self.seed, self.epoch, index))
         texture = None
         if self.augment_cfg is not None and len(self.images) > 1:
             texture = self.images[int(rng.integers(len(self.images)))]
-        return augment_with_occlusion(self.images[index], self.points[index], self.schema, self.crop_scale,
-                                      self.input_size, self.augment_cfg, rng, texture, self.occluded[index])
+        return augment_pair(self.images[index], self.points[index], self.schema, self.crop_scale,
+                            self.input_size, self.augment_cfg, rng, texture, self.occluded[index])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        crop, units, occluded = self.crop_with_occlusion(index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        crop, clean, units, occluded = self.crop_pair(index)
         x = to_input(crop, self.norm_mean, self.norm_std)[0]
-        return torch.from_numpy(x), torch.from_numpy(units.astype(np.float32)), torch.from_numpy(occluded.astype(np.float32))
+        item = (torch.from_numpy(x), torch.from_numpy(units.astype(np.float32)), torch.from_numpy(occluded.astype(np.float32)))
+        if self.with_clean:
+            item += (torch.from_numpy(to_input(clean, self.norm_mean, self.norm_std)[0]),)
+        return item
 
 
 def pose_balance_weights(shapes: np.ndarray, bins: int = 9) -> np.ndarray:

@@ -150,6 +150,8 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
     when ``distill.weight`` is 0."""
     weight = float(distill["weight"])
     if not weight:
+        if distill.get("clean"):
+            raise ValueError("distill.clean needs a teacher: set distill.weight > 0")
         return None, {}
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"distill.weight must be 0 (off) or in (0, 1], got {weight}")
@@ -164,6 +166,8 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
     provenance = {"path": str(path), "sha256": sha256(path), "crops": int(distill["crops"])}
     if flip:
         provenance["flip"] = True
+    if distill.get("clean"):
+        provenance["clean"] = True
     return CropMeanTeacher(teacher, int(distill["crops"]), device, mirror, info.config.input_size), provenance
 
 
@@ -267,8 +271,9 @@ def train(config: dict, resume: str | None = None) -> Path:
     aug = AugmentConfig(**config["augment"])
     # Datasets with their own occlusion flags (COFW) label visibility with them as well as the occluders.
     tr_flags, va_flags = [s.occluded for s in train_samples], [s.occluded for s in val_samples]
+    clean_teacher = teacher is not None and bool(config["distill"].get("clean", False))
     train_set = LandmarkDataset(tr_img, tr_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, aug, config["seed"],
-                                tr_flags)
+                                tr_flags, with_clean=clean_teacher)
     val_set = LandmarkDataset(va_img, va_pts, schema, mc["input_size"], crop_scale, norm_mean, norm_std, None,
                               occluded=va_flags)
     bs = int(optim["batch_size"])
@@ -380,8 +385,10 @@ def train(config: dict, resume: str | None = None) -> Path:
             losses, edge_terms = [], []
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{plan['epochs']}", leave=False, dynamic_ncols=True,
                        disable=not rank0)
-            for x, y, occluded in bar:
+            for x, y, occluded, *clean in bar:
                 x = x.to(device, non_blocking=True)
+                # distill.clean: the teacher sees the crop before its occluder
+                seen = clean[0].to(device, non_blocking=True) if clean else x
                 if device.type == "cpu":
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
@@ -392,7 +399,7 @@ def train(config: dict, resume: str | None = None) -> Path:
                 else:
                     loss = criterion(pred.float(), y)["total"]
                     if teacher is not None:
-                        loss = (1 - distill_weight) * loss + distill_weight * criterion(pred.float(), teacher(x))["total"]
+                        loss = (1 - distill_weight) * loss + distill_weight * criterion(pred.float(), teacher(seen))["total"]
                     if first_weight:  # deep supervision of the first stage under model.refine
                         loss = loss + first_weight * criterion(first.float(), y)["total"]
                     if vis_weight:

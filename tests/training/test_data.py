@@ -210,3 +210,28 @@ def test_source_index_names_a_face_from_no_entry(tmp_path):
     other = gather([{"path": str(make_300w_folder(tmp_path / "b", count=1)), "format": "300w"}], 68)
     with pytest.raises(ValueError, match="face00.jpg: not read from any of the data entries"):
         source_index(other, [{"path": str(first), "format": "300w"}], 68)
+
+
+def test_clean_copy_is_the_crop_before_its_occluder_and_changes_nothing_else(cached):
+    images, points = cached
+    quiet = dict(flip=0.5, color=0.4, blur=0.2, gray=0.1, noise=0.2)
+    for occlusion, shapes in ((1.0, 0.0), (1.0, 1.0), (0.0, 0.0)):
+        cfg = AugmentConfig(occlusion=occlusion, occlusion_shapes=shapes, **quiet)
+        plain = LandmarkDataset(images, points, W300, 64, 1.4, IMAGENET_MEAN, IMAGENET_STD, cfg, 3)
+        paired = LandmarkDataset(images, points, W300, 64, 1.4, IMAGENET_MEAN, IMAGENET_STD, cfg, 3, with_clean=True)
+        for i in range(len(plain)):
+            x, y, occluded = plain[i]
+            px, py, pocc, clean = paired[i]
+            # The same random stream: the occluded crop, targets and flags are those of the plain dataset.
+            assert torch.equal(x, px) and torch.equal(y, py) and torch.equal(occluded, pocc)
+            assert clean.shape == x.shape and clean.dtype == x.dtype
+            differs = (clean != x).any(dim=0)
+            if occlusion:
+                # The occluder painted part of the crop; the rest is the same pixels.
+                assert 0 < differs.float().mean() < 0.9
+                # Landmarks flagged as covered sit on painted pixels (the pixel under each point).
+                pix = np.clip(np.floor(y.numpy() * 64).astype(int), 0, 63)
+                hit = differs.numpy()[pix[:, 1], pix[:, 0]]
+                assert not (occluded.numpy().astype(bool) & ~hit).any()
+            else:
+                assert not differs.any()

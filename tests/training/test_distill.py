@@ -129,3 +129,5 @@ def test_make_teacher_is_off_at_weight_zero_and_checks_its_settings(tmp_path):
         make_teacher({"weight": 0.5, "teacher": "", "crops": 5}, "", cpu, 68)
     with pytest.raises(FileNotFoundError):
         make_teacher({"weight": 0.5, "teacher": str(tmp_path / "missing.pt"), "crops": 5}, "", cpu, 68)
+    with pytest.raises(ValueError, match="distill.clean needs a teacher"):
+        make_teacher({"weight": 0.0, "teacher": "", "crops": 5, "clean": True}, "", cpu, 68)

@@ -193,6 +193,43 @@ def test_distill_run_records_its_teacher(trained, tmp_path, views):
     assert info.train_config["distill"]["weight"] == 1.0
 
 
+@pytest.mark.parametrize("clean", [False, True])
+def test_clean_teacher_sees_the_crop_before_its_occluder(trained, tmp_path, monkeypatch, clean):
+    import training.train as train_module
+
+    seen = {"student": [], "teacher": []}
+    student_forward, teacher_call = train_module.TrainingForward.forward, train_module.CropMeanTeacher.__call__
+
+    def record_student(self, x):
+        seen["student"].append(x.detach().clone())
+        return student_forward(self, x)
+
+    def record_teacher(self, x):
+        seen["teacher"].append(x.detach().clone())
+        return teacher_call(self, x)
+
+    monkeypatch.setattr(train_module.TrainingForward, "forward", record_student)
+    monkeypatch.setattr(train_module.CropMeanTeacher, "__call__", record_teacher)
+    config, best = trained
+    config = {**config, "name": f"clean_{clean}", "distill": {"weight": 0.5, "teacher": "", "crops": 1, "clean": clean},
+              "augment": {**config.get("augment", {}), "occlusion": 1.0, "occlusion_shapes": 1.0},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "max_steps": 2},
+              "optim": {**config["optim"], "epochs": 1}}
+    run_best = train(config)
+    assert len(seen["teacher"]) == 2 and len(seen["student"]) >= 2
+    for student, teacher in zip(seen["student"], seen["teacher"]):
+        assert student.shape == teacher.shape
+        differs = (student != teacher).any(dim=1)  # (B, H, W): pixels where the two inputs differ
+        if clean:
+            # Every crop is occluded: the teacher's copy differs from the student's on part of each crop only.
+            covered = differs.flatten(1).float().mean(dim=1)
+            assert bool((covered > 0).all()) and bool((covered < 0.9).all())
+        else:
+            assert not differs.any()
+    _, info = load_checkpoint(run_best)
+    assert info.provenance["teacher"].get("clean", False) is clean
+
+
 def test_ema_decay_out_of_range_is_a_clear_error(trained, tmp_path):
     config, _ = trained
     config = {**config, "name": "ema_bad", "optim": {**config["optim"], "ema_decay": 1.5},
