@@ -158,18 +158,20 @@ def visibility_text(info) -> str:
             "stays frozen, so it leaves the landmarks exactly as they were.\n")
 
 
-def first_stride(info) -> int:
+def head_geometry(info) -> tuple[int, str]:
+    """The stride of the map the head reads, and :func:`resample_text`, from one build of the model."""
     model = SDFLModel(info.config, info.mask, info.mean_shape)
-    return int(model.backbone.feature_info.reduction()[-1])
+    stride = int(model.backbone.feature_info.reduction()[-1])
+    if not model.resample_map:
+        return stride, ""
+    native, side = model.map_side, model.feature_side
+    return stride, (f" ({native} x {native} at {info.config.input_size} px, resampled to {side} x {side} for the head: "
+                    "`model.head_side`)")
 
 
 def resample_text(info) -> str:
     """What ``model.head_side`` does to the map the head reads, or nothing when it reads the map as it comes."""
-    model = SDFLModel(info.config, info.mask, info.mean_shape)
-    if not model.resample_map:
-        return ""
-    native, side = model.map_side, model.feature_side
-    return f" ({native} x {native} at {info.config.input_size} px, resampled to {side} x {side} for the head: `model.head_side`)"
+    return head_geometry(info)[1]
 
 
 def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("training/configs")) -> None:
@@ -204,8 +206,9 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
                         f"{(metrics.get('val_nme_io') or 0) * 100:.2f} |")
     cfg = first.train_config
     extra_losses = "".join(line + "\n" for line in extra)
+    stride, resample = head_geometry(first)
     text = CARD_HEADER.format(input_size=first.config.input_size, crop_scale=first.crop_scale, backbone=first.config.backbone,
-                              stride=first_stride(first), resample=resample_text(first), k=first.k,
+                              stride=stride, resample=resample, k=first.k,
                               val_pct=round(cfg.get("data", {}).get("val_fraction", 0) * 100),
                               imagenet=imagenet_text(first.provenance), visibility=visibility_text(first),
                               commands="\n".join(commands), extra_losses=extra_losses)
