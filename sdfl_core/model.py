@@ -131,6 +131,7 @@ class SDFLModel(nn.Module):
         levels = (config.feature_level - 1, config.feature_level) if config.refine else (config.feature_level,)
         self.backbone = timm.create_model(config.backbone, pretrained=False, features_only=True, out_indices=levels)
         _drop_unused_blocks(self.backbone)
+        _skip_blocks(self.backbone, config.skip_blocks)
         channels = self.backbone.feature_info.channels()[-1]
         reduction = self.backbone.feature_info.reduction()[-1]
         self.map_side = max(1, -(-config.input_size // reduction))  # the backbone map's own side
@@ -341,6 +342,26 @@ def _drop_unused_blocks(backbone: nn.Module) -> None:
     last = max(stage_out)
     if last < len(blocks):
         backbone.blocks = blocks[:last]
+
+
+def _skip_blocks(backbone: nn.Module, names: tuple[str, ...]) -> None:
+    """Replace each "stage.block" of ``names`` by the identity (``ModelConfig.skip_blocks``); a block that is
+    missing or not residual (it changes the map's shape) is an error."""
+    if not names:
+        return
+    blocks = getattr(backbone, "blocks", None)
+    if not isinstance(blocks, nn.Sequential):
+        raise ValueError(f"skip_blocks needs a backbone built of timm blocks (EfficientNet / MobileNet family), "
+                         f"not {type(backbone).__name__}")
+    for name in names:
+        stage, index = (int(part) for part in name.split("."))
+        if stage >= len(blocks) or index >= len(blocks[stage]):
+            raise ValueError(f"skip_blocks: the backbone has no block {name} (its stages hold "
+                             f"{[len(s) for s in blocks]} blocks)")
+        if not getattr(blocks[stage][index], "has_skip", False):
+            raise ValueError(f"skip_blocks: block {name} is not residual (it changes the map's channels or "
+                             f"stride), so it cannot be left out")
+        blocks[stage][index] = nn.Identity()
 
 
 def build_model(config: ModelConfig, mask: np.ndarray, mean_shape: np.ndarray | None = None) -> SDFLModel:

@@ -2,6 +2,7 @@
 metadata, and only building the network (``sdfl_core.model``) needs torch and timm."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 
 HEADS = ("graph", "fc")
@@ -43,8 +44,20 @@ class ModelConfig:
     and stride 16); any other side resamples it bilinearly to that side first. A head sized for one side then
     runs at another input size (a 112 px model whose 7 x 7 map is read as 8 x 8 can start from the 128 px
     model's weights)."""
+    skip_blocks: tuple[str, ...] = ()
+    """Backbone blocks to leave out, as "stage.block" (timm's ``blocks[stage][block]``), e.g. ("4.1", "4.2"):
+    each must be a residual block (same channels in and out, stride 1), so the map it fed is unchanged in
+    shape and leaving it out is the identity. A shallower, faster network that starts from a deeper one's
+    weights (pretrained EfficientNets are trained with stochastic depth, so they lose little without
+    a residual block)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "skip_blocks", tuple(str(b) for b in self.skip_blocks))
+        for name in self.skip_blocks:
+            if not re.fullmatch(r"\d+\.\d+", name):
+                raise ValueError(f'skip_blocks entries must read "stage.block" (e.g. "4.1"), got {name!r}')
+        if len(set(self.skip_blocks)) != len(self.skip_blocks):
+            raise ValueError(f"skip_blocks names a block twice: {list(self.skip_blocks)}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.edge_mode not in EDGE_MODES:

@@ -42,6 +42,7 @@ DEFAULTS: dict = {
         "refine": False,
         "refine_patch": 5,
         "head_side": 0,
+        "skip_blocks": [],
     },
     "augment": {
         "rotation": 40.0,

@@ -357,3 +357,53 @@ def test_refine_needs_a_finer_map_and_a_patch():
         ModelConfig(backbone=TINY, feature_level=-5, refine=True)
     with pytest.raises(ValueError, match="refine_patch"):
         ModelConfig(backbone=TINY, refine=True, refine_patch=0)
+
+
+@pytest.mark.parametrize("head", ["graph", "fc"])
+def test_skip_blocks_leaves_residual_blocks_out_and_keeps_the_others_weights(head, tmp_path):
+    from sdfl_core.checkpoint import ModelInfo, load_checkpoint, save_checkpoint
+
+    full = make(head=head, feature_level=-2).eval()  # mobilenetv2 stages 0-4: 1, 2, 3, 4, 3 blocks
+    torch.manual_seed(1)
+    cfg = ModelConfig(**{**full.config.to_dict(), "skip_blocks": ["3.1", "4.2"]})  # a list, as YAML gives it
+    assert cfg.skip_blocks == ("3.1", "4.2") and ModelConfig(**cfg.to_dict()) == cfg
+    short = build_model(cfg, ring_mask(68, 3)).eval()
+    blocks = short.backbone.blocks
+    assert isinstance(blocks[3][1], torch.nn.Identity) and isinstance(blocks[4][2], torch.nn.Identity)
+    assert not any(isinstance(b, torch.nn.Identity) for i, s in enumerate(blocks) for j, b in enumerate(s)
+                   if (i, j) not in ((3, 1), (4, 2)))
+    # The kept blocks keep their names: every tensor loads from the full model, and the result is the full model
+    # with exactly those two blocks passed through.
+    state = full.state_dict()
+    assert set(short.state_dict()) < set(state)
+    assert not any(k.startswith(("backbone.blocks.3.1.", "backbone.blocks.4.2.")) for k in short.state_dict())
+    short.load_state_dict({k: state[k] for k in short.state_dict()})
+    x = images(2)
+    with torch.no_grad():
+        reference = full.backbone(x)[-1]
+        got = short.backbone(x)[-1]
+        full.backbone.blocks[3][1] = torch.nn.Identity()
+        full.backbone.blocks[4][2] = torch.nn.Identity()
+        torch.testing.assert_close(got, full.backbone(x)[-1])
+        torch.testing.assert_close(short(x)[0], full(x)[0])
+    assert got.shape == reference.shape and not torch.allclose(got, reference)
+    # A checkpoint rebuilds the shallower network.
+    info = ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68, 3), mean_shape=np.full((68, 2), 0.5, np.float32))
+    save_checkpoint(tmp_path / "short.pt", short, info)
+    again, again_info = load_checkpoint(tmp_path / "short.pt")
+    assert again_info.config.skip_blocks == ("3.1", "4.2")
+    with torch.no_grad():
+        torch.testing.assert_close(again.backbone(x)[-1], got)
+
+
+def test_skip_blocks_errors():
+    with pytest.raises(ValueError, match=r'"stage.block"'):
+        ModelConfig(backbone=TINY, skip_blocks=["4"])
+    with pytest.raises(ValueError, match="twice"):
+        ModelConfig(backbone=TINY, skip_blocks=["4.1", "4.1"])
+    with pytest.raises(ValueError, match="block 0.0 is not residual"):
+        make(feature_level=-2, skip_blocks=["0.0"])
+    with pytest.raises(ValueError, match=r"no block 5.0 \(its stages hold \[1, 2, 3, 4, 3\] blocks\)"):
+        make(feature_level=-2, skip_blocks=["5.0"])
+    with pytest.raises(ValueError, match="timm blocks"):
+        make(backbone="resnet10t", skip_blocks=["1.1"])
