@@ -1,11 +1,12 @@
-"""What would a smaller input buy the landmark stage? The shipped model against the same weights run at smaller
-crops (``model.head_side`` resamples the smaller stride-16 map to the side the head was sized for, so no weight
-changes), and optionally against models fine-tuned at those sizes, speed and validation accuracy in one run.
+"""What would a smaller input or a shallower backbone buy the landmark stage? The shipped model against the same
+weights run at smaller crops (``model.head_side`` resamples the smaller stride-16 map to the side the head was
+sized for, so no weight changes) or without some residual backbone blocks (``model.skip_blocks``), and optionally
+against models fine-tuned that way, speed and validation accuracy in one run.
 It also times the backbone alone (the model cut where the heads start), to show how much of the model an
 input size can touch at all.
 
     python benchmarks/input_size.py [--weights assets/models/sdfl_68.pt] [--sizes 112 96]
-        [--tuned runs/sdfl_68_helen7_112/best.pt] [--config training/configs/sdfl_68_helen5_shapes.yaml]
+        [--skip-blocks 3.1 3.2 4.1 4.2] [--tuned runs/sdfl_68_helen7_112/best.pt] [--config training/configs/sdfl_68_helen5_shapes.yaml]
 
 Speed: the model alone on one crop, ONNX Runtime, one thread, the variants in alternating rounds; the median
 over rounds, as a ratio to the shipped model's. Accuracy: ``training.validate`` on the config's validation
@@ -24,17 +25,25 @@ from pathlib import Path
 from quantize import time_models
 
 
-def at_size(weights: Path, size: int, out: Path) -> Path:
-    """``weights`` re-described for ``size`` px crops, the map read at the side the head was sized for."""
+def redescribed(weights: Path, out: Path, **changes) -> Path:
+    """``weights`` under a model config with ``changes``, every tensor the changed model still has loaded."""
     from sdfl_core.checkpoint import load_checkpoint, save_checkpoint
     from sdfl_core.model import SDFLModel
 
     model, info = load_checkpoint(weights)
-    config = replace(info.config, input_size=size, head_side=model.feature_side)
-    resized = SDFLModel(config, info.mask, info.mean_shape)
-    resized.load_state_dict(model.state_dict())
-    save_checkpoint(out, resized.eval(), replace(info, config=config))
+    config = replace(info.config, **changes)
+    changed = SDFLModel(config, info.mask, info.mean_shape)
+    state = model.state_dict()
+    changed.load_state_dict({key: state[key] for key in changed.state_dict()})
+    save_checkpoint(out, changed.eval(), replace(info, config=config))
     return out
+
+
+def at_size(weights: Path, size: int, out: Path) -> Path:
+    """``weights`` re-described for ``size`` px crops, the map read at the side the head was sized for."""
+    from sdfl_core.checkpoint import load_checkpoint
+
+    return redescribed(weights, out, input_size=size, head_side=load_checkpoint(weights)[0].feature_side)
 
 
 def backbone_only(onnx_path: Path, out: Path) -> Path:
@@ -54,8 +63,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=REPO / "assets" / "models" / "sdfl_68.pt")
     parser.add_argument("--sizes", type=int, nargs="+", default=[112, 96], help="smaller input sizes to try, px")
+    parser.add_argument("--skip-blocks", nargs="+", default=[], metavar="S.B",
+                        help="also the same weights without these residual backbone blocks (model.skip_blocks)")
     parser.add_argument("--tuned", type=Path, action="append", default=[],
-                        help="a checkpoint fine-tuned at another size, timed and scored too (repeat)")
+                        help="a checkpoint fine-tuned at another size or depth, timed and scored too (repeat)")
     parser.add_argument("--config", type=Path, default=REPO / "training" / "configs" / "sdfl_68_helen5_shapes.yaml",
                         help="the training config whose validation split scores the variants")
     parser.add_argument("--rounds", type=int, default=15)
@@ -72,6 +83,9 @@ def main() -> int:
         checkpoints = {f"shipped ({load_checkpoint(args.weights)[1].config.input_size} px)": args.weights}
         for size in args.sizes:
             checkpoints[f"same weights at {size} px"] = at_size(args.weights, size, tmp / f"at{size}.pt")
+        if args.skip_blocks:
+            checkpoints[f"same weights without blocks {','.join(args.skip_blocks)}"] = redescribed(
+                args.weights, tmp / "skipped.pt", skip_blocks=tuple(args.skip_blocks))
         for path in args.tuned:
             checkpoints[f"fine-tuned: {path.parent.name}"] = path
         onnx_paths, sizes = {}, {}

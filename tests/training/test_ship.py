@@ -131,3 +131,13 @@ def test_card_says_when_the_head_reads_a_resampled_map():
     assert resample_text(info(input_size=128, head_side=8)) == ""  # the map's own side: nothing resampled
     assert resample_text(info(input_size=112, head_side=8)) == (
         " (7 x 7 at 112 px, resampled to 8 x 8 for the head: `model.head_side`)")
+
+
+def test_card_names_the_backbone_blocks_a_model_leaves_out():
+    from sdfl_core.model import ModelConfig
+    from training.ship import skipped_text
+
+    assert skipped_text(ModelConfig()) == ""
+    assert skipped_text(ModelConfig(skip_blocks=["4.2"])) == " without its residual block 4.2 (`model.skip_blocks`)"
+    assert skipped_text(ModelConfig(skip_blocks=["3.1", "3.2", "4.1"])) == (
+        " without its residual blocks 3.1, 3.2 and 4.1 (`model.skip_blocks`)")
