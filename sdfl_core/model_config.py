@@ -48,11 +48,11 @@ class ModelConfig:
     """Backbone blocks to leave out, as "stage.block" (timm's ``blocks[stage][block]``), e.g. ("4.1", "4.2"):
     each must be a residual block (same channels in and out, stride 1), so the map it fed is unchanged in
     shape and leaving it out is the identity. A shallower, faster network that starts from a deeper one's
-    weights (pretrained EfficientNets are trained with stochastic depth, so they lose little without
-    a residual block)."""
+    weights and is then fine-tuned (the README has what leaving out blocks cost before and after)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "skip_blocks", tuple(str(b) for b in self.skip_blocks))
+        skipped = (self.skip_blocks,) if isinstance(self.skip_blocks, str) else self.skip_blocks
+        object.__setattr__(self, "skip_blocks", tuple(str(b) for b in skipped))
         for name in self.skip_blocks:
             if not re.fullmatch(r"\d+\.\d+", name):
                 raise ValueError(f'skip_blocks entries must read "stage.block" (e.g. "4.1"), got {name!r}')

@@ -399,6 +399,7 @@ def test_skip_blocks_leaves_residual_blocks_out_and_keeps_the_others_weights(hea
 def test_skip_blocks_errors():
     with pytest.raises(ValueError, match=r'"stage.block"'):
         ModelConfig(backbone=TINY, skip_blocks=["4"])
+    assert ModelConfig(backbone=TINY, skip_blocks="4.1").skip_blocks == ("4.1",)  # one name, as YAML may give it
     with pytest.raises(ValueError, match="twice"):
         ModelConfig(backbone=TINY, skip_blocks=["4.1", "4.1"])
     with pytest.raises(ValueError, match="block 0.0 is not residual"):
