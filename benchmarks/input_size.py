@@ -25,12 +25,13 @@ from pathlib import Path
 from quantize import time_models
 
 
-def redescribed(weights: Path, out: Path, **changes) -> Path:
-    """``weights`` under a model config with ``changes``, every tensor the changed model still has loaded."""
-    from sdfl_core.checkpoint import load_checkpoint, save_checkpoint
+def redescribed(loaded, out: Path, **changes) -> Path:
+    """A loaded checkpoint's (model, info) under a model config with ``changes``, every tensor the changed model
+    still has loaded, saved to ``out``."""
+    from sdfl_core.checkpoint import save_checkpoint
     from sdfl_core.model import SDFLModel
 
-    model, info = load_checkpoint(weights)
+    model, info = loaded
     config = replace(info.config, **changes)
     changed = SDFLModel(config, info.mask, info.mean_shape)
     state = model.state_dict()
@@ -39,11 +40,9 @@ def redescribed(weights: Path, out: Path, **changes) -> Path:
     return out
 
 
-def at_size(weights: Path, size: int, out: Path) -> Path:
-    """``weights`` re-described for ``size`` px crops, the map read at the side the head was sized for."""
-    from sdfl_core.checkpoint import load_checkpoint
-
-    return redescribed(weights, out, input_size=size, head_side=load_checkpoint(weights)[0].feature_side)
+def at_size(loaded, size: int, out: Path) -> Path:
+    """A loaded checkpoint re-described for ``size`` px crops, the map read at the side the head was sized for."""
+    return redescribed(loaded, out, input_size=size, head_side=loaded[0].feature_side)
 
 
 def backbone_only(onnx_path: Path, out: Path) -> Path:
@@ -80,12 +79,13 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        checkpoints = {f"shipped ({load_checkpoint(args.weights)[1].config.input_size} px)": args.weights}
+        loaded = load_checkpoint(args.weights)
+        checkpoints = {f"shipped ({loaded[1].config.input_size} px)": args.weights}
         for size in args.sizes:
-            checkpoints[f"same weights at {size} px"] = at_size(args.weights, size, tmp / f"at{size}.pt")
+            checkpoints[f"same weights at {size} px"] = at_size(loaded, size, tmp / f"at{size}.pt")
         if args.skip_blocks:
             checkpoints[f"same weights without blocks {','.join(args.skip_blocks)}"] = redescribed(
-                args.weights, tmp / "skipped.pt", skip_blocks=tuple(args.skip_blocks))
+                loaded, tmp / "skipped.pt", skip_blocks=tuple(args.skip_blocks))
         for path in args.tuned:
             checkpoints[f"fine-tuned: {path.parent.name}"] = path
         onnx_paths, sizes = {}, {}
