@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from sdfl_core.crops import CROPS_PER_FACE
+from sdfl_core.crops import CROPS_PER_FACE, PASSES
 from sdfl_core.draw import DrawOptions
 from sdfl_core.occluders import COVER_SIDES
 from sdfl_core.registry import MODEL_CHOICES, MODEL_LABELS
@@ -46,6 +46,7 @@ class ControlsPanel(QWidget):
     draw_options_changed = pyqtSignal()
     smoothing_changed = pyqtSignal(bool, float)
     crops_per_face_changed = pyqtSignal(int)
+    passes_changed = pyqtSignal(int)
     lossless_toggled = pyqtSignal(bool)
     cover_changed = pyqtSignal(float, str)
     random_occluder_requested = pyqtSignal()
@@ -118,12 +119,24 @@ class ControlsPanel(QWidget):
         crops_row = QHBoxLayout()
         crops_row.addWidget(QLabel("Crops per face"))
         crops_row.addWidget(self.crops_per_face, 1)
+        # Landmark passes (sdfl --passes): the face cut again from the landmarks found, the crop the model was
+        # trained on, which a detector's box only approximates; for photos, at N times the work per face.
+        self.passes = QComboBox()
+        for count in PASSES:
+            self.passes.addItem("1 (real time)" if count == 1 else f"{count} (re-cropped, {count}x the work)", count)
+        self.passes.setToolTip("Passes per face: each pass after the first crops the face again from the landmarks "
+                               "the pass before found (more accurate on photos)")
+        self.passes.activated.connect(lambda i: self.passes_changed.emit(self.passes.itemData(i)))
+        passes_row = QHBoxLayout()
+        passes_row.addWidget(QLabel("Passes per face"))
+        passes_row.addWidget(self.passes, 1)
         v = QVBoxLayout(box)
         v.addWidget(self.model_combo)
         v.addWidget(self.model_label)
         v.addWidget(self.compare)
         v.addLayout(crops_row)
-        _no_focus(self.model_combo, self.compare, self.crops_per_face)
+        v.addLayout(passes_row)
+        _no_focus(self.model_combo, self.compare, self.crops_per_face, self.passes)
         return box
 
     def _overlay_box(self) -> QGroupBox:

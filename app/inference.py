@@ -49,6 +49,7 @@ class InferenceWorker(QObject):
         self.smoothing = 0.5
         self.smooth = True
         self.crops_per_face = 1
+        self.passes = 1
         self.frozen = False
         self._last_frame: Frame | None = None
         self.generation = 0
@@ -77,7 +78,7 @@ class InferenceWorker(QObject):
         self.busy.emit(f"loading model {choice} ...")
         try:
             weights = require_model_file(choice)
-            engine = load_landmarker(weights, self.device, crops_per_face=self.crops_per_face)
+            engine = load_landmarker(weights, self.device, crops_per_face=self.crops_per_face, passes=self.passes)
             pipeline = Pipeline(self._options(), landmarker=engine)
         except Exception as exc:  # any broken file must leave the app running with a message
             log.warning("model %s failed to load: %s", choice, exc)
@@ -96,7 +97,8 @@ class InferenceWorker(QObject):
     def load_compare_model(self, choice: str) -> None:
         self.busy.emit(f"loading comparison model {choice} ...")
         try:
-            engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self.crops_per_face)
+            engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self.crops_per_face,
+                                     passes=self.passes)
         except Exception as exc:
             log.warning("comparison model %s failed to load: %s", choice, exc)
             self.busy.emit("")
@@ -139,6 +141,15 @@ class InferenceWorker(QObject):
         for engine in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine):
             if engine is not None:
                 engine.crops_per_face = count
+        self.reprocess()
+
+    @pyqtSlot(int)
+    def set_passes(self, count: int) -> None:
+        """Landmark passes per face for the model and its comparison twin; a paused frame is run again."""
+        self.passes = count
+        for engine in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine):
+            if engine is not None:
+                engine.passes = count
         self.reprocess()
 
     @pyqtSlot(object)

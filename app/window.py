@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
     ask_load_compare = pyqtSignal(str)
     ask_smoothing = pyqtSignal(bool, float)
     ask_crops_per_face = pyqtSignal(int)
+    ask_passes = pyqtSignal(int)
     ask_occluders = pyqtSignal(object)
     ask_cover = pyqtSignal(float, str)
     ask_compare = pyqtSignal(bool)

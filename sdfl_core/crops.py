@@ -85,6 +85,30 @@ def check_crops_per_face(count: int) -> int:
     return count
 
 
+PASSES = (1, 2, 3)
+"""Landmark passes per face: the first crops from the box it is given (a detector's, or ground truth), each
+further pass from the previous pass's landmarks, as the model was trained to be cropped."""
+
+
+def check_passes(count: int) -> int:
+    """``count`` if it is a number of passes :data:`PASSES` allows, else a one-line ValueError."""
+    if isinstance(count, bool) or count not in PASSES:
+        raise ValueError(f"landmark passes per face must be one of {', '.join(map(str, PASSES))}, got {count}")
+    return count
+
+
+def recrop_affine(points: np.ndarray, previous: np.ndarray, crop_scale: float, out_size: int) -> np.ndarray:
+    """The standard crop around predicted ``points`` (:func:`landmark_crop_affine`), or ``previous`` when
+    the points give no box to crop (not finite, or all on one line)."""
+    points = np.asarray(points, np.float64)
+    if not np.isfinite(points).all():
+        return previous
+    box = landmark_box(points)
+    if box[2] <= 0 or box[3] <= 0:
+        return previous
+    return landmark_crop_affine(points, crop_scale, out_size)
+
+
 def crop_steps(count: int) -> list[tuple[int, int]]:
     """The moves of the test-time crops along the crop's (x, y) axes, in units of the shift: (0, 0) first,
     then the four diagonals (5 crops) or the 3 x 3 grid's other eight cells (9)."""

@@ -6,7 +6,10 @@ back to image pixels. The pipeline (crops from detector boxes or from last frame
 eval`` (crops from ground-truth boxes) and ``sdfl occlusion`` all go through :meth:`Landmarker.predict_faces`
 and from there :meth:`Landmarker.predict_warped`. With ``crops_per_face`` 5 or 9 each face is cut several
 times, shifted a little (``crops.shifted_affines``), and its points are the mean over those crops:
-test-time averaging, for photos and offline evaluation, at 5 or 9 times the network's work.
+test-time averaging, for photos and offline evaluation, at 5 or 9 times the network's work. With
+``passes`` 2 or 3 each face is cut again from the landmarks the pass before found (``crops.recrop_affine``),
+the crop the model was trained on, which a detector's box only approximates: for photos, at that many times
+the work.
 
 The detector-box calibration (:func:`detection_to_crop`) lives here too: it is the checkpoint's own map
 from a face detector's box to the crop the model was trained on.
@@ -50,8 +53,10 @@ def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> n
 class Landmarker:
     """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
 
-    def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "", crops_per_face: int = 1) -> None:
+    def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "", crops_per_face: int = 1,
+                 passes: int = 1) -> None:
         self.crops_per_face = crops_per_face  # checked by the setter
+        self.passes = passes  # likewise
         self.runner = runner
         self.info = runner.info
         self.name = name or self.info.name or "model"
@@ -65,6 +70,16 @@ class Landmarker:
     @crops_per_face.setter
     def crops_per_face(self, count: int) -> None:
         self._crops_per_face = crops.check_crops_per_face(int(count))
+
+    @property
+    def passes(self) -> int:
+        """Landmark passes per face (``crops.PASSES``): the first from the box given, each further one from
+        the landmarks of the pass before. Settable between calls."""
+        return self._passes
+
+    @passes.setter
+    def passes(self, count: int) -> None:
+        self._passes = crops.check_passes(count)
 
     @property
     def schema(self):
@@ -107,7 +122,16 @@ class Landmarker:
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The arrays of :meth:`predict_warped` for one face per (BGR uint8 image, crop affine) pair, all in
         one batch. With ``crops_per_face`` > 1 each face's points, edge weights and visibility are the mean
-        over its test-time crops (points averaged in image pixels)."""
+        over its test-time crops (points averaged in image pixels). With ``passes`` > 1 the faces are cut
+        again from the landmarks found, and the last pass's arrays are returned."""
+        result = self._predict_once(images, affines)
+        for _ in range(self.passes - 1):
+            affines = [crops.recrop_affine(p, a, self.info.crop_scale, self.input_size) for p, a in zip(result[0], affines)]
+            result = self._predict_once(images, affines)
+        return result
+
+    def _predict_once(self, images: Sequence[np.ndarray], affines: Sequence[np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = self.crops_per_face
         cut = [a for base in affines for a in crops.shifted_affines(base, self.input_size, k)]
         owners = [i for i in range(len(affines)) for _ in range(k)]
@@ -206,6 +230,8 @@ def load_runner(weights: str | Path | None = None, device: str = "auto", engine:
 
 
 def load_landmarker(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
-                    num_threads: int | None = None, name: str = "", crops_per_face: int = 1) -> Landmarker:
+                    num_threads: int | None = None, name: str = "", crops_per_face: int = 1,
+                    passes: int = 1) -> Landmarker:
     """A :class:`Landmarker` for a model choice ('sdfl', 'fc', None = 'sdfl', or a .pt / .onnx path)."""
-    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face)
+    crops.check_passes(passes)  # before the model loads
+    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face, passes)

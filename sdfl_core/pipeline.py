@@ -40,6 +40,9 @@ class PipelineOptions:
     crops_per_face: int = 1
     """Test-time crops per face (1, 5 or 9; :class:`Landmarker`): more than 1 is for photos and offline
     work, at that many times the landmark model's time."""
+    passes: int = 1
+    """Landmark passes per face (1, 2 or 3; :class:`Landmarker`): each pass after the first crops the face
+    from the landmarks of the pass before. For photos, at that many times the landmark model's time."""
     detector: DetectorOptions = field(default_factory=_video_detector)
     """The face detector, and the running mode of the whole pipeline: "video" (consecutive frames,
     tracked and smoothed) or "image" (every frame an unrelated photo: no track or filter state crosses
@@ -73,7 +76,7 @@ class Pipeline:
     the detection policy.
 
     ``landmarker`` shares a loaded model between pipelines; ``options.weights``, ``device``,
-    ``num_threads`` and ``crops_per_face`` then must stay at their defaults (they would load another)."""
+    ``num_threads``, ``crops_per_face`` and ``passes`` then must stay at their defaults (they would load another)."""
 
     def __init__(self, options: PipelineOptions | None = None, landmarker: Landmarker | None = None,
                  policy: FramePolicy | None = None) -> None:
@@ -81,12 +84,14 @@ class Pipeline:
         if landmarker is not None:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
                                     ("num_threads", self.options.num_threads),
-                                    ("crops_per_face", self.options.crops_per_face != 1)) if v]
+                                    ("crops_per_face", self.options.crops_per_face != 1),
+                                    ("passes", self.options.passes != 1)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
         self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device,
                                                         num_threads=self.options.num_threads,
-                                                        crops_per_face=self.options.crops_per_face)
+                                                        crops_per_face=self.options.crops_per_face,
+                                                        passes=self.options.passes)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = Tracker(self.options.tracker)
         self.policy = policy or make_policy(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from sdfl_core.crops import CROPS_PER_FACE
+from sdfl_core.crops import CROPS_PER_FACE, PASSES
 from sdfl_core.evaluate import evaluate
 from sdfl_core.landmarker import load_landmarker
 from sdfl_core.metrics import auroc, nme_io
@@ -57,9 +57,10 @@ def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
 
 
 def validation_table(config_path: str | Path, weights: list[str | Path], by_source: bool = False,
-                     crops_per_face: int = 1) -> dict[str, dict]:
+                     crops_per_face: int = 1, boxes: str = "gt", passes: int = 1) -> dict[str, dict]:
     """{model: evaluate()'s report (nme_io, fr_10, auc_10, ...)} on the config's validation faces, cropped
-    from their ground-truth landmark boxes (the standard protocol). ``by_source`` adds ``sources``: count, NME,
+    from their ground-truth landmark boxes (the standard protocol), or with ``boxes='detector'`` from
+    MediaPipe's boxes through each model's calibration; ``passes``: landmark passes per face. ``by_source`` adds ``sources``: count, NME,
     FR and AUC of the faces of each data entry (hand-labelled 300-W and machine-labelled YouTube-Faces),
     from the same predictions."""
     config = load_config(config_path)
@@ -75,7 +76,8 @@ def validation_table(config_path: str | Path, weights: list[str | Path], by_sour
         name = path.parent.name if path.stem in ("best", "last") else path.stem
         if name in reports:
             name = str(path)
-        report, _ = evaluate(load_landmarker(path, device="cpu", crops_per_face=crops_per_face), val, "gt")
+        landmarker = load_landmarker(path, device="cpu", crops_per_face=crops_per_face, passes=passes)
+        report, _ = evaluate(landmarker, val, boxes)
         if by_source:
             subsets = report.pop("subsets", {})
             report["sources"] = {source: subsets.pop(SOURCE + source) for source in dict.fromkeys(names) if SOURCE + source in subsets}
@@ -93,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by-source", action="store_true", help="also a row per data entry (e.g. Helen / YouTube-Faces)")
     parser.add_argument("--crops-per-face", type=int, default=1, choices=CROPS_PER_FACE,
                         help="test-time crops per face, averaged (default 1: one crop)")
+    parser.add_argument("--boxes", default="gt", choices=("gt", "detector"),
+                        help="crop from the ground-truth landmark boxes (default, the standard protocol) or MediaPipe's")
+    parser.add_argument("--passes", type=int, default=1, choices=PASSES,
+                        help="landmark passes per face: each after the first crops from the landmarks before (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face)
+    reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face, args.boxes, args.passes)
     print("| model | faces | val faces | NME io % | FR@0.1 % | AUC@0.1 |")
     print("|---|---|---|---|---|---|")
     for name, r in reports.items():

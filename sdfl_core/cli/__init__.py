@@ -48,6 +48,15 @@ def _add_crops_per_face(p: argparse.ArgumentParser, use: str) -> None:
                         f"landmark model's work; {use}")
 
 
+def _add_passes(p: argparse.ArgumentParser, use: str) -> None:
+    from ..crops import PASSES
+
+    p.add_argument("--passes", type=int, default=1, choices=PASSES, metavar="N",
+                   help=f"landmark passes per face, {', '.join(map(str, PASSES))}: each pass after the first crops the face "
+                        f"again from the landmarks the pass before found, the crop the model was trained on, which a "
+                        f"detector's box only approximates; N times the landmark model's work; {use}")
+
+
 def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip); "
                                   "an image or a folder of images runs in image mode (every photo on its own)")
@@ -70,6 +79,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
                    help="run the face detector every K-th frame and crop from the previous landmarks in between "
                         "(re-detecting early when a face is lost); 1 = every frame (default)")
     _add_crops_per_face(p, "default 1 (real time)")
+    _add_passes(p, "default 1 (real time; 2 for photos)")
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
@@ -97,6 +107,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
     _add_crops_per_face(p, "default 1 (the model alone)")
+    _add_passes(p, "default 1 (the standard protocol; 2 helps with --boxes detector)")
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:

@@ -18,11 +18,12 @@ def run(args) -> int:
     if args.plot:
         require("matplotlib", "--plot")
     weights = resolve_weights(args.weights)
-    landmarker = load_landmarker(weights, device=args.device, crops_per_face=args.crops_per_face)
+    landmarker = load_landmarker(weights, device=args.device, crops_per_face=args.crops_per_face,
+                                  passes=args.passes)
     samples = load_samples(args.data, args.format)
     report, errors = evaluate(landmarker, samples, args.boxes, args.batch_size)
     report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes,
-              "crops_per_face": args.crops_per_face}
+              "crops_per_face": args.crops_per_face, "passes": args.passes}
     out.write_text(json.dumps(report, indent=2))
     if args.plot:
         plot_ced(args.plot, {landmarker.info.name or Path(weights).stem: errors})

@@ -192,6 +192,27 @@ def test_crops_per_face_setting_reruns_the_paused_frame_averaged(qtbot, window, 
     assert not np.allclose(track.raw.points, single, atol=1e-3), "5 crops must move the points"
 
 
+def test_passes_setting_reruns_the_paused_frame_recropped(qtbot, window, face_video, tiny_checkpoint):
+    """Choosing 2 passes re-runs the paused frame with each face cut again from its first-pass landmarks:
+    its raw points are those of a 2-pass landmarker on the same detection, not the single pass's."""
+    from sdfl_core.landmarker import load_landmarker
+
+    play_all(qtbot, window, face_video, frames=1)
+    single = window.last_bundle.result.tracks[0].raw.points.copy()
+    combo = window.controls.passes
+    index = combo.findData(2)
+    assert index >= 0 and combo.itemData(0) == 1 and combo.currentIndex() == 0, "video starts at 1 pass"
+    with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: b.rerun):
+        combo.setCurrentIndex(index)
+        combo.activated.emit(index)
+    assert window.inference.pipeline.landmarker.passes == 2
+    bundle = window.last_bundle
+    track = bundle.result.tracks[0]
+    expected = load_landmarker(tiny_checkpoint, "cpu", passes=2).predict_boxes(bundle.model_input, [track.detection])
+    np.testing.assert_allclose(track.raw.points, expected[0].points, atol=1e-3)
+    assert not np.allclose(track.raw.points, single, atol=1e-3), "a second pass must move the points"
+
+
 def test_recording_writes_a_playable_video(qtbot, window, face_video, tmp_path):
     out = tmp_path / "rec.mp4"
     window.start_recording(out)

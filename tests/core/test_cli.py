@@ -102,3 +102,22 @@ def test_graph_command_on_tiny_300w_folder(tmp_path, capsys):
     assert (mask.sum(axis=1) == 3).all()
     assert plot.stat().st_size > 1000
     assert "6 shapes, 68 points" in capsys.readouterr().out
+
+
+def test_eval_records_its_passes_and_refuses_an_unknown_count(tmp_path, capsys):
+    import json
+
+    from model_factory import make_checkpoint
+
+    data = write_300w_folder(tmp_path / "300w", count=3)
+    weights = make_checkpoint(tmp_path / "m68.pt")
+    out = tmp_path / "report.json"
+    with pytest.raises(SystemExit) as refused:
+        main(["eval", "--weights", str(weights), "--data", str(data), "--format", "300w", "--out", str(out), "--passes", "4"])
+    assert refused.value.code == 2 and "--passes: invalid choice: 4" in capsys.readouterr().err
+    assert not out.exists()
+    for passes in (1, 2):
+        assert main(["eval", "--weights", str(weights), "--data", str(data), "--format", "300w", "--out", str(out),
+                     "--passes", str(passes)]) == 0, capsys.readouterr().err
+        report = json.loads(out.read_text())
+        assert report["passes"] == passes and report["count"] == 3

@@ -1,5 +1,5 @@
 """`sdfl eval`: visibility_auroc, reported where the data flags occluded points and the model has the output,
-and test-time crops per face."""
+test-time crops per face, and landmark passes."""
 import numpy as np
 from model_factory import make_checkpoint
 
@@ -42,3 +42,19 @@ def test_crops_per_face_scores_the_mean_over_each_faces_shifted_crops(tmp_path):
         each = [one.predict_warped(crops.warp(sample.image, a, size)[None], [a])[0][0] for a in moved]
         np.testing.assert_allclose(got, np.mean(each, axis=0), atol=1e-3)
         assert np.abs(each[0] - got).max() > 1e-3  # the shifted crops do change the answer
+
+
+def test_a_second_pass_crops_each_face_from_the_first_pass_landmarks(tmp_path):
+    path = make_checkpoint(tmp_path / "plain29.pt", num_points=29)
+    one, two = load_landmarker(path, device="cpu"), load_landmarker(path, device="cpu", passes=2)
+    samples = _samples(3, flags=False)
+    pred, *_ = predict_samples(two, samples, batch_size=2)
+    size, scale = one.input_size, one.info.crop_scale
+    for sample, got in zip(samples, pred):
+        base = crops.landmark_crop_affine(sample.points, scale, size)
+        first = one.predict_warped(crops.warp(sample.image, base, size)[None], [base])[0][0]
+        again = crops.landmark_crop_affine(first, scale, size)
+        second = one.predict_warped(crops.warp(sample.image, again, size)[None], [again])[0][0]
+        np.testing.assert_allclose(got, second, atol=1e-3)
+        assert np.abs(first - got).max() > 1e-3  # the second crop does change the answer
+

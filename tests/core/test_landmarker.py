@@ -296,3 +296,54 @@ def test_crops_per_face_can_change_between_calls_and_is_checked():
     with pytest.raises(ValueError, match="crops per face must be one of 1, 5, 9, got 4"):
         landmarker.crops_per_face = 4
     assert landmarker.crops_per_face == 9, "a refused count leaves the setting as it was"
+
+
+class FixedShapeRunner(BrightestPixelRunner):
+    """A stand-in network that puts three points at the same crop units in every crop."""
+
+    UNITS = np.array([[0.3, 0.35], [0.7, 0.35], [0.5, 0.75]], np.float32)
+
+    def predict(self, batch: np.ndarray):
+        self.batches.append(len(batch))
+        b, n = len(batch), len(self.UNITS)
+        return (np.repeat(self.UNITS[None], b, axis=0), np.full((b, n, n), 1.0 / n, np.float32),
+                np.ones((b, n), np.float32))
+
+
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_each_pass_after_the_first_crops_from_the_landmarks_before(passes):
+    from sdfl_core import crops
+
+    runner = FixedShapeRunner()
+    landmarker = Landmarker(runner, passes=passes)
+    start = crop_affine(np.array([60.0, 50.0]), 40.0, 64, 10.0)
+    expected = crops.units_to_image(runner.UNITS, start, 64)
+    for _ in range(passes - 1):  # where the stand-in's points land after each re-crop
+        again = crops.landmark_crop_affine(expected, runner.info.crop_scale, 64)
+        expected = crops.units_to_image(runner.UNITS, again, 64)
+    found = landmarker.predict(np.zeros((120, 120, 3), np.uint8), [start])
+    assert runner.batches == [1] * passes
+    np.testing.assert_allclose(found[0].points, expected, atol=1e-4)
+    if passes > 1:
+        assert np.abs(found[0].points - crops.units_to_image(runner.UNITS, start, 64)).max() > 1.0
+
+
+def test_a_pass_whose_points_give_no_box_keeps_the_crop_it_had():
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[40, 55] = 255
+    affine = crop_affine(np.array([50.0, 50.0]), 40.0, 64)
+    once, twice = BrightestPixelRunner(), BrightestPixelRunner()  # all points on one pixel: a box of no size
+    first = Landmarker(once).predict(image, [affine])[0].points
+    second = Landmarker(twice, passes=2).predict(image, [affine])[0].points
+    assert twice.batches == [1, 1]
+    np.testing.assert_allclose(second, first)
+
+
+def test_passes_are_checked():
+    landmarker = Landmarker(BrightestPixelRunner(), passes=2)
+    for bad in (0, 4, True):
+        with pytest.raises(ValueError, match="landmark passes per face must be one of 1, 2, 3, got"):
+            landmarker.passes = bad
+    assert landmarker.passes == 2, "a refused count leaves the setting as it was"
+    with pytest.raises(ValueError, match="got 5"):
+        Landmarker(BrightestPixelRunner(), passes=5)

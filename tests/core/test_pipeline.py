@@ -577,6 +577,8 @@ def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkp
         Pipeline(make_options(device="cpu"), landmarker=engine)
     with pytest.raises(ValueError, match="crops_per_face"):
         Pipeline(make_options(crops_per_face=5), landmarker=engine)
+    with pytest.raises(ValueError, match="passes"):
+        Pipeline(make_options(passes=2), landmarker=engine)
 
 
 def test_reset_clears_the_policy_state(steady_engine):

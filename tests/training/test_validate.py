@@ -32,3 +32,18 @@ def test_by_source_splits_the_validation_faces_by_their_entry(tmp_path, tiny_che
     assert sources.get("hand", {"count": 0})["count"] == sum("/hand/" in s.image_path for s in val)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny_sdfl |")]
     assert [row.split(" | ")[1] for row in rows] == ["all", *sources]
+
+
+def test_boxes_and_passes_reach_the_evaluation(tmp_path, tiny_checkpoint):
+    folder = make_300w_folder(tmp_path / "hand", count=8, seed=0)
+    tiny_config(folder, tmp_path / "runs")
+    path = tmp_path / "runs" / "tiny.yaml"
+    reports = {}
+    for args in ([], ["--passes", "2"], ["--boxes", "detector"]):
+        out = tmp_path / f"val{len(reports)}.json"
+        assert main(["--config", str(path), "--weights", str(tiny_checkpoint), "--out", str(out), *args]) == 0
+        reports[" ".join(args)] = json.loads(out.read_text())["tiny_sdfl"]
+    one, two, detector = reports[""], reports["--passes 2"], reports["--boxes detector"]
+    assert one["count"] == two["count"] == detector["count"] > 0
+    assert abs(one["nme_io"] - two["nme_io"]) > 1e-6, "a second pass re-crops, so it scores differently"
+    assert "missed_detections" not in one and 0 <= detector["missed_detections"] <= detector["count"]
