@@ -37,6 +37,19 @@ def _no_focus(*widgets) -> None:
         w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
 
+def _count_row(label: str, counts, verb: str, changed, tooltip: str) -> tuple[QComboBox, QHBoxLayout]:
+    """A labelled choice of a per-face work count (1 = real time), emitting ``changed`` with the count chosen."""
+    combo = QComboBox()
+    for count in counts:
+        combo.addItem("1 (real time)" if count == 1 else f"{count} ({verb}, {count}x the work)", count)
+    combo.setToolTip(tooltip)
+    combo.activated.connect(lambda i: changed.emit(combo.itemData(i)))
+    row = QHBoxLayout()
+    row.addWidget(QLabel(label))
+    row.addWidget(combo, 1)
+    return combo, row
+
+
 class ControlsPanel(QWidget):
     camera_requested = pyqtSignal(int)
     open_file_requested = pyqtSignal()
@@ -108,28 +121,16 @@ class ControlsPanel(QWidget):
         self.model_label.setStyleSheet("color: palette(mid);")
         self.compare = QCheckBox("Compare side by side with FC twin")
         self.compare.toggled.connect(self.compare_toggled)
-        # Test-time averaging (sdfl --crops-per-face): steadier points on photos and paused frames, at
-        # N times the network's work per face, so video stays at 1 by default.
-        self.crops_per_face = QComboBox()
-        for count in CROPS_PER_FACE:
-            self.crops_per_face.addItem("1 (real time)" if count == 1 else f"{count} (averaged, {count}x the work)", count)
-        self.crops_per_face.setToolTip("Crops per face: the model also runs on copies of each face's crop shifted "
-                                       "by 5 % of its side, and the points are averaged (more accurate on photos)")
-        self.crops_per_face.activated.connect(lambda i: self.crops_per_face_changed.emit(self.crops_per_face.itemData(i)))
-        crops_row = QHBoxLayout()
-        crops_row.addWidget(QLabel("Crops per face"))
-        crops_row.addWidget(self.crops_per_face, 1)
-        # Landmark passes (sdfl --passes): the face cut again from the landmarks found, the crop the model was
-        # trained on, which a detector's box only approximates; for photos, at N times the work per face.
-        self.passes = QComboBox()
-        for count in PASSES:
-            self.passes.addItem("1 (real time)" if count == 1 else f"{count} (re-cropped, {count}x the work)", count)
-        self.passes.setToolTip("Passes per face: each pass after the first crops the face again from the landmarks "
-                               "the pass before found (more accurate on photos)")
-        self.passes.activated.connect(lambda i: self.passes_changed.emit(self.passes.itemData(i)))
-        passes_row = QHBoxLayout()
-        passes_row.addWidget(QLabel("Passes per face"))
-        passes_row.addWidget(self.passes, 1)
+        # Test-time averaging (sdfl --crops-per-face) and landmark passes (sdfl --passes): more accurate points
+        # on photos and paused frames, at N times the network's work per face, so video stays at 1 by default.
+        self.crops_per_face, crops_row = _count_row(
+            "Crops per face", CROPS_PER_FACE, "averaged", self.crops_per_face_changed,
+            "Crops per face: the model also runs on copies of each face's crop shifted by 5 % of its side, and the "
+            "points are averaged (more accurate on photos)")
+        self.passes, passes_row = _count_row(
+            "Passes per face", PASSES, "re-cropped", self.passes_changed,
+            "Passes per face: each pass after the first crops the face again from the landmarks the pass before "
+            "found, the crop the model was trained on (more accurate on photos)")
         v = QVBoxLayout(box)
         v.addWidget(self.model_combo)
         v.addWidget(self.model_label)

@@ -138,18 +138,19 @@ class InferenceWorker(QObject):
     def set_crops_per_face(self, count: int) -> None:
         """Test-time crops per face for the model and its comparison twin; a paused frame is run again."""
         self.crops_per_face = count
-        for engine in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine):
-            if engine is not None:
-                engine.crops_per_face = count
-        self.reprocess()
+        self._set_on_engines("crops_per_face", count)
 
     @pyqtSlot(int)
     def set_passes(self, count: int) -> None:
         """Landmark passes per face for the model and its comparison twin; a paused frame is run again."""
         self.passes = count
+        self._set_on_engines("passes", count)
+
+    def _set_on_engines(self, name: str, value) -> None:
+        """One per-face setting on the model and its comparison twin; a paused frame is run again."""
         for engine in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine):
             if engine is not None:
-                engine.passes = count
+                setattr(engine, name, value)
         self.reprocess()
 
     @pyqtSlot(object)

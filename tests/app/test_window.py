@@ -171,46 +171,27 @@ def test_compare_mode_runs_the_fc_twin_on_the_same_detections(qtbot, window, fac
     assert window.last_image.shape[1] == 2 * 360 + 4, "two panes side by side"
 
 
-def test_crops_per_face_setting_reruns_the_paused_frame_averaged(qtbot, window, face_video, tiny_checkpoint):
-    """Choosing 5 crops per face re-runs the paused frame through the model on 5 shifted crops per face:
-    its raw points are those of a 5-crop landmarker on the same detection, not the single crop's."""
+@pytest.mark.parametrize("setting, count", [("crops_per_face", 5), ("passes", 2)])
+def test_per_face_setting_reruns_the_paused_frame(qtbot, window, face_video, tiny_checkpoint, setting, count):
+    """Choosing 5 crops per face (or 2 passes) re-runs the paused frame through the model on 5 shifted crops
+    per face (or on each face cut again from its first-pass landmarks): its raw points are those of a
+    landmarker with that setting on the same detection, not the default's."""
     from sdfl_core.landmarker import load_landmarker
 
     play_all(qtbot, window, face_video, frames=1)
     single = window.last_bundle.result.tracks[0].raw.points.copy()
-    combo = window.controls.crops_per_face
-    index = combo.findData(5)
-    assert index >= 0 and combo.itemData(0) == 1 and combo.currentIndex() == 0, "video starts at 1 crop"
+    combo = getattr(window.controls, setting)
+    index = combo.findData(count)
+    assert index >= 0 and combo.itemData(0) == 1 and combo.currentIndex() == 0, "video starts at 1"
     with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: b.rerun):
         combo.setCurrentIndex(index)
         combo.activated.emit(index)
-    assert window.inference.pipeline.landmarker.crops_per_face == 5
+    assert getattr(window.inference.pipeline.landmarker, setting) == count
     bundle = window.last_bundle
     track = bundle.result.tracks[0]
-    expected = load_landmarker(tiny_checkpoint, "cpu", crops_per_face=5).predict_boxes(bundle.model_input, [track.detection])
+    expected = load_landmarker(tiny_checkpoint, "cpu", **{setting: count}).predict_boxes(bundle.model_input, [track.detection])
     np.testing.assert_allclose(track.raw.points, expected[0].points, atol=1e-3)
-    assert not np.allclose(track.raw.points, single, atol=1e-3), "5 crops must move the points"
-
-
-def test_passes_setting_reruns_the_paused_frame_recropped(qtbot, window, face_video, tiny_checkpoint):
-    """Choosing 2 passes re-runs the paused frame with each face cut again from its first-pass landmarks:
-    its raw points are those of a 2-pass landmarker on the same detection, not the single pass's."""
-    from sdfl_core.landmarker import load_landmarker
-
-    play_all(qtbot, window, face_video, frames=1)
-    single = window.last_bundle.result.tracks[0].raw.points.copy()
-    combo = window.controls.passes
-    index = combo.findData(2)
-    assert index >= 0 and combo.itemData(0) == 1 and combo.currentIndex() == 0, "video starts at 1 pass"
-    with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: b.rerun):
-        combo.setCurrentIndex(index)
-        combo.activated.emit(index)
-    assert window.inference.pipeline.landmarker.passes == 2
-    bundle = window.last_bundle
-    track = bundle.result.tracks[0]
-    expected = load_landmarker(tiny_checkpoint, "cpu", passes=2).predict_boxes(bundle.model_input, [track.detection])
-    np.testing.assert_allclose(track.raw.points, expected[0].points, atol=1e-3)
-    assert not np.allclose(track.raw.points, single, atol=1e-3), "a second pass must move the points"
+    assert not np.allclose(track.raw.points, single, atol=1e-3), f"{setting} {count} must move the points"
 
 
 def test_recording_writes_a_playable_video(qtbot, window, face_video, tmp_path):
