@@ -1,7 +1,7 @@
 """Accuracy of the shipped SDFL model, its FC twin and dlib's 68-point predictor on the same faces.
 
     python benchmarks/accuracy.py [--data ../shared/data/300w/afw] [--format 300w] [--weights A --weights B]
-        [--crops-per-face 1,5]
+        [--crops-per-face 1,5] [--passes 1,2]
 
 Two protocols, each printed as one table with ratios against dlib measured in the same run:
 - gt: every model gets the ground-truth landmark box (the standard protocol; dlib's box is the same
@@ -14,7 +14,9 @@ included, so on AFW dlib is scored on its own training faces.
 
 Each model is scored once per ``--crops-per-face`` count: 1 is the network alone (what video tracking
 runs), 5 the mean over the crop and four copies shifted by 5 % of its side (``--crops-per-face 5`` of
-``sdfl eval``/``track``/``batch``/``occlusion``), at five times the network's work.
+``sdfl eval``/``track``/``batch``/``occlusion``), at five times the network's work. And once per ``--passes``
+count: 2 cuts each face again from the first pass's landmarks (``--passes 2`` of ``sdfl eval``/``track``), at
+twice the work; it is meant for detector boxes (a ground-truth box is already the training crop).
 """
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--crops-per-face", default="1,5", help="test-time crop counts to score each model with (default 1,5)")
+    parser.add_argument("--passes", default="1,2", help="landmark pass counts to score each model with (default 1,2)")
     args = parser.parse_args()
     setup_logging()
 
@@ -81,6 +84,7 @@ def main() -> int:
 
     weights = args.weights or [str(default_weights("sdfl")), str(default_weights("fc"))]
     counts = [int(c) for c in args.crops_per_face.split(",")]
+    passes = [int(c) for c in args.passes.split(",")]
     samples = load_samples(args.data, args.format)
     if args.limit:
         samples = samples[: args.limit]
@@ -89,10 +93,10 @@ def main() -> int:
     for protocol in args.protocols.split(","):
         rows = []
         for w in weights:
-            for count in counts:
-                predictor = load_landmarker(w, crops_per_face=count)
+            for count, times in ((c, p) for c in counts for p in passes):
+                predictor = load_landmarker(w, crops_per_face=count, passes=times)
                 pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
-                name = (predictor.info.name or Path(w).stem) + (f" x{count}" if count > 1 else "")
+                name = (predictor.info.name or Path(w).stem) + (f" x{count}" if count > 1 else "") + (f" p{times}" if times > 1 else "")
                 rows.append((name, summarize(pred, gt, predictor.info.schema), missed))
         if use_dlib:
             pred, missed = dlib_predictions(samples, protocol)
@@ -100,10 +104,10 @@ def main() -> int:
             rows.append(("dlib 68", summarize(pred, gt, W300), missed))
         base = rows[-1][1]["nme_io"] if use_dlib else None
         print(f"\nprotocol: {protocol} boxes")
-        print(f"{'model':<12} {'faces':>5} {'NME io %':>9} {'NME ip %':>9} {'FR@0.1 %':>9} {'AUC@0.1':>8} {'missed':>6} {'NME/dlib':>8}")
+        print(f"{'model':<14} {'faces':>5} {'NME io %':>9} {'NME ip %':>9} {'FR@0.1 %':>9} {'AUC@0.1':>8} {'missed':>6} {'NME/dlib':>8}")
         for name, r, missed in rows:
             ratio = f"{r['nme_io'] / base:.2f}" if base else "-"
-            print(f"{name:<12} {r['count']:>5} {r['nme_io'] * 100:>9.2f} {r['nme_ip'] * 100:>9.2f} {r['fr_10'] * 100:>9.2f} "
+            print(f"{name:<14} {r['count']:>5} {r['nme_io'] * 100:>9.2f} {r['nme_ip'] * 100:>9.2f} {r['fr_10'] * 100:>9.2f} "
                   f"{r['auc_10']:>8.4f} {missed:>6} {ratio:>8}")
     return 0
 
