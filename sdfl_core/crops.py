@@ -99,7 +99,7 @@ def check_passes(count: int) -> int:
 
 def recrop_affine(points: np.ndarray, previous: np.ndarray, crop_scale: float, out_size: int) -> np.ndarray:
     """The standard crop around predicted ``points`` (:func:`landmark_crop_affine`), or ``previous`` when
-    the points give no box to crop (not finite, or all on one line)."""
+    the points give no box to crop (not finite, or all on one horizontal or vertical line)."""
     points = np.asarray(points, np.float64)
     if not np.isfinite(points).all():
         return previous

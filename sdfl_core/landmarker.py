@@ -79,7 +79,7 @@ class Landmarker:
 
     @passes.setter
     def passes(self, count: int) -> None:
-        self._passes = crops.check_passes(count)
+        self._passes = int(crops.check_passes(count))
 
     @property
     def schema(self):

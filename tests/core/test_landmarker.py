@@ -345,5 +345,7 @@ def test_passes_are_checked():
         with pytest.raises(ValueError, match="landmark passes per face must be one of 1, 2, 3, got"):
             landmarker.passes = bad
     assert landmarker.passes == 2, "a refused count leaves the setting as it was"
+    landmarker.passes = np.int64(3)
+    assert type(landmarker.passes) is int and landmarker.passes == 3
     with pytest.raises(ValueError, match="got 5"):
         Landmarker(BrightestPixelRunner(), passes=5)
