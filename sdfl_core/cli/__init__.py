@@ -94,6 +94,7 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
     _add_crops_per_face(p, "default 1")
+    _add_passes(p, "default 1")
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:

@@ -27,8 +27,8 @@ def statuses(out: Path) -> dict[str, str]:
     return {name: row["status"] for name, row in read_manifest(out).items()}
 
 
-def track_csv(video: Path, weights: Path, out: Path) -> pd.DataFrame:
-    assert main(["track", str(video), "--csv", str(out), "--weights", str(weights), "--device", "cpu"]) == 0
+def track_csv(video: Path, weights: Path, out: Path, *options: str) -> pd.DataFrame:
+    assert main(["track", str(video), "--csv", str(out), "--weights", str(weights), "--device", "cpu", *options]) == 0
     return pd.read_csv(out)
 
 
@@ -110,6 +110,24 @@ def test_a_changed_input_or_model_runs_again(ray_cluster, tiny_checkpoint, tiny_
     write_slide(folder / "a.mp4", 6)
     assert batch(folder, "--out", out, "--weights", tiny_fc_checkpoint) == 0
     assert read_manifest(out)["a.mp4"]["status"] == "done" and read_manifest(out)["a.mp4"]["frames"] == "6"
+
+
+@pytest.mark.slow
+def test_passes_reach_the_workers_and_a_changed_count_runs_again(ray_cluster, tiny_checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_slide(folder / "a.mp4", 5)
+    out = tmp_path / "out"
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--passes", 2) == 0
+    twice = track_csv(folder / "a.mp4", tiny_checkpoint, tmp_path / "track2.csv", "--passes", "2")
+    assert_same_csv(out / "a.csv", twice)
+    once = track_csv(folder / "a.mp4", tiny_checkpoint, tmp_path / "track1.csv")
+    assert not once.drop(columns=["source"], errors="ignore").equals(twice.drop(columns=["source"], errors="ignore"))
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--passes", 2) == 0
+    assert statuses(out) == {"a.mp4": "skipped"}
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint) == 0
+    assert statuses(out) == {"a.mp4": "done"}
+    assert_same_csv(out / "a.csv", once)
 
 
 @pytest.mark.slow
