@@ -15,7 +15,7 @@ included, so on AFW dlib is scored on its own training faces.
 Each model is scored once per ``--crops-per-face`` count: 1 is the network alone (what video tracking
 runs), 5 the mean over the crop and four copies shifted by 5 % of its side (``--crops-per-face 5`` of
 ``sdfl eval``/``track``/``batch``/``occlusion``), at five times the network's work. And once per ``--passes``
-count: 2 cuts each face again from the first pass's landmarks (``--passes 2`` of ``sdfl eval``/``track``), at
+count: 2 cuts each face again from the first pass's landmarks (``--passes 2`` of ``sdfl eval``/``track``/``batch``), at
 twice the work; it is meant for detector boxes (a ground-truth box is already the training crop).
 """
 from __future__ import annotations
