@@ -43,6 +43,11 @@ def predict_samples(landmarker, samples: list[Sample], boxes: str = "gt", batch_
     if boxes == "detector":
         from .detector import DetectorOptions, FaceDetector
 
+        if "full" not in info.detector_box:
+            # A training run's checkpoint has none until training.ship measures it: its crops then sit
+            # where the raw box puts them, and its scores are not comparable with a shipped model's.
+            log.warning("%s has no calibration for the full-range detector's box (training.ship adds it): "
+                        "its crops are the raw box times the crop scale", landmarker.name)
         detector = FaceDetector(DetectorOptions(model="full", min_confidence=0.3))
     elif boxes != "gt":
         raise ValueError(f"boxes must be gt or detector, got {boxes!r}")

@@ -58,3 +58,15 @@ def test_a_second_pass_crops_each_face_from_the_first_pass_landmarks(tmp_path):
         np.testing.assert_allclose(got, second, atol=1e-3)
         assert np.abs(first - got).max() > 1e-3  # the second crop does change the answer
 
+
+
+def test_detector_boxes_without_a_calibration_say_so(tmp_path, caplog):
+    landmarker = load_landmarker(make_checkpoint(tmp_path / "plain29.pt", num_points=29), device="cpu")
+    assert "full" not in landmarker.info.detector_box
+    with caplog.at_level("WARNING", logger="sdfl_core.evaluate"):
+        predict_samples(landmarker, _samples(2, flags=False), "detector")
+    assert "no calibration for the full-range detector" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sdfl_core.evaluate"):
+        predict_samples(landmarker, _samples(2, flags=False), "gt")
+    assert "calibration" not in caplog.text
