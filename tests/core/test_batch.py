@@ -68,6 +68,14 @@ def batch(*args) -> int:
     return main(["batch", *map(str, args)])
 
 
+def one_clip(tmp_path: Path, name: str = "a.mp4", frames: int = 5) -> tuple[Path, Path]:
+    """An input folder holding one slide clip, and the output folder for it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_slide(folder / name, frames)
+    return folder, tmp_path / "out"
+
+
 @pytest.mark.slow
 def test_folder_gives_track_csvs_then_skips_then_redoes_only_the_missing(ray_cluster, clips, tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
@@ -100,10 +108,7 @@ def test_folder_gives_track_csvs_then_skips_then_redoes_only_the_missing(ray_clu
 
 @pytest.mark.slow
 def test_a_changed_input_or_model_runs_again(ray_cluster, tiny_checkpoint, tiny_fc_checkpoint, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write_slide(folder / "a.mp4", 5)
-    out = tmp_path / "out"
+    folder, out = one_clip(tmp_path)
     assert batch(folder, "--out", out, "--weights", tiny_checkpoint) == 0
     assert batch(folder, "--out", out, "--weights", tiny_fc_checkpoint) == 0
     assert statuses(out) == {"a.mp4": "done"}
@@ -114,10 +119,7 @@ def test_a_changed_input_or_model_runs_again(ray_cluster, tiny_checkpoint, tiny_
 
 @pytest.mark.slow
 def test_passes_reach_the_workers_and_a_changed_count_runs_again(ray_cluster, tiny_checkpoint, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write_slide(folder / "a.mp4", 5)
-    out = tmp_path / "out"
+    folder, out = one_clip(tmp_path)
     assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--passes", 2) == 0
     twice = track_csv(folder / "a.mp4", tiny_checkpoint, tmp_path / "track2.csv", "--passes", "2")
     assert_same_csv(out / "a.csv", twice)
@@ -132,10 +134,7 @@ def test_passes_reach_the_workers_and_a_changed_count_runs_again(ray_cluster, ti
 
 @pytest.mark.slow
 def test_a_worker_that_dies_mid_video_is_retried(ray_cluster, tiny_checkpoint, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write_slide(folder / "crash_once.mp4", 8)
-    out = tmp_path / "out"
+    folder, out = one_clip(tmp_path, "crash_once.mp4", 8)
     assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--video") == 0
     assert (ray_cluster / "crash_once.crashed").exists()  # the worker did die in the first attempt
     row = read_manifest(out)["crash_once.mp4"]
