@@ -100,13 +100,11 @@ def check_passes(count: int) -> int:
 def recrop_affine(points: np.ndarray, previous: np.ndarray, crop_scale: float, out_size: int) -> np.ndarray:
     """The standard crop around predicted ``points`` (:func:`landmark_crop_affine`), or ``previous`` when
     the points give no box to crop (not finite, or all on one horizontal or vertical line)."""
-    points = np.asarray(points, np.float64)
-    if not np.isfinite(points).all():
-        return previous
     box = landmark_box(points)
-    if box[2] <= 0 or box[3] <= 0:
+    if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
         return previous
-    return landmark_crop_affine(points, crop_scale, out_size)
+    center, side = square_from_box(box, crop_scale)
+    return crop_affine(center, side, out_size)
 
 
 def crop_steps(count: int) -> list[tuple[int, int]]:

@@ -59,7 +59,6 @@ def test_a_second_pass_crops_each_face_from_the_first_pass_landmarks(tmp_path):
         assert np.abs(first - got).max() > 1e-3  # the second crop does change the answer
 
 
-
 def test_detector_boxes_without_a_calibration_say_so(tmp_path, caplog):
     landmarker = load_landmarker(make_checkpoint(tmp_path / "plain29.pt", num_points=29), device="cpu")
     assert "full" not in landmarker.info.detector_box
