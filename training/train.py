@@ -192,14 +192,59 @@ class TrainingForward(torch.nn.Module):
 
 def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int, int]:
     """Copy every tensor of ``source`` whose name and shape ``model`` shares (e.g. the backbone stages a new
-    head still reads); returns (copied, model's tensor count). Raises when nothing matches."""
+    head still reads); returns (copied, model's tensor count). Raises when nothing matches. The graph
+    (``mask``) stays the one the config mined; a graph that only adds edges to the source's keeps its
+    edges' weights (``grow_edges``)."""
     target = model.state_dict()
     matching = {key: value for key, value in source.state_dict().items()
-                if key in target and target[key].shape == value.shape}
+                if key in target and target[key].shape == value.shape and key != "mask"}
     if not matching:
         raise ValueError("train.init_partial: the initialising model shares no tensor with this one")
     model.load_state_dict({**target, **{k: v.to(target[k].dtype) for k, v in matching.items()}})
-    return len(matching), len(target)
+    copied = len(matching)
+    if grow_edges(model, source):
+        copied += 2
+    return copied, len(target)
+
+
+NEW_EDGE_OFFSET = 3.0
+"""How far below its row's mean edge logit a grown edge starts (``grow_edges``): e^-3, about 5 % of an
+average edge's weight, so the grown model starts next to its source and the new edges can still learn."""
+
+
+@torch.no_grad()
+def grow_edges(model: torch.nn.Module, source: torch.nn.Module) -> bool:
+    """Warm-start a dynamic-edge graph head whose graph (``mask``) adds edges to ``source``'s (a larger k):
+    each old edge keeps its row of the edge layer, each new edge (i, j) gets the mean of row i's old edges'
+    rows, its bias ``NEW_EDGE_OFFSET`` lower, so its logit follows its node's old edges from below. Returns
+    False (nothing done) unless both heads are dynamic graph heads and the graphs differ by added edges only;
+    raises if the source's graph has an edge this one lacks."""
+    fc_new, fc_old = getattr(model, "edge_fc", None), getattr(source, "edge_fc", None)
+    if fc_new is None or fc_old is None or model.mask.shape != source.mask.shape:
+        return False
+    new, old = model.mask.cpu(), source.mask.cpu()
+    if torch.equal(new, old):
+        return False
+    if (old & ~new).any():
+        raise ValueError("train.init_partial: the initialising model's graph has edges this config's graph lacks; "
+                         "only a graph that adds edges (a larger model.k) can start from it")
+    n = new.shape[0]
+    slot_new = torch.zeros(n, n, dtype=torch.long)
+    slot_new[new] = torch.arange(int(new.sum()))
+    slot_old = torch.zeros(n, n, dtype=torch.long)
+    slot_old[old] = torch.arange(int(old.sum()))
+    w_old, b_old = fc_old[-1].weight, fc_old[-1].bias
+    w_new, b_new = fc_new[-1].weight, fc_new[-1].bias
+    for i in range(n):
+        kept = slot_old[i][old[i]]
+        w_new[slot_new[i][old[i]]] = w_old[kept].to(w_new)
+        b_new[slot_new[i][old[i]]] = b_old[kept].to(b_new)
+        added = slot_new[i][new[i] & ~old[i]]
+        w_new[added] = w_old[kept].mean(0).to(w_new)
+        b_new[added] = b_old[kept].mean().to(b_new) - NEW_EDGE_OFFSET
+    log.info("graph grown from %d to %d edges; each new edge starts %.1f below its node's mean edge logit",
+             int(old.sum()), int(new.sum()), NEW_EDGE_OFFSET)
+    return True
 
 
 def train(config: dict, resume: str | None = None) -> Path:
