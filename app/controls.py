@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from sdfl_core.crops import CROPS_PER_FACE, PASSES
+from sdfl_core.crops import CROPS_PER_FACE, PASSES, PHOTO_PASSES
 from sdfl_core.draw import DrawOptions
 from sdfl_core.occluders import COVER_SIDES
 from sdfl_core.registry import MODEL_CHOICES, MODEL_LABELS
@@ -37,9 +37,12 @@ def _no_focus(*widgets) -> None:
         w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
 
-def _count_row(label: str, counts, verb: str, changed, tooltip: str) -> tuple[QComboBox, QHBoxLayout]:
-    """A labelled choice of a per-face work count (1 = real time), emitting ``changed`` with the count chosen."""
+def _count_row(label: str, counts, verb: str, changed, tooltip: str, auto: str = "") -> tuple[QComboBox, QHBoxLayout]:
+    """A labelled choice of a per-face work count (1 = real time), emitting ``changed`` with the count chosen;
+    with ``auto`` a first item, the default, that emits 0: the source's mode chooses."""
     combo = QComboBox()
+    if auto:
+        combo.addItem(auto, 0)
     for count in counts:
         combo.addItem("1 (real time)" if count == 1 else f"{count} ({verb}, {count}x the work)", count)
     combo.setToolTip(tooltip)
@@ -130,7 +133,9 @@ class ControlsPanel(QWidget):
         self.passes, passes_row = _count_row(
             "Passes per face", PASSES, "re-cropped", self.passes_changed,
             "Passes per face: each pass after the first crops the face again from the landmarks the pass before "
-            "found, the crop the model was trained on (more accurate on photos)")
+            "found, the crop the model was trained on (more accurate on photos). Auto: "
+            f"{PHOTO_PASSES} for photos, 1 for video and camera",
+            auto=f"auto ({PHOTO_PASSES} for photos, 1 for video)")
         v = QVBoxLayout(box)
         v.addWidget(self.model_combo)
         v.addWidget(self.model_label)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
+from sdfl_core.crops import default_passes
 from sdfl_core.detector import DetectorOptions
 from sdfl_core.errors import first_line
 from sdfl_core.landmarker import Landmarker, load_landmarker
@@ -49,7 +50,7 @@ class InferenceWorker(QObject):
         self.smoothing = 0.5
         self.smooth = True
         self.crops_per_face = 1
-        self.passes = 1
+        self.passes = 0  # 0: the source's mode chooses (default_passes)
         self.frozen = False
         self._last_frame: Frame | None = None
         self.generation = 0
@@ -71,6 +72,9 @@ class InferenceWorker(QObject):
         """Run the pipeline in the new source's mode: photos share no tracks or filter state."""
         if info.running_mode != self.running_mode:
             self.running_mode = info.running_mode
+            if not self.passes:
+                for engine in self._engines():
+                    engine.passes = self._passes()
             self.reset_tracking()
 
     @pyqtSlot(str)
@@ -78,7 +82,7 @@ class InferenceWorker(QObject):
         self.busy.emit(f"loading model {choice} ...")
         try:
             weights = require_model_file(choice)
-            engine = load_landmarker(weights, self.device, crops_per_face=self.crops_per_face, passes=self.passes)
+            engine = load_landmarker(weights, self.device, crops_per_face=self.crops_per_face, passes=self._passes())
             pipeline = Pipeline(self._options(), landmarker=engine)
         except Exception as exc:  # any broken file must leave the app running with a message
             log.warning("model %s failed to load: %s", choice, exc)
@@ -98,7 +102,7 @@ class InferenceWorker(QObject):
         self.busy.emit(f"loading comparison model {choice} ...")
         try:
             engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self.crops_per_face,
-                                     passes=self.passes)
+                                     passes=self._passes())
         except Exception as exc:
             log.warning("comparison model %s failed to load: %s", choice, exc)
             self.busy.emit("")
@@ -142,15 +146,22 @@ class InferenceWorker(QObject):
 
     @pyqtSlot(int)
     def set_passes(self, count: int) -> None:
-        """Landmark passes per face for the model and its comparison twin; a paused frame is run again."""
+        """Landmark passes per face for the model and its comparison twin (0: the source's mode chooses); a
+        paused frame is run again."""
         self.passes = count
-        self._set_on_engines("passes", count)
+        self._set_on_engines("passes", self._passes())
+
+    def _passes(self) -> int:
+        return self.passes or default_passes(self.running_mode)
+
+    def _engines(self) -> list[Landmarker]:
+        """The model's landmarker and its comparison twin's, those loaded."""
+        return [e for e in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine) if e is not None]
 
     def _set_on_engines(self, name: str, value) -> None:
         """One per-face setting on the model and its comparison twin; a paused frame is run again."""
-        for engine in (self.pipeline.landmarker if self.pipeline is not None else None, self.compare_engine):
-            if engine is not None:
-                setattr(engine, name, value)
+        for engine in self._engines():
+            setattr(engine, name, value)
         self.reprocess()
 
     @pyqtSlot(object)

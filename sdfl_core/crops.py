@@ -90,6 +90,18 @@ PASSES = (1, 2, 3)
 further pass from the previous pass's landmarks, as the model was trained to be cropped."""
 
 
+PHOTO_PASSES = 2
+"""The landmark passes run on photos unless told otherwise (:func:`default_passes`)."""
+
+
+def default_passes(running_mode: str) -> int:
+    """The landmark passes ``sdfl`` runs unless told: :data:`PHOTO_PASSES` on photos (``"image"`` mode, whose
+    faces are cropped from a detector's box, which only approximates the training crop; chosen on the
+    validation split, see the README), 1 on video and camera, which stay real time and, between
+    detections, crop each face from its previous frame's landmarks."""
+    return PHOTO_PASSES if running_mode == "image" else 1
+
+
 def check_passes(count: int) -> int:
     """``count`` if it is a number of passes :data:`PASSES` allows, else a one-line ValueError."""
     if isinstance(count, bool) or count not in PASSES:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .crops import default_passes
 from .detector import DetectorOptions, FaceDetector
 from .images import to_bgr_uint8
 from .landmarker import Landmarker, load_landmarker
@@ -40,9 +41,10 @@ class PipelineOptions:
     crops_per_face: int = 1
     """Test-time crops per face (1, 5 or 9; :class:`Landmarker`): more than 1 is for photos and offline
     work, at that many times the landmark model's time."""
-    passes: int = 1
+    passes: int | None = None
     """Landmark passes per face (1, 2 or 3; :class:`Landmarker`): each pass after the first crops the face
-    from the landmarks of the pass before. For photos, at that many times the landmark model's time."""
+    from the landmarks of the pass before, at that many times the landmark model's time. None: the
+    detector's running mode chooses (:func:`~sdfl_core.crops.default_passes`: more for photos, 1 for video)."""
     detector: DetectorOptions = field(default_factory=_video_detector)
     """The face detector, and the running mode of the whole pipeline: "video" (consecutive frames,
     tracked and smoothed) or "image" (every frame an unrelated photo: no track or filter state crosses
@@ -51,6 +53,10 @@ class PipelineOptions:
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     """Association and smoothing; ``tracker.smoothing`` is the one smoothing knob (0 = off)."""
     redetect: RedetectOptions = field(default_factory=RedetectOptions)
+
+    def passes_to_run(self) -> int:
+        """``passes``, or when None the default of the detector's running mode."""
+        return self.passes or default_passes(self.detector.running_mode)
 
     def __post_init__(self) -> None:
         for name, kind in (("detector", DetectorOptions), ("tracker", TrackerOptions), ("redetect", RedetectOptions)):
@@ -85,13 +91,13 @@ class Pipeline:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
                                     ("num_threads", self.options.num_threads),
                                     ("crops_per_face", self.options.crops_per_face != 1),
-                                    ("passes", self.options.passes != 1)) if v]
+                                    ("passes", self.options.passes is not None)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
         self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device,
                                                         num_threads=self.options.num_threads,
                                                         crops_per_face=self.options.crops_per_face,
-                                                        passes=self.options.passes)
+                                                        passes=self.options.passes_to_run())
         self.detector = FaceDetector(self.options.detector)
         self.tracker = Tracker(self.options.tracker)
         self.policy = policy or make_policy(

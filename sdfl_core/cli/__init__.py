@@ -48,10 +48,11 @@ def _add_crops_per_face(p: argparse.ArgumentParser, use: str) -> None:
                         f"landmark model's work; {use}")
 
 
-def _add_passes(p: argparse.ArgumentParser, use: str) -> None:
+def _add_passes(p: argparse.ArgumentParser, use: str, default: int | None = None) -> None:
+    """``--passes``; ``default`` None leaves the choice to the command (photos get more, ``default_passes``)."""
     from ..crops import PASSES
 
-    p.add_argument("--passes", type=int, default=1, choices=PASSES, metavar="N",
+    p.add_argument("--passes", type=int, default=default, choices=PASSES, metavar="N",
                    help=f"landmark passes per face, {', '.join(map(str, PASSES))}: each pass after the first crops the face "
                         f"again from the landmarks the pass before found, the crop the model was trained on, which a "
                         f"detector's box only approximates; N times the landmark model's work; {use}")
@@ -79,7 +80,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
                    help="run the face detector every K-th frame and crop from the previous landmarks in between "
                         "(re-detecting early when a face is lost); 1 = every frame (default)")
     _add_crops_per_face(p, "default 1 (real time)")
-    _add_passes(p, "default 1 (real time; 2 for photos)")
+    _add_passes(p, "default 2 for an image or a folder of photos (image mode), 1 for video and camera (real time)")
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
@@ -94,7 +95,7 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
     _add_crops_per_face(p, "default 1")
-    _add_passes(p, "default 1")
+    _add_passes(p, "default 1 (video)", default=1)
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
@@ -108,7 +109,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
     _add_crops_per_face(p, "default 1 (the model alone)")
-    _add_passes(p, "default 1 (the standard protocol; 2 helps with --boxes detector)")
+    _add_passes(p, "default 1 with --boxes gt (the standard protocol), 2 with --boxes detector (as sdfl track "
+                   "runs photos)")
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:

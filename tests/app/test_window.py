@@ -182,7 +182,8 @@ def test_per_face_setting_reruns_the_paused_frame(qtbot, window, face_video, tin
     single = window.last_bundle.result.tracks[0].raw.points.copy()
     combo = getattr(window.controls, setting)
     index = combo.findData(count)
-    assert index >= 0 and combo.itemData(0) == 1 and combo.currentIndex() == 0, "video starts at 1"
+    assert index >= 0 and combo.currentIndex() == 0, "the default"
+    assert getattr(window.inference.pipeline.landmarker, setting) == 1, "video starts at 1"
     with qtbot.waitSignal(window.frame_shown, timeout=WAIT_MS, check_params_cb=lambda b: b.rerun):
         combo.setCurrentIndex(index)
         combo.activated.emit(index)
@@ -192,6 +193,25 @@ def test_per_face_setting_reruns_the_paused_frame(qtbot, window, face_video, tin
     expected = load_landmarker(tiny_checkpoint, "cpu", **{setting: count}).predict_boxes(bundle.model_input, [track.detection])
     np.testing.assert_allclose(track.raw.points, expected[0].points, atol=1e-3)
     assert not np.allclose(track.raw.points, single, atol=1e-3), f"{setting} {count} must move the points"
+
+
+def test_auto_passes_follow_the_source_and_a_chosen_count_stays(qtbot, window, photo_folder, face_video):
+    """By default ("auto") photos get the photo passes and video one; a count the user picks holds for both."""
+    from sdfl_core.crops import PHOTO_PASSES
+
+    combo = window.controls.passes
+    assert combo.currentIndex() == 0 and combo.itemData(0) == 0, "auto is the default"
+    engine = window.inference.pipeline.landmarker
+    _results_of(qtbot, window, photo_folder, sequence=False)
+    assert engine.passes == PHOTO_PASSES
+    play_all(qtbot, window, face_video, frames=1)
+    assert engine.passes == 1
+    index = combo.findData(3)
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    qtbot.waitUntil(lambda: engine.passes == 3, timeout=WAIT_MS)
+    _results_of(qtbot, window, photo_folder, sequence=False)
+    assert engine.passes == 3
 
 
 def test_recording_writes_a_playable_video(qtbot, window, face_video, tmp_path):

@@ -581,6 +581,13 @@ def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkp
         Pipeline(make_options(passes=2), landmarker=engine)
 
 
+def test_photos_default_to_more_passes_than_video(tiny_checkpoint):
+    assert crops.default_passes("image") == crops.PHOTO_PASSES > 1 == crops.default_passes("video")
+    for mode, passes, expected in (("image", None, crops.PHOTO_PASSES), ("video", None, 1), ("image", 1, 1), ("video", 3, 3)):
+        with Pipeline(make_options(weights=tiny_checkpoint, running_mode=mode, passes=passes)) as pipeline:
+            assert pipeline.landmarker.passes == expected, (mode, passes)
+
+
 def test_reset_clears_the_policy_state(steady_engine):
     with make_pipeline(steady_engine, redetect_every=4) as pipeline:
         for i in range(3):
