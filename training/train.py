@@ -193,18 +193,36 @@ class TrainingForward(torch.nn.Module):
 def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int, int]:
     """Copy every tensor of ``source`` whose name and shape ``model`` shares (e.g. the backbone stages a new
     head still reads); returns (copied, model's tensor count). Raises when nothing matches. The graph
-    (``mask``) stays the one the config mined; a graph that only adds edges to the source's keeps its
-    edges' weights (``grow_edges``)."""
+    (``mask``) stays the one the config mined. When it differs from the source's, the edge layer's output
+    cannot be copied as it is: a graph that adds edges keeps the old edges' weights (``grow_edges``); any
+    other starts that output untrained, with a warning."""
     target = model.state_dict()
+    change = graph_change(model, source)
+    last = f"edge_fc.{len(model.edge_fc) - 1}." if change != "same" else None
     matching = {key: value for key, value in source.state_dict().items()
-                if key in target and target[key].shape == value.shape and key != "mask"}
+                if key in target and target[key].shape == value.shape and key != "mask"
+                and not (last and key.startswith(last))}
     if not matching:
         raise ValueError("train.init_partial: the initialising model shares no tensor with this one")
     model.load_state_dict({**target, **{k: v.to(target[k].dtype) for k, v in matching.items()}})
-    copied = len(matching)
-    if grow_edges(model, source):
-        copied += 2
-    return copied, len(target)
+    if change == "grown":
+        grow_edges(model, source)
+        return len(matching) + 2, len(target)
+    if change == "other":
+        log.warning("train.init_partial: the initialising model's graph has edges this config's graph lacks; "
+                    "the edge layer's output starts untrained")
+    return len(matching), len(target)
+
+
+def graph_change(model: torch.nn.Module, source: torch.nn.Module) -> str:
+    """How ``model``'s dynamic-edge graph relates to ``source``'s: "same" (or either has no edge layer),
+    "grown" (``model``'s adds edges only) or "other"."""
+    if getattr(model, "edge_fc", None) is None or getattr(source, "edge_fc", None) is None:
+        return "same"
+    new, old = model.mask.cpu(), source.mask.cpu()
+    if new.shape == old.shape and torch.equal(new, old):
+        return "same"
+    return "grown" if new.shape == old.shape and not (old & ~new).any() else "other"
 
 
 NEW_EDGE_OFFSET = 3.0
@@ -213,28 +231,21 @@ average edge's weight, so the grown model starts next to its source and the new 
 
 
 @torch.no_grad()
-def grow_edges(model: torch.nn.Module, source: torch.nn.Module) -> bool:
-    """Warm-start a dynamic-edge graph head whose graph (``mask``) adds edges to ``source``'s (a larger k):
-    each old edge keeps its row of the edge layer, each new edge (i, j) gets the mean of row i's old edges'
-    rows, its bias ``NEW_EDGE_OFFSET`` lower, so its logit follows its node's old edges from below. Returns
-    False (nothing done) unless both heads are dynamic graph heads and the graphs differ by added edges only;
-    raises if the source's graph has an edge this one lacks."""
-    fc_new, fc_old = getattr(model, "edge_fc", None), getattr(source, "edge_fc", None)
-    if fc_new is None or fc_old is None or model.mask.shape != source.mask.shape:
-        return False
+def grow_edges(model: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Warm-start the edge layer's output of a dynamic-edge graph head whose graph (``mask``) adds edges to
+    ``source``'s (a larger k; ``graph_change`` "grown"): each old edge keeps its row, each new edge (i, j)
+    gets the mean of row i's old edges' rows, its bias ``NEW_EDGE_OFFSET`` lower, so its logit follows its
+    node's old edges from below."""
+    if graph_change(model, source) != "grown":
+        raise ValueError("grow_edges needs a model whose graph adds edges to the source's")
     new, old = model.mask.cpu(), source.mask.cpu()
-    if torch.equal(new, old):
-        return False
-    if (old & ~new).any():
-        raise ValueError("train.init_partial: the initialising model's graph has edges this config's graph lacks; "
-                         "only a graph that adds edges (a larger model.k) can start from it")
     n = new.shape[0]
     slot_new = torch.zeros(n, n, dtype=torch.long)
     slot_new[new] = torch.arange(int(new.sum()))
     slot_old = torch.zeros(n, n, dtype=torch.long)
     slot_old[old] = torch.arange(int(old.sum()))
-    w_old, b_old = fc_old[-1].weight, fc_old[-1].bias
-    w_new, b_new = fc_new[-1].weight, fc_new[-1].bias
+    w_old, b_old = source.edge_fc[-1].weight, source.edge_fc[-1].bias
+    w_new, b_new = model.edge_fc[-1].weight, model.edge_fc[-1].bias
     for i in range(n):
         kept = slot_old[i][old[i]]
         w_new[slot_new[i][old[i]]] = w_old[kept].to(w_new)
@@ -244,7 +255,6 @@ def grow_edges(model: torch.nn.Module, source: torch.nn.Module) -> bool:
         b_new[added] = b_old[kept].mean().to(b_new) - NEW_EDGE_OFFSET
     log.info("graph grown from %d to %d edges; each new edge starts %.1f below its node's mean edge logit",
              int(old.sum()), int(new.sum()), NEW_EDGE_OFFSET)
-    return True
 
 
 def train(config: dict, resume: str | None = None) -> Path:

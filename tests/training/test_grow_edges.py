@@ -7,23 +7,24 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sdfl_core.model import ModelConfig, SDFLModel  # noqa: E402
-from training.train import NEW_EDGE_OFFSET, grow_edges, init_matching  # noqa: E402
+from training.train import NEW_EDGE_OFFSET, graph_change, grow_edges, init_matching  # noqa: E402
 
 N, SIZE = 12, 64
 
 
-def ring_mask(k: int) -> np.ndarray:
-    """Each point's k neighbours are the next k points on a ring (self-loops included)."""
+def ring_mask(k: int, step: int = 1) -> np.ndarray:
+    """Each point's k neighbours are the next k points on a ring (the previous k with ``step`` -1), self-loops
+    included."""
     mask = np.eye(N, dtype=bool)
     for d in range(1, k + 1):
-        mask[np.arange(N), (np.arange(N) + d) % N] = True
+        mask[np.arange(N), (np.arange(N) + step * d) % N] = True
     return mask
 
 
-def model(k: int, seed: int, **config) -> SDFLModel:
+def model(k: int, seed: int, step: int = 1, **config) -> SDFLModel:
     torch.manual_seed(seed)
     cfg = ModelConfig(**{"backbone": "mobilenetv2_050", **config}, num_points=N, input_size=SIZE)
-    built = SDFLModel(cfg, ring_mask(k)).eval()
+    built = SDFLModel(cfg, ring_mask(k, step)).eval()
     if hasattr(built, "edge_fc"):  # trained edges differ from edge to edge
         torch.nn.init.normal_(built.edge_fc[-1].weight, std=0.5)
         torch.nn.init.normal_(built.edge_fc[-1].bias, std=0.5)
@@ -56,12 +57,23 @@ def test_a_grown_graph_keeps_the_old_edges_and_starts_the_new_ones_below_their_n
         assert (grown(x)[0] - small(x)[0]).abs().max() < 0.05
 
 
-def test_growing_does_nothing_for_the_same_graph_or_a_head_without_edge_layer():
-    assert not grow_edges(model(2, seed=0), model(2, seed=1))
-    assert not grow_edges(model(4, seed=0), model(2, seed=1, head="fc"))
-    assert not grow_edges(model(4, seed=0, edge_mode="static"), model(2, seed=1))
-
-
-def test_a_graph_that_loses_edges_is_refused():
-    with pytest.raises(ValueError, match="edges this config's graph lacks"):
+def test_only_a_dynamic_graph_that_adds_edges_is_grown():
+    assert graph_change(model(2, seed=0), model(2, seed=1)) == "same"
+    assert graph_change(model(4, seed=0), model(2, seed=1, head="fc")) == "same"
+    assert graph_change(model(4, seed=0, edge_mode="static"), model(2, seed=1)) == "same"
+    assert graph_change(model(4, seed=0), model(2, seed=1)) == "grown"
+    assert graph_change(model(2, seed=0), model(4, seed=1)) == "other"
+    with pytest.raises(ValueError, match="adds edges"):
         grow_edges(model(2, seed=0), model(4, seed=1))
+
+
+def test_another_graph_of_the_same_size_starts_its_edge_output_untrained(caplog):
+    """The same number of edges on other pairs: the old rows would weigh the wrong edges, so none is copied."""
+    other, source = model(2, seed=0, step=-1), model(2, seed=1)
+    before = other.edge_fc[-1].weight.clone()
+    assert before.shape == source.edge_fc[-1].weight.shape and graph_change(other, source) == "other"
+    copied, total = init_matching(other, source)
+    assert copied == total - 3  # the graph and the edge output's weight and bias
+    assert torch.equal(other.edge_fc[-1].weight, before)
+    assert torch.equal(other.edge_fc[0].weight, source.edge_fc[0].weight)
+    assert "starts untrained" in caplog.text
