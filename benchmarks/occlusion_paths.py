@@ -39,8 +39,10 @@ from training.data import split_samples
 VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
 
 
-def run_variants(model, h_occ: torch.Tensor, h_clean: torch.Tensor, visible: np.ndarray) -> dict[str, torch.Tensor]:
-    """Coordinates (1, N, 2) of each variant for one face, from its two map-to-node outputs."""
+def run_variants(model, h_occ: torch.Tensor, h_clean: torch.Tensor, visible: np.ndarray,
+                 ctx_occ: torch.Tensor | None = None, ctx_clean: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Coordinates (1, N, 2) of each variant for one face, from its two map-to-node outputs (and, under
+    ``model.global_context``, its two node contexts: every variant but "clean" reads the occluded one)."""
     e = model.config.expansion
     vis = torch.from_numpy(visible)
     chan = vis.repeat_interleave(e)[None, :, None, None]
@@ -51,12 +53,12 @@ def run_variants(model, h_occ: torch.Tensor, h_clean: torch.Tensor, visible: np.
     mask = model.mask.float()
     uniform = (mask / mask.sum(-1, keepdim=True))[None]
     return {
-        "clean": model.graph_regress(h_clean, model.edge_weights(h_clean)),
-        "occluded": model.graph_regress(h_occ, adj),
-        "own features": model.graph_regress(torch.where(chan, h_occ, h_clean), adj),
-        "graph messages": model.graph_regress(torch.where(chan, h_clean, h_occ), adj),
-        "cut edges": model.graph_regress(h_occ, cut),
-        "uniform adj": model.graph_regress(h_occ, uniform),
+        "clean": model.graph_regress(h_clean, model.edge_weights(h_clean), ctx_clean),
+        "occluded": model.graph_regress(h_occ, adj, ctx_occ),
+        "own features": model.graph_regress(torch.where(chan, h_occ, h_clean), adj, ctx_occ),
+        "graph messages": model.graph_regress(torch.where(chan, h_clean, h_occ), adj, ctx_occ),
+        "cut edges": model.graph_regress(h_occ, cut, ctx_occ),
+        "uniform adj": model.graph_regress(h_occ, uniform, ctx_occ),
     }
 
 
@@ -91,8 +93,9 @@ def main() -> int:
                 occ = occlude_random(image, sample.points, level, case_rng(args.seed, index, "random"), textures)
                 batch = np.stack([crops.warp(occ.image, affine, size), crops.warp(image, affine, size)])
                 with torch.inference_mode():
-                    h = model.embed(model.backbone(torch.from_numpy(to_input(batch, info.norm_mean, info.norm_std)))[-1])
-                    outs = run_variants(model, h[:1], h[1:], occ.visible)
+                    feats = model.backbone(torch.from_numpy(to_input(batch, info.norm_mean, info.norm_std)))[-1]
+                    h, ctx = model.embed(feats), model.node_context(feats)
+                    outs = run_variants(model, h[:1], h[1:], occ.visible, *((ctx[:1], ctx[1:]) if ctx is not None else ()))
                 for name, coords in outs.items():
                     pred = crops.units_to_image(coords.numpy(), affine, size)
                     err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]

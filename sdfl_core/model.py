@@ -165,6 +165,11 @@ class SDFLModel(nn.Module):
             slots[mask_t.flatten()] = torch.arange(1, nnz + 1)
             self.register_buffer("edge_slots", slots, persistent=False)
             self.gc_in = GraphConv(node_dim, config.hidden)
+            if config.global_context:
+                self.context = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden),
+                                             nn.ReLU(inplace=True), nn.Linear(config.fc_hidden, n * config.hidden))
+                nn.init.zeros_(self.context[-1].weight)
+                nn.init.zeros_(self.context[-1].bias)
             self.blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.num_blocks))
             self.gc_out = GraphConv(config.hidden, 2, activate=False)
             last = self.gc_out.linear
@@ -281,7 +286,7 @@ class SDFLModel(nn.Module):
             return coords, first[..., :0], vis, first
         h = self.embed(feats)
         adj = self.edge_weights(h)
-        first, nodes_in, nodes_out = self._graph(h, adj)
+        first, nodes_in, nodes_out = self._graph(h, adj, self.node_context(feats))
         coords, node_features = first, [nodes_in, nodes_out]
         if self.config.refine:
             patches = self.sample_patches(maps[0], first)
@@ -295,15 +300,25 @@ class SDFLModel(nn.Module):
             vis = self.vis_head(torch.cat(node_features, dim=-1)).squeeze(-1) + self.vis_bias
         return coords, adj, vis, first
 
-    def graph_regress(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """Graph head from the map-to-node output ``h`` (B, N*n, H, W) and edge weights ``adj`` (B, N, N).
+    def node_context(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """(B, N, hidden): each node's share of the whole map's code (``model.global_context``), or None."""
+        if not self.config.global_context:
+            return None
+        return self.context(feats).unflatten(1, (self.config.num_points, self.config.hidden))
+
+    def graph_regress(self, h: torch.Tensor, adj: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Graph head from the map-to-node output ``h`` (B, N*n, H, W) and edge weights ``adj`` (B, N, N),
+        plus, under ``model.global_context``, the nodes' context (``node_context`` of the backbone's map).
 
         Split out of ``forward`` so an analysis can feed node features and adjacencies of its own (e.g.
         the clean image's features for some nodes, ``benchmarks/occlusion_paths.py``). With ``model.refine`` these
         are the first stage's points."""
-        return self._graph(h, adj)[0]
+        if self.config.global_context and context is None:
+            raise ValueError("this model has model.global_context: pass the nodes' context (node_context)")
+        return self._graph(h, adj, context)[0]
 
-    def _graph(self, h: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _graph(self, h: torch.Tensor, adj: torch.Tensor,
+               context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Coordinates, each node's input features (B, N, n*H*W) and its last hidden features (B, N, hidden)."""
         n = self.config.num_points
         nodes = h.unflatten(1, (n, self.config.expansion)).flatten(3)  # (B, N, n, HW)
@@ -312,6 +327,8 @@ class SDFLModel(nn.Module):
             nodes = nodes * (gate * gate.shape[-1]).unsqueeze(2)  # a uniform gate leaves the features as they are
         nodes_in = nodes.flatten(2)
         hidden = self.gc_in(nodes_in, adj)
+        if context is not None:
+            hidden = hidden + context
         for block in self.blocks:
             hidden = block(hidden, adj)
         return self.gc_out(hidden, adj) + self.mean_shape, nodes_in, hidden

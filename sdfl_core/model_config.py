@@ -44,6 +44,11 @@ class ModelConfig:
     and stride 16); any other side resamples it bilinearly to that side first. A head sized for one side then
     runs at another input size (a 112 px model whose 7 x 7 map is read as 8 x 8 can start from the 128 px
     model's weights)."""
+    global_context: bool = False
+    """Graph head only, beyond the paper: a code of the whole feature map (one FC layer over the flattened
+    map, as the FC twin's hidden layer) is projected to each node and added to its first graph-conv
+    features, so a node whose own part of the map is covered still carries the face's overall shape. The
+    projection starts at zero, so the model starts as the one without it."""
     skip_blocks: tuple[str, ...] = ()
     """Backbone blocks to leave out, as "stage.block" (timm's ``blocks[stage][block]``), e.g. ("4.1", "4.2"):
     each must be a residual block (same channels in and out, stride 1), so the map it fed is unchanged in
@@ -68,6 +73,8 @@ class ModelConfig:
             raise ValueError(f"input_size must be at least 32 px, got {self.input_size}")
         if self.fc_norm and self.head != "fc":
             raise ValueError("fc_norm needs the FC head")
+        if self.global_context and self.head != "graph":
+            raise ValueError("global_context needs the graph head (the FC head already reads the whole map)")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if self.refine and self.feature_level <= -5:

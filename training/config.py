@@ -43,6 +43,7 @@ DEFAULTS: dict = {
         "refine_patch": 5,
         "head_side": 0,
         "skip_blocks": [],
+        "global_context": False,
     },
     "augment": {
         "rotation": 40.0,

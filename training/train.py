@@ -295,7 +295,8 @@ def train(config: dict, resume: str | None = None) -> Path:
     model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
                                                          "hidden", "num_blocks", "fc_hidden", "feature_level",
                                                          "node_attention", "fc_norm", "visibility", "refine",
-                                                         "refine_patch", "head_side", "skip_blocks")},
+                                                         "refine_patch", "head_side", "skip_blocks",
+                                                         "global_context")},
                             num_points=schema.num_points)
     model = SDFLModel(model_cfg, mask, mean_shape)
     provenance = {"config_sha256": config_hash(config)}

@@ -261,6 +261,44 @@ def test_node_attention_needs_the_graph_head():
         ModelConfig(backbone=TINY, head="fc", node_attention=True)
 
 
+def test_global_context_starts_as_the_model_without_it_and_then_reaches_every_node():
+    plain = make(feature_level=-2, node_attention=True, refine=True).eval()
+    ctx = make(feature_level=-2, node_attention=True, refine=True, global_context=True).eval()
+    assert set(ctx.state_dict()) - set(plain.state_dict()) == {
+        "context.1.weight", "context.1.bias", "context.3.weight", "context.3.bias"}
+    ctx.load_state_dict({**ctx.state_dict(), **plain.state_dict()})
+    torch.nn.init.normal_(plain.gc_out.linear.weight, 0, 0.1)
+    ctx.gc_out.linear.weight.data.copy_(plain.gc_out.linear.weight.data)
+    x = images(2)
+    with torch.no_grad():
+        torch.testing.assert_close(ctx(x)[0], plain(x)[0])  # zero-initialised projection: the plain model
+        context = ctx.node_context(ctx.backbone(x)[-1])
+        assert context.shape == (2, 68, ctx.config.hidden) and not context.any()
+        assert plain.node_context(plain.backbone(x)[-1]) is None
+        torch.nn.init.normal_(ctx.context[-1].weight, 0, 0.1)
+        context = ctx.node_context(ctx.backbone(x)[-1])
+        # Every node gets its own projection of one code of the whole map.
+        assert not torch.allclose(context[:, 0], context[:, 1])
+        assert not torch.allclose(ctx(x)[0], plain(x)[0])
+    torch.nn.init.zeros_(ctx.context[-1].weight)
+    ctx.train()
+    ctx(x)[0].sum().backward()
+    assert ctx.context[-1].weight.grad.abs().sum() > 0  # it learns from the zero start
+
+
+def test_global_context_needs_the_graph_head_and_graph_regress_its_context():
+    with pytest.raises(ValueError, match="global_context needs the graph head"):
+        ModelConfig(backbone=TINY, head="fc", global_context=True)
+    model = make(feature_level=-2, global_context=True).eval()
+    x = images(1)
+    with torch.no_grad():
+        feats = model.backbone(x)[-1]
+        h = model.embed(feats)
+        with pytest.raises(ValueError, match="pass the nodes' context"):
+            model.graph_regress(h, model.edge_weights(h))
+        torch.testing.assert_close(model.graph_regress(h, model.edge_weights(h), model.node_context(feats)), model(x)[0])
+
+
 def test_fc_norm_adds_batchnorm_to_the_fc_head_only():
     from sdfl_core.model import ModelConfig, SDFLModel
 

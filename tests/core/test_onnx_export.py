@@ -30,6 +30,9 @@ def build(head: str):
     if head == "tf-side":  # the 112 px kind: the map resampled to the side the head was sized for (model.head_side)
         return _build("graph", {**LOCAL, "refine": True, "visibility": True, "backbone": "tf_efficientnet_lite0",
                                 "head_side": SIZE // 16 + 1}, name=head, train_config={"not": "exported"})
+    if head == "graph-ctx":  # each node also reads a code of the whole map (model.global_context)
+        return _build("graph", {**LOCAL, "refine": True, "visibility": True, "global_context": True}, name=head,
+                      train_config={"not": "exported"})
     if head.endswith("-refine"):  # the second stage samples the fine map
         return _build(head[: -len("-refine")], {**LOCAL, "refine": True, "node_attention": head.startswith("graph")},
                       name=head, train_config={"not": "exported"})
@@ -39,7 +42,7 @@ def build(head: str):
 
 
 @pytest.fixture(scope="module", params=["graph", "fc", "graph-local", "graph-vis", "fc-vis",
-                                                    "graph-refine", "fc-refine", "tf-refine", "tf-side"])
+                                                    "graph-refine", "fc-refine", "tf-refine", "tf-side", "graph-ctx"])
 def exported(request, tmp_path_factory):
     model, info = build(request.param)
     model.train()  # export must work on (and leave alone) a model that is still training

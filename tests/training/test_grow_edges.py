@@ -77,3 +77,16 @@ def test_another_graph_of_the_same_size_starts_its_edge_output_untrained(caplog)
     assert torch.equal(other.edge_fc[-1].weight, before)
     assert torch.equal(other.edge_fc[0].weight, source.edge_fc[0].weight)
     assert "starts untrained" in caplog.text
+
+
+def test_a_model_given_a_global_context_starts_from_one_without_it():
+    """``train.init_partial`` from a model without ``model.global_context``: every shared tensor is copied and the
+    new projection stays at zero, so the new model's points are its source's."""
+    source = model(3, seed=0, feature_level=-2)
+    torch.nn.init.normal_(source.gc_out.linear.weight, std=0.1)
+    target = model(3, seed=1, feature_level=-2, global_context=True)
+    copied, total = init_matching(target, source)
+    assert total - copied == 5  # the context's four tensors and the mask (always the config's own)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 3, SIZE, SIZE)).astype(np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(target(x)[0], source(x)[0])
