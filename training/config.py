@@ -76,6 +76,7 @@ DEFAULTS: dict = {
         "step_size": 100,
         "gamma": 0.2,
         "backbone_lr_mult": 1.0,
+        "lr_mults": {},  # parameter-name prefix -> multiplier of lr (e.g. {"context.": 10} for a new module)
         "ema_decay": 0.0,  # > 0: validate and ship an exponential moving average of the weights (timm ModelEmaV3)
     },
     "distill": {
@@ -137,6 +138,25 @@ def _check_value(name: str, default: object, value: object) -> object:
     return value
 
 
+OPEN_MAPPINGS = {"optim.lr_mults"}
+"""Mappings whose keys are the config's to choose (parameter-name prefixes), not a fixed set of settings."""
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"config key {name!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def _lay_over(name: str, base: dict, value: object) -> dict:
+    """The mapping ``base`` (config key ``name``) with ``value`` laid over it."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"config key {name!r} must be a mapping")
+    if name in OPEN_MAPPINGS:  # any key, each a number
+        return {**base, **{str(k): _number(f"{name}.{k}", v) for k, v in value.items()}}
+    return _merge(base, value, name + ".")
+
+
 def _merge(base: dict, update: dict, prefix: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
@@ -146,9 +166,7 @@ def _merge(base: dict, update: dict, prefix: str = "") -> dict:
         if isinstance(base[key], dict):
             if value is None:  # a section left empty in the YAML
                 continue
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key {name!r} must be a mapping")
-            out[key] = _merge(base[key], value, name + ".")
+            out[key] = _lay_over(name, base[key], value)
         else:
             out[key] = _check_value(name, base[key], value)
     return out
@@ -173,9 +191,7 @@ def apply_override(config: dict, keys: list[str], value: object) -> None:
         if i == len(keys) - 1:
             name = ".".join(keys)
             if isinstance(node[key], dict):
-                if not isinstance(value, dict):
-                    raise ConfigError(f"config key {name!r} must be a mapping")
-                node[key] = _merge(node[key], value, name + ".")
+                node[key] = _lay_over(name, node[key], value)
             else:
                 node[key] = _check_value(name, node[key], value)
         else:

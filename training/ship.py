@@ -197,6 +197,11 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
         if info.config.node_attention:
             extra.append(f"`{name}` gates each node's features with its own spatial softmax (`model.node_attention`, "
                          "beyond the paper), so a node reads the part of the map around its landmark.")
+        if info.config.global_context:
+            extra.append(f"`{name}` also gives each node a code of the whole feature map (`model.global_context`, "
+                         "beyond the paper: one FC layer over the flattened map, projected to each node and added to "
+                         "its first graph-conv features), so a node whose own part of the face is covered still "
+                         "carries the face's overall shape.")
         if info.config.refine:
             extra.append(f"`{name}` has a refinement stage (`model.refine`): it samples a {info.config.refine_patch}x"
                          f"{info.config.refine_patch} patch of the next finer feature map (stride 8) around each "

@@ -58,14 +58,26 @@ def make_scheduler(optimizer, optim: dict, steps_per_epoch: int, plan: dict):
 
 def param_groups(model: torch.nn.Module, optim: dict) -> list[dict]:
     """The backbone's parameters at ``optim.lr x optim.backbone_lr_mult`` (lower for ImageNet weights), the
-    head's at ``optim.lr``; the scheduler scales both by the same factor."""
+    head's at ``optim.lr``, and those whose name starts with a key of ``optim.lr_mults`` at ``optim.lr`` times
+    its value (e.g. a new module that a warm start left at its initial weights); the scheduler scales every
+    group by the same factor."""
+    mults = {str(prefix): float(mult) for prefix, mult in (optim.get("lr_mults") or {}).items()}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    backbone = [p for n, p in named if n.startswith("backbone.")]
-    head = [p for n, p in named if not n.startswith("backbone.")]
-    groups = [{"params": head, "lr": optim["lr"]}]
-    if backbone:
-        groups.append({"params": backbone, "lr": optim["lr"] * optim["backbone_lr_mult"]})
-    return groups
+    unmatched = [prefix for prefix in mults if not any(n.startswith(prefix) for n, _ in named)]
+    if unmatched:
+        raise ValueError(f"optim.lr_mults names no trainable parameter: {', '.join(unmatched)}")
+
+    def mult(name: str) -> float:
+        for prefix, value in mults.items():
+            if name.startswith(prefix):
+                return value
+        return float(optim["backbone_lr_mult"]) if name.startswith("backbone.") else 1.0
+
+    by_mult: dict[float, list] = {}
+    # Head first, then backbone: the order of the groups that a resumed optimizer state was saved with.
+    for name, param in sorted(named, key=lambda item: item[0].startswith("backbone.")):
+        by_mult.setdefault(mult(name), []).append(param)
+    return [{"params": params, "lr": optim["lr"] * m} for m, params in by_mult.items()]
 
 
 def make_optimizer(model: torch.nn.Module, optim: dict):

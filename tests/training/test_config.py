@@ -127,6 +127,16 @@ def test_unknown_yaml_key_names_its_dotted_path(tmp_path):
         load_config(write(tmp_path, "bogus: 1\n"))
 
 
+def test_lr_mults_takes_any_prefix_overlays_its_base_and_wants_numbers(tmp_path):
+    base = write(tmp_path, "optim:\n  lr_mults:\n    context.: 10\n")
+    (tmp_path / "child.yaml").write_text("base: c.yaml\noptim:\n  lr_mults: {edge_fc.: 2}\n")
+    assert load_config(tmp_path / "child.yaml")["optim"]["lr_mults"] == {"context.": 10.0, "edge_fc.": 2.0}
+    assert load_config(base, ["optim.lr_mults={embed.: 0.5}"])["optim"]["lr_mults"] == {"context.": 10.0, "embed.": 0.5}
+    assert load_config(None)["optim"]["lr_mults"] == {}
+    with pytest.raises(ConfigError, match=r"'optim\.lr_mults\.context\.' must be a number"):
+        load_config(base, ["optim.lr_mults={context.: fast}"])
+
+
 def test_a_section_given_a_scalar_is_rejected(tmp_path):
     with pytest.raises(ConfigError, match="'optim' must be a mapping"):
         load_config(write(tmp_path, "optim: 3\n"))
