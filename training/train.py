@@ -73,11 +73,12 @@ def param_groups(model: torch.nn.Module, optim: dict) -> list[dict]:
                 return value
         return float(optim["backbone_lr_mult"]) if name.startswith("backbone.") else 1.0
 
-    by_mult: dict[float, list] = {}
-    # Head first, then backbone: the order of the groups that a resumed optimizer state was saved with.
+    # Head groups first, then backbone groups: without lr_mults these are the two groups, in the order, that
+    # a resumed optimizer state was saved with.
+    groups: dict[tuple[bool, float], list] = {}
     for name, param in sorted(named, key=lambda item: item[0].startswith("backbone.")):
-        by_mult.setdefault(mult(name), []).append(param)
-    return [{"params": params, "lr": optim["lr"] * m} for m, params in by_mult.items()]
+        groups.setdefault((name.startswith("backbone."), mult(name)), []).append(param)
+    return [{"params": params, "lr": optim["lr"] * m} for (_, m), params in groups.items()]
 
 
 def make_optimizer(model: torch.nn.Module, optim: dict):

@@ -33,6 +33,15 @@ def test_named_modules_get_their_own_rate_and_the_rest_keep_head_and_backbone_ra
     assert lr_of(param_groups(m, OPTIM))[id(m.context[-1].weight)] == pytest.approx(0.01)
 
 
+def test_without_lr_mults_the_groups_are_the_head_then_the_backbone_even_at_one_rate():
+    m = model()
+    for backbone_mult in (0.5, 1.0):  # a resumed optimizer state expects these two groups in this order
+        head, backbone = param_groups(m, {"lr": 0.01, "backbone_lr_mult": backbone_mult})
+        assert all(not n.startswith("backbone.") for n, p in m.named_parameters() if any(p is q for q in head["params"]))
+        assert len(head["params"]) + len(backbone["params"]) == sum(1 for _ in m.parameters())
+        assert backbone["lr"] == pytest.approx(0.01 * backbone_mult)
+
+
 def test_a_prefix_that_names_no_parameter_is_refused():
     with pytest.raises(ValueError, match="optim.lr_mults names no trainable parameter: contxt"):
         param_groups(model(), {**OPTIM, "lr_mults": {"contxt": 10}})
