@@ -305,12 +305,8 @@ def train(config: dict, resume: str | None = None) -> Path:
     if rank0:
         plot_graph(out_dir / "graph.png", mean_shape, mask, f"{schema.name} top-{mc['k']} graph")
 
-    model_cfg = ModelConfig(**{key: mc[key] for key in ("backbone", "input_size", "head", "edge_mode", "expansion",
-                                                         "hidden", "num_blocks", "fc_hidden", "feature_level",
-                                                         "node_attention", "fc_norm", "visibility", "refine",
-                                                         "refine_patch", "head_side", "skip_blocks",
-                                                         "global_context")},
-                            num_points=schema.num_points)
+    # The architecture keys of the config's model section (k, pretrained and the like are the training's).
+    model_cfg = ModelConfig.from_dict({**mc, "num_points": schema.num_points}, strict=False)
     model = SDFLModel(model_cfg, mask, mean_shape)
     provenance = {"config_sha256": config_hash(config)}
     if mc["pretrained"] and not resume and not tc["init_from"]:
