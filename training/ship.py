@@ -79,12 +79,11 @@ The backbone starts from ImageNet weights: {imagenet}
 ## Data and licence
 - Training: 300-W Helen train set (870 faces) and YouTube-Faces 68-point frames (4,232; machine-made
   labels), with {val_pct} % of the images held out for validation, split by identity / image group. The
-  last eight landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
+  last seven landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
   `*_helen4`, the same twice more, `*_helen5_shapes`, the same with half of the occluders drawn as
   `sdfl occlusion` draws them, `*_helen5_distill`, the same with half of the landmark loss against
-  the stage before's mean over five test-time crops, `*_helen6_flip`, the same again with the
-  mirror images of those crops added to the mean, and `*_helen7_occ`, four epochs of that with 80 %
-  of the crops occluded, all as `sdfl occlusion` draws it) draw each hand-labelled Helen face 16x as often as
+  the stage before's mean over five test-time crops, and `*_helen6_flip`, the same again with the
+  mirror images of those crops added to the mean) draw each hand-labelled Helen face 16x as often as
   a YouTube-Faces frame and are chosen on the Helen validation faces: the machine labels follow
   conventions of their own.
 - Dev test: 300-W AFW (337 faces), never used for training or model selection.

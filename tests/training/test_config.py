@@ -97,12 +97,8 @@ def test_twins_differ_only_in_the_head(stage):
     for config in (sdfl, fc):
         config.pop("name")
         config["train"].pop("init_from")
-        # global_context gives SDFL's nodes the whole map, which the twin's FC head reads already; lr_mults
-        # sets that module's learning rate.
-        config["model"] = {k: v for k, v in config["model"].items()
-                           if k not in ("head", "node_attention", "fc_norm", "global_context")}
+        config["model"] = {k: v for k, v in config["model"].items() if k not in ("head", "node_attention", "fc_norm")}
         config["loss"].pop("edge_occlusion")
-        config["optim"].pop("lr_mults")
     assert sdfl == fc
 
 
