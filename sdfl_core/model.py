@@ -166,8 +166,9 @@ class SDFLModel(nn.Module):
             self.register_buffer("edge_slots", slots, persistent=False)
             self.gc_in = GraphConv(node_dim, config.hidden)
             if config.global_context:
-                self.context = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, config.fc_hidden),
-                                             nn.ReLU(inplace=True), nn.Linear(config.fc_hidden, n * config.hidden))
+                width = config.context_width or config.fc_hidden
+                self.context = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, width),
+                                             nn.ReLU(inplace=True), nn.Linear(width, n * config.hidden))
                 nn.init.zeros_(self.context[-1].weight)
                 nn.init.zeros_(self.context[-1].bias)
             self.blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.num_blocks))

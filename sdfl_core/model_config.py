@@ -49,6 +49,10 @@ class ModelConfig:
     map, as the FC twin's hidden layer) is projected to each node and added to its first graph-conv
     features, so a node whose own part of the map is covered still carries the face's overall shape. The
     projection starts at zero, so the model starts as the one without it."""
+    context_width: int = 0
+    """Width of that code (``global_context``): 0 takes ``fc_hidden``, the width the first context models were
+    built with. The code's two layers (map to code, code to every node) are most of the context's weights, so
+    its width sets most of what the context costs at run time."""
     skip_blocks: tuple[str, ...] = ()
     """Backbone blocks to leave out, as "stage.block" (timm's ``blocks[stage][block]``), e.g. ("4.1", "4.2"):
     each must be a residual block (same channels in and out, stride 1), so the map it fed is unchanged in
@@ -75,6 +79,10 @@ class ModelConfig:
             raise ValueError("fc_norm needs the FC head")
         if self.global_context and self.head != "graph":
             raise ValueError("global_context needs the graph head (the FC head already reads the whole map)")
+        if self.context_width < 0:
+            raise ValueError(f"context_width must be 0 (fc_hidden) or positive, got {self.context_width}")
+        if self.context_width and not self.global_context:
+            raise ValueError("context_width sets the width of model.global_context's code: it needs global_context")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if self.refine and self.feature_level <= -5:

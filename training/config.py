@@ -44,6 +44,7 @@ DEFAULTS: dict = {
         "head_side": 0,
         "skip_blocks": [],
         "global_context": False,
+        "context_width": 0,
     },
     "augment": {
         "rotation": 40.0,

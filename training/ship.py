@@ -183,6 +183,15 @@ def resample_text(info) -> str:
     return head_geometry(info)[1]
 
 
+def context_text(name: str, config) -> str:
+    """The model card's line for ``model.global_context`` (the caller checks that the model has one)."""
+    width = config.context_width or config.fc_hidden
+    return (f"`{name}` also gives each node a code of the whole feature map (`model.global_context`, beyond the "
+            f"paper: one FC layer of {width} units over the flattened map, projected to each node and added to its "
+            "first graph-conv features), so a node whose own part of the face is covered still carries the face's "
+            "overall shape.")
+
+
 def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("training/configs")) -> None:
     """MODEL_CARD.md from the shipped models' own metrics (the JSON that ship() wrote beside each)."""
     rows, commands, first, extra = [], [], None, []
@@ -198,10 +207,7 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
             extra.append(f"`{name}` gates each node's features with its own spatial softmax (`model.node_attention`, "
                          "beyond the paper), so a node reads the part of the map around its landmark.")
         if info.config.global_context:
-            extra.append(f"`{name}` also gives each node a code of the whole feature map (`model.global_context`, "
-                         "beyond the paper: one FC layer over the flattened map, projected to each node and added to "
-                         "its first graph-conv features), so a node whose own part of the face is covered still "
-                         "carries the face's overall shape.")
+            extra.append(context_text(name, info.config))
         if info.config.refine:
             extra.append(f"`{name}` has a refinement stage (`model.refine`): it samples a {info.config.refine_patch}x"
                          f"{info.config.refine_patch} patch of the next finer feature map (stride 8) around each "

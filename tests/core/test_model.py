@@ -286,6 +286,20 @@ def test_global_context_starts_as_the_model_without_it_and_then_reaches_every_no
     assert ctx.context[-1].weight.grad.abs().sum() > 0  # it learns from the zero start
 
 
+def test_context_width_sets_the_code_between_the_map_and_the_nodes_and_defaults_to_fc_hidden():
+    wide = make(feature_level=-2, global_context=True, fc_hidden=48)
+    narrow = make(feature_level=-2, global_context=True, fc_hidden=48, context_width=8)
+    flat = wide.context[1].in_features
+    assert wide.context[1].weight.shape == (48, flat)  # 0: fc_hidden, as the first context models were built
+    assert narrow.context[1].weight.shape == (8, flat) and narrow.context[3].weight.shape == (68 * narrow.config.hidden, 8)
+    with torch.no_grad():
+        assert narrow.node_context(narrow.backbone(images(2))[-1]).shape == (2, 68, narrow.config.hidden)
+    with pytest.raises(ValueError, match="context_width sets the width of model.global_context's code"):
+        ModelConfig(backbone=TINY, context_width=8)
+    with pytest.raises(ValueError, match="context_width must be 0"):
+        ModelConfig(backbone=TINY, global_context=True, context_width=-1)
+
+
 def test_global_context_needs_the_graph_head_and_graph_regress_its_context():
     with pytest.raises(ValueError, match="global_context needs the graph head"):
         ModelConfig(backbone=TINY, head="fc", global_context=True)

@@ -141,3 +141,13 @@ def test_card_names_the_backbone_blocks_a_model_leaves_out():
     assert skipped_text(ModelConfig(skip_blocks=["4.2"])) == " without its residual block 4.2 (`model.skip_blocks`)"
     assert skipped_text(ModelConfig(skip_blocks=["3.1", "3.2", "4.1"])) == (
         " without its residual blocks 3.1, 3.2 and 4.1 (`model.skip_blocks`)")
+
+
+def test_card_gives_the_width_of_the_global_context_code():
+    from sdfl_core.model import ModelConfig
+    from training.ship import context_text
+
+    assert "one FC layer of 256 units over the flattened map" in context_text("sdfl_68", ModelConfig(global_context=True))
+    line = context_text("sdfl_68", ModelConfig(global_context=True, context_width=32))
+    assert line.startswith("`sdfl_68` also gives each node a code of the whole feature map")
+    assert "one FC layer of 32 units" in line
