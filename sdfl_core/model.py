@@ -166,7 +166,7 @@ class SDFLModel(nn.Module):
             self.register_buffer("edge_slots", slots, persistent=False)
             self.gc_in = GraphConv(node_dim, config.hidden)
             if config.global_context:
-                width = config.context_width or config.fc_hidden
+                width = config.context_code_width
                 self.context = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, width),
                                              nn.ReLU(inplace=True), nn.Linear(width, n * config.hidden))
                 nn.init.zeros_(self.context[-1].weight)

@@ -94,6 +94,11 @@ class ModelConfig:
         if not -5 <= self.feature_level <= -1:
             raise ValueError(f"feature_level must be -1 (the last feature map) to -5, got {self.feature_level}")
 
+    @property
+    def context_code_width(self) -> int:
+        """The width the global context's code is built with: ``context_width``, or ``fc_hidden`` when that is 0."""
+        return self.context_width or self.fc_hidden
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -185,7 +185,7 @@ def resample_text(info) -> str:
 
 def context_text(name: str, config) -> str:
     """The model card's line for ``model.global_context`` (the caller checks that the model has one)."""
-    width = config.context_width or config.fc_hidden
+    width = config.context_code_width
     return (f"`{name}` also gives each node a code of the whole feature map (`model.global_context`, beyond the "
             f"paper: one FC layer of {width} units over the flattened map, projected to each node and added to its "
             "first graph-conv features), so a node whose own part of the face is covered still carries the face's "
