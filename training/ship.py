@@ -79,13 +79,14 @@ The backbone starts from ImageNet weights: {imagenet}
 ## Data and licence
 - Training: 300-W Helen train set (870 faces) and YouTube-Faces 68-point frames (4,232; machine-made
   labels), with {val_pct} % of the images held out for validation, split by identity / image group. The
-  last seven landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
+  last eight landmark stages (`*_helen`, then `*_helen2` at a higher learning rate, `*_helen3` and
   `*_helen4`, the same twice more, `*_helen5_shapes`, the same with half of the occluders drawn as
   `sdfl occlusion` draws them, `*_helen5_distill`, the same with half of the landmark loss against
-  the stage before's mean over five test-time crops, and `*_helen6_flip`, the same again with the
-  mirror images of those crops added to the mean) draw each hand-labelled Helen face 16x as often as
-  a YouTube-Faces frame and are chosen on the Helen validation faces: the machine labels follow
-  conventions of their own.
+  the stage before's mean over five test-time crops, `*_helen6_flip`, the same again with the
+  mirror images of those crops added to the mean, and `*_helen7_ctx32_occ`, four epochs more with 80 %
+  of the crops occluded, all as `sdfl occlusion` draws them, and in SDFL the whole-map code below)
+  draw each hand-labelled Helen face 16x as often as a YouTube-Faces frame and are chosen on the Helen
+  validation faces: the machine labels follow conventions of their own.
 - Dev test: 300-W AFW (337 faces), never used for training or model selection.
 - The images are licensed for research, non-commercial use only (iBUG 300-W terms; YouTube Faces DB).
   **These weights inherit that restriction**, as dlib's 68-point model does. The ImageNet weights are
@@ -94,7 +95,9 @@ The backbone starts from ImageNet weights: {imagenet}
 ## How to rebuild them
 From a checkout with the train extra (`pip install -c constraints.txt -e ".[train]"`) and the data at
 `../shared/data`, these commands rebuild both models from the ImageNet weights (each stage starts from
-the run before it, never from a shipped file):
+the run before it, never from a shipped file; the shipped `*_helen7_ctx32_occ` runs themselves started
+from the stage-9 files, `--set train.init_from=assets/models/NAME.pt`, whose landmark tensors are
+`runs/*_helen6_flip/best.pt`'s stored in float16, so these commands rebuild them up to that rounding):
 ```
 {commands}
 ```

@@ -97,7 +97,9 @@ def test_twins_differ_only_in_the_head(stage):
     for config in (sdfl, fc):
         config.pop("name")
         config["train"].pop("init_from")
-        config["model"] = {k: v for k, v in config["model"].items() if k not in ("head", "node_attention", "fc_norm")}
+        config["model"] = {k: v for k, v in config["model"].items()
+                           if k not in ("head", "node_attention", "fc_norm", "global_context", "context_width")}
+        config["optim"]["lr_mults"] = {k: v for k, v in config["optim"]["lr_mults"].items() if k != "context."}
         config["loss"].pop("edge_occlusion")
     assert sdfl == fc
 
