@@ -15,7 +15,7 @@ import numpy as np
 from .checkpoint import ModelInfo
 from .extras import require
 from .files import replacing
-from .onnx_meta import META_KEY, SOURCE_KEY, VISIBILITY_OUTPUT, file_sha256, info_from_json, info_to_json
+from .onnx_meta import BATCH_AXIS, META_KEY, SOURCE_KEY, VISIBILITY_OUTPUT, file_sha256, info_from_json, info_to_json
 
 require("torch", "ONNX export")
 require("onnx", "ONNX export")
@@ -58,11 +58,60 @@ def _static_same_padding(model: torch.nn.Module, dummy: torch.Tensor) -> None:
         model(dummy)  # each layer sets its padding from the size it sees
 
 
+class ShiftedDepthwise(torch.nn.Module):
+    """A grouped convolution (G groups of c -> c channels, stride 1) and the eval-mode BatchNorm after it, as
+    the sum of c depthwise convolutions over the input with its channels rotated within each group: output
+    channel g*c + o reads input channel g*c + (o + s) % c through the s-th of them. The same numbers (up to
+    float rounding): ONNX Runtime's CPU kernels run depthwise convolutions much faster than grouped ones with
+    a few channels per group (the node embedding's 3x3 conv: benchmarks/export_graph.py)."""
+
+    def __init__(self, conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> None:
+        super().__init__()
+        groups, channels = conv.groups, conv.out_channels
+        per = channels // groups
+        if conv.in_channels != channels or per < 2 or conv.stride != (1, 1) or conv.dilation != (1, 1):
+            raise ValueError(f"not a stride-1 grouped convolution with equal in and out channels: {conv}")
+        scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+        weight = conv.weight.detach() * scale[:, None, None, None]  # (C, per, k, k)
+        out = torch.arange(channels)
+        group_start, within = out - out % per, out % per
+        self.convs = torch.nn.ModuleList()
+        for shift in range(per):
+            source = (within + shift) % per  # the input channel, within its group, that each output reads
+            depthwise = torch.nn.Conv2d(channels, channels, conv.kernel_size, padding=conv.padding,
+                                        groups=channels, bias=shift == 0)
+            depthwise.weight.data = weight[out, source][:, None].clone()
+            if shift == 0:
+                bias = conv.bias.detach() * scale if conv.bias is not None else 0.0
+                depthwise.bias.data = (bn.bias - bn.running_mean * scale).detach() + bias
+            self.convs.append(depthwise)
+            self.register_buffer(f"channels_{shift}", group_start + source, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.convs[0](x)  # shift 0 reads each channel itself
+        for shift in range(1, len(self.convs)):
+            out = out + self.convs[shift](x[:, getattr(self, f"channels_{shift}")])
+        return out
+
+
+def _depthwise_node_embedding(model: SDFLModel) -> None:
+    """The graph head's grouped 3x3 conv and its BatchNorm as a :class:`ShiftedDepthwise`, in place (an
+    inference copy only: the BatchNorm's statistics are folded in)."""
+    embed = getattr(model, "embed", None)
+    if embed is None:
+        return
+    for i, (conv, bn) in enumerate(zip(embed[:-1], embed[1:])):
+        if (isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d)
+                and 1 < conv.groups < conv.in_channels):
+            embed[i], embed[i + 1] = ShiftedDepthwise(conv, bn), torch.nn.Identity()
+
+
 def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int = 17,
-                source: str | Path | None = None) -> Path:
+                source: str | Path | None = None, depthwise_embedding: bool = True) -> Path:
     """Export ``model`` with its ``info`` as metadata. ``source`` is the checkpoint file the model was
     loaded from: its sha256 goes into the metadata, which is how inference knows a ``.onnx`` beside a
-    ``.pt`` is still that checkpoint's export."""
+    ``.pt`` is still that checkpoint's export. ``depthwise_embedding`` exports the node embedding's grouped
+    conv as a :class:`ShiftedDepthwise` (off only to measure what that gains)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Export a copy: .float()/.eval()/.cpu() work in place and would change the caller's (training) model.
@@ -74,6 +123,8 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
     for module in model.modules():
         if isinstance(module, GraphConv):
             module.fold_batchnorm()
+    if depthwise_embedding:
+        _depthwise_node_embedding(model)
     graph = _WithVisibility(model) if info.config.visibility else model
     # Written beside the target and renamed: an interrupted export never leaves a half file that the
     # runtime would later trust.
@@ -81,7 +132,7 @@ def export_onnx(model: SDFLModel, info: ModelInfo, out: str | Path, opset: int =
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer chatter about the input shape check
             torch.onnx.export(graph, (dummy,), tmp, input_names=["image"], output_names=names,
-                              dynamic_axes={name: {0: "batch"} for name in ["image", *names]},
+                              dynamic_axes={name: {0: BATCH_AXIS} for name in ["image", *names]},
                               opset_version=opset, dynamo=False)
         proto = onnx.load(tmp)
         entry = proto.metadata_props.add()

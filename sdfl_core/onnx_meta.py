@@ -18,6 +18,7 @@ from .checkpoint import CheckpointError, ModelInfo
 META_KEY = "sdfl_model_info"
 SOURCE_KEY = "sdfl_source_sha256"
 VISIBILITY_OUTPUT = "visibility"
+BATCH_AXIS = "batch"  # the name of every input and output's first, dynamic axis
 """The optional third output of an export: (B, N) probability that each point is visible."""
 
 

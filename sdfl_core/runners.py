@@ -13,7 +13,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, ModelInfo
 from .errors import first_line
-from .onnx_meta import META_KEY, VISIBILITY_OUTPUT, info_from_json
+from .onnx_meta import BATCH_AXIS, META_KEY, VISIBILITY_OUTPUT, info_from_json
 from .preprocess import to_input
 
 
@@ -54,20 +54,15 @@ class OnnxRunner:
     engine = "onnxruntime"
 
     def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            opts.intra_op_num_threads = num_threads
-        opts.log_severity_level = 3
+        self._num_threads = num_threads
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = self._new_session(path)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise CheckpointError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
+        self._single = None  # the batch-of-one session, made on the first batch of one
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in meta:
             raise CheckpointError(f"{path} is an ONNX model but not an sdfl export (no {META_KEY} metadata)")
@@ -78,9 +73,32 @@ class OnnxRunner:
         self.has_visibility = VISIBILITY_OUTPUT in {o.name for o in self.session.get_outputs()}
         self._outputs = ["landmarks", "edge_weights"] + ([VISIBILITY_OUTPUT] if self.has_visibility else [])
 
+    def _new_session(self, path: Path, batch: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self._num_threads:
+            opts.intra_op_num_threads = self._num_threads
+        opts.log_severity_level = 3
+        if batch is not None:
+            opts.add_free_dimension_override_by_name(BATCH_AXIS, batch)
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def session_for(self, batch: int):
+        """The session for a batch of ``batch`` crops. One face (a video's usual case) runs in a session
+        made for batches of one: with the batch size fixed, ONNX Runtime folds the graph's shape arithmetic
+        away (``benchmarks/export_graph.py``); any other batch runs in the general session."""
+        if batch != 1:
+            return self.session
+        if self._single is None:
+            self._single = self._new_session(self.path, batch=1)
+        return self._single
+
     def run_tensor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Outputs by name: a model with more outputs (a newer export's) still runs.
-        out = self.session.run(self._outputs, {"image": np.ascontiguousarray(x, np.float32)})
+        x = np.ascontiguousarray(x, np.float32)
+        out = self.session_for(x.shape[0]).run(self._outputs, {"image": x})
         vis = out[2] if self.has_visibility else np.zeros((out[0].shape[0], 0), np.float32)
         return out[0], out[1], vis
 

@@ -11,6 +11,7 @@ from small_models import build as _build
 from sdfl_core.checkpoint import CheckpointError
 from sdfl_core.onnx_export import (
     META_KEY,
+    ShiftedDepthwise,
     compare,
     export_onnx,
     info_from_json,
@@ -128,3 +129,60 @@ def test_info_json_round_trip():
     np.testing.assert_array_equal(back.mask, info.mask)
     with pytest.raises(CheckpointError, match="malformed sdfl metadata"):
         info_from_json("{not json")
+
+
+@pytest.mark.parametrize("groups, per, kernel", [(68, 4, 3), (5, 2, 3), (3, 3, 1)])
+def test_shifted_depthwise_equals_the_grouped_conv_and_its_batchnorm(groups, per, kernel):
+    torch.manual_seed(0)
+    channels = groups * per
+    conv = torch.nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=groups, bias=False)
+    bn = torch.nn.BatchNorm2d(channels)
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.normal_()
+    bn.bias.data.normal_()
+    reference = torch.nn.Sequential(conv, bn).eval()
+    x = torch.randn(2, channels, 6, 7)
+    with torch.no_grad():
+        got = ShiftedDepthwise(conv, bn)(x)
+        want = reference(x)
+    assert len(ShiftedDepthwise(conv, bn).convs) == per
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_shifted_depthwise_refuses_other_convolutions():
+    bn = torch.nn.BatchNorm2d(8)
+    with pytest.raises(ValueError, match="grouped convolution"):
+        ShiftedDepthwise(torch.nn.Conv2d(8, 8, 3, stride=2, groups=4), bn)
+    with pytest.raises(ValueError, match="grouped convolution"):
+        ShiftedDepthwise(torch.nn.Conv2d(4, 8, 3, groups=4), bn)
+
+
+def test_no_grouped_convolution_is_left_in_the_export(exported):
+    """Every convolution of the node embedding in the exported graph is plain (one group) or depthwise (one
+    input channel per group): its grouped 3x3 conv was rewritten (ShiftedDepthwise)."""
+    _, info, path = exported
+    proto = onnx.load(str(path))
+    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
+    embedding = [node for node in proto.graph.node if node.op_type == "Conv" and node.name.startswith("/embed/")]
+    assert len(embedding) == (5 if info.config.head == "graph" else 0)  # the 1x1 conv and 4 depthwise ones
+    for node in embedding:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        assert group == 1 or shapes[node.input[1]][1] == 1, node.name
+
+
+def test_a_batch_of_one_runs_in_its_own_session_with_the_same_result(exported):
+    _, _, path = exported
+    runner = OnnxRunner(path)
+    assert runner.session_for(3) is runner.session
+    single = runner.session_for(1)
+    assert single is not runner.session and runner.session_for(1) is single
+    x = images(1, seed=5)
+    got = runner.run_tensor(x)
+    general = runner.session.run(None, {"image": x})
+    for a, b in zip(got, general):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="Expected: 1"):  # the batch-of-one session takes nothing else
+        single.run(None, {"image": images(2)})
