@@ -95,9 +95,7 @@ The backbone starts from ImageNet weights: {imagenet}
 ## How to rebuild them
 From a checkout with the train extra (`pip install -c constraints.txt -e ".[train]"`) and the data at
 `../shared/data`, these commands rebuild both models from the ImageNet weights (each stage starts from
-the run before it, never from a shipped file; the shipped `*_helen7_ctx32_occ` runs themselves started
-from the stage-9 files, `--set train.init_from=assets/models/NAME.pt`, whose landmark tensors are
-`runs/*_helen6_flip/best.pt`'s stored in float16, so these commands rebuild them up to that rounding):
+the run before it, never from a shipped file){off_chain}:
 ```
 {commands}
 ```
@@ -133,6 +131,48 @@ def training_commands(run_name: str, configs: Path = Path("training/configs")) -
         lines += [line for line in training_commands(parts[1], configs) if line not in lines]
     lines.append(f"sdfl train --config {path.as_posix()}")
     return lines
+
+
+def run_of(path: str) -> str | None:
+    """NAME for a run's checkpoint path ``runs/NAME/best.pt`` (or ``last.pt``), else None."""
+    parts = Path(path).parts
+    return parts[1] if len(parts) == 3 and parts[0] == "runs" and parts[2] in ("best.pt", "last.pt") else None
+
+
+def off_chain_starts(run_name: str, provenance: dict) -> list[dict]:
+    """Where a shipped model's recorded ancestry left the chain: each run of it that was warm-started from a
+    file other than a run's checkpoint (e.g. a shipped model, overwritten since). One dict per such start:
+    ``run`` (the run's name, from the checkpoint path its child recorded), ``file`` and ``sha256`` (what it
+    started from) and ``file_parent`` (that file's own recorded start, or None)."""
+    starts = []
+    while run_name and provenance.get("parent"):
+        parent = provenance["parent"]
+        below = run_of(parent["path"])
+        if below is None:
+            grand = parent.get("provenance", {}).get("parent", {})
+            starts.append({"run": run_name, "file": parent["path"], "sha256": parent.get("sha256", ""),
+                           "file_parent": grand.get("path")})
+        run_name, provenance = below, parent.get("provenance", {})
+    return starts
+
+
+def off_chain_text(models: dict, configs: Path = Path("training/configs")) -> str:
+    """The model card's words for :func:`off_chain_starts` of every model (``{name: (run name, provenance)}``):
+    which shipped runs did not start where their config says, so the commands rebuild them only up to that."""
+    from .config import load_config
+
+    lines = []
+    for run_name, provenance in models.values():
+        for start in off_chain_starts(run_name, provenance):
+            config = configs / f"{start['run']}.yaml"
+            named = load_config(config)["train"]["init_from"] if config.is_file() else None
+            own = f"; the run that wrote it had started from `{start['file_parent']}`" if start["file_parent"] else ""
+            lines.append(f"the shipped run `{start['run']}` was started from `{start['file']}` as it was then (sha256 "
+                         f"`{start['sha256'][:12]}...`{own})" + (f", not from `{named}` as its config says" if named else ""))
+    if not lines:
+        return ""
+    return ("; but " + "; ".join(lines) + " (`--set train.init_from=...`), so these commands rebuild those runs only up "
+            "to that start (a file `training.ship` wrote holds float16 weights)")
 
 
 def backbone_record(provenance: dict) -> dict:
@@ -197,10 +237,11 @@ def context_text(name: str, config) -> str:
 
 def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("training/configs")) -> None:
     """MODEL_CARD.md from the shipped models' own metrics (the JSON that ship() wrote beside each)."""
-    rows, commands, first, extra = [], [], None, []
+    rows, commands, first, extra, ancestry = [], [], None, [], {}
     for name, path in models.items():
         model, info = load_checkpoint(path)
         first = first or info
+        ancestry[name] = (info.train_config.get("name", name), info.provenance)
         edge = float(info.train_config.get("loss", {}).get("edge_occlusion") or 0.0)
         if edge > 0:
             extra.append(f"`{name}` adds the occluded-edge loss (`loss.edge_occlusion: {edge:g}`, beyond the "
@@ -234,7 +275,8 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
                               skipped=skipped_text(first.config), stride=stride, resample=resample, k=first.k,
                               val_pct=round(cfg.get("data", {}).get("val_fraction", 0) * 100),
                               imagenet=imagenet_text(first.provenance), visibility=visibility_text(first),
-                              commands="\n".join(commands), extra_losses=extra_losses)
+                              commands="\n".join(commands), extra_losses=extra_losses,
+                              off_chain=off_chain_text(ancestry, configs))
     text += "\n".join(rows) + "\n\n"
     text += ("`gt` boxes: crop from the ground-truth landmark box (the standard protocol). `detector` boxes: "
              "MediaPipe full-range detections through the calibration.\n\n")

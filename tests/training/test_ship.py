@@ -151,3 +151,22 @@ def test_card_gives_the_width_of_the_global_context_code():
     line = context_text("sdfl_68", ModelConfig(global_context=True, context_width=32))
     assert line.startswith("`sdfl_68` also gives each node a code of the whole feature map")
     assert "one FC layer of 32 units" in line
+
+
+def test_card_says_which_runs_started_off_the_chain(tmp_path):
+    from training.ship import off_chain_starts, off_chain_text
+
+    (tmp_path / "m2.yaml").write_text(yaml.safe_dump({"name": "m2", "train": {"init_from": "runs/m1/best.pt"}}))
+    # m_vis <- runs/m2 <- a shipped file (made by a run that started from runs/m1) <- ...
+    provenance = {"parent": {"path": "runs/m2/best.pt", "sha256": "a" * 64, "provenance": {
+        "parent": {"path": "assets/models/m.pt", "sha256": "b" * 64, "provenance": {
+            "parent": {"path": "runs/m1/best.pt", "sha256": "c" * 64, "provenance": {}}}}}}}
+    assert off_chain_starts("m_vis", provenance) == [
+        {"run": "m2", "file": "assets/models/m.pt", "sha256": "b" * 64, "file_parent": "runs/m1/best.pt"}]
+    text = off_chain_text({"m": ("m_vis", provenance)}, tmp_path)
+    assert "`m2` was started from `assets/models/m.pt`" in text and "`bbbbbbbbbbbb...`" in text
+    assert "had started from `runs/m1/best.pt`" in text and "not from `runs/m1/best.pt` as its config says" in text
+    # A chain of runs only, back to the ImageNet start: nothing to say.
+    on_chain = {"parent": {"path": "runs/m2/best.pt", "sha256": "a" * 64, "provenance": {
+        "parent": {"path": "runs/m1/best.pt", "sha256": "c" * 64, "provenance": {"backbone": {}}}}}}
+    assert off_chain_starts("m_vis", on_chain) == [] and off_chain_text({"m": ("m_vis", on_chain)}, tmp_path) == ""
