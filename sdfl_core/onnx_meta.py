@@ -18,8 +18,9 @@ from .checkpoint import CheckpointError, ModelInfo
 META_KEY = "sdfl_model_info"
 SOURCE_KEY = "sdfl_source_sha256"
 VISIBILITY_OUTPUT = "visibility"
-BATCH_AXIS = "batch"  # the name of every input and output's first, dynamic axis
 """The optional third output of an export: (B, N) probability that each point is visible."""
+BATCH_AXIS = "batch"
+"""The name of the first (dynamic) axis of an export's input and of every output."""
 
 
 def file_sha256(path: str | Path) -> str:

@@ -109,6 +109,12 @@ weight file, of the checkpoint it was warm-started from and of its distillation 
 """
 
 
+def run_of(path: str) -> str | None:
+    """NAME for a run's best checkpoint, ``runs/NAME/best.pt`` (what a stage of the chain starts from), else None."""
+    parts = Path(path).parts
+    return parts[1] if len(parts) == 3 and parts[0] == "runs" and parts[2] == "best.pt" else None
+
+
 def training_commands(run_name: str, configs: Path = Path("training/configs")) -> list[str]:
     """The commands that rebuild run ``run_name`` from its config, earlier stages first. A stage starts
     from a run (``train.init_from: runs/NAME/best.pt``), whose config is followed in turn; a start from
@@ -124,19 +130,15 @@ def training_commands(run_name: str, configs: Path = Path("training/configs")) -
     for key, start in (("train.init_from", config["train"]["init_from"]), ("distill.teacher", config["distill"]["teacher"])):
         if not start:
             continue
-        parts = Path(start).parts
-        if len(parts) != 3 or parts[0] != "runs" or parts[2] != "best.pt":
+        run = run_of(start)
+        if run is None:
             raise ValueError(f"{path}: {key} {start!r} is not a run of this chain (runs/NAME/best.pt), "
                              "so the model cannot be rebuilt from the repo")
-        lines += [line for line in training_commands(parts[1], configs) if line not in lines]
+        lines += [line for line in training_commands(run, configs) if line not in lines]
     lines.append(f"sdfl train --config {path.as_posix()}")
     return lines
 
 
-def run_of(path: str) -> str | None:
-    """NAME for a run's checkpoint path ``runs/NAME/best.pt`` (or ``last.pt``), else None."""
-    parts = Path(path).parts
-    return parts[1] if len(parts) == 3 and parts[0] == "runs" and parts[2] in ("best.pt", "last.pt") else None
 
 
 def off_chain_starts(run_name: str, provenance: dict) -> list[dict]:
