@@ -22,6 +22,7 @@ from .detector import DetectorOptions, FaceDetector
 from .images import to_bgr_uint8
 from .landmarker import Landmarker, load_landmarker
 from .redetect import FramePolicy, PolicyContext, RedetectOptions, make_policy
+from .smoothing import preload_filterpy
 from .sources import Frame, Source, prefetch
 from .tracker import Tracker, TrackerOptions
 from .types import Detection, FrameResult
@@ -87,6 +88,9 @@ class Pipeline:
     def __init__(self, options: PipelineOptions | None = None, landmarker: Landmarker | None = None,
                  policy: FramePolicy | None = None) -> None:
         self.options = options or PipelineOptions()
+        # The tracker's smoother needs filterpy from a video's second frame on: its import overlaps the
+        # loading below and is done before the first frame, not a stall in the stream (preload_filterpy).
+        preloading = preload_filterpy() if self.options.running_mode == "video" else None
         if landmarker is not None:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
                                     ("num_threads", self.options.num_threads),
@@ -104,6 +108,8 @@ class Pipeline:
             PolicyContext(self.landmarker, str(self.options.detector.model), self.options.tracker.iou_threshold,
                           self.options.detector.max_faces), self.options.redetect)
         self._last_ts = -1
+        if preloading is not None:
+            preloading.join()
 
     @property
     def info(self):

@@ -62,6 +62,30 @@ SHARED_NOISE = 0.8
 moves every point alike), relative to each point's own."""
 
 _blas_controller = None
+_preload = None
+
+
+def preload_filterpy():
+    """Import filterpy's Kalman filter in a background thread, once, and return that thread.
+
+    The filter is built when a track's second frame needs it, and filterpy's import pulls in scipy.stats:
+    0.5-0.7 s here, which stalled a video or camera stream at its second or third frame. A video-mode
+    pipeline calls this as it starts and joins the thread once its model and detector are loaded, so the
+    import overlaps that loading; photos, which never smooth, never pay for it."""
+    import threading
+
+    global _preload
+    if _preload is None:
+        def load() -> None:
+            try:
+                import filterpy.common
+                import filterpy.kalman  # noqa: F401
+            except ImportError:  # the first filter then raises it where it is needed
+                pass
+
+        _preload = threading.Thread(target=load, name="sdfl-filterpy-import", daemon=True)
+        _preload.start()
+    return _preload
 
 
 def one_blas_thread():

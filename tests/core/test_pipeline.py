@@ -605,3 +605,21 @@ def test_composed_options_check_their_parts():
     with pytest.raises(ValueError, match="DetectorOptions"):
         PipelineOptions(detector="full")
     assert PipelineOptions().running_mode == "video" and PipelineOptions().detector.max_faces == 5
+
+
+@pytest.mark.parametrize("mode, loaded", [("video", True), ("image", False)])
+def test_a_video_pipeline_has_filterpy_loaded_before_its_first_frame(mode, loaded):
+    """filterpy's import (scipy.stats: over half a second) used to happen at a stream's second frame, as a
+    stall; a video-mode pipeline now has it done when it is built. Photos never load it. A fresh
+    interpreter, so that nothing else has imported it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from sdfl_core.detector import DetectorOptions\n"
+            "from sdfl_core.pipeline import Pipeline, PipelineOptions\n"
+            f"with Pipeline(PipelineOptions(detector=DetectorOptions(running_mode={mode!r}))):\n"
+            "    print('filterpy.kalman' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(loaded)
