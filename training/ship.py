@@ -139,8 +139,6 @@ def training_commands(run_name: str, configs: Path = Path("training/configs")) -
     return lines
 
 
-
-
 def off_chain_starts(run_name: str, provenance: dict) -> list[dict]:
     """Where a shipped model's recorded ancestry left the chain: each run of it that was warm-started from a
     file other than a run's checkpoint (e.g. a shipped model, overwritten since). One dict per such start:
@@ -158,13 +156,13 @@ def off_chain_starts(run_name: str, provenance: dict) -> list[dict]:
     return starts
 
 
-def off_chain_text(models: dict, configs: Path = Path("training/configs")) -> str:
-    """The model card's words for :func:`off_chain_starts` of every model (``{name: (run name, provenance)}``):
+def off_chain_text(models: list[tuple[str, dict]], configs: Path = Path("training/configs")) -> str:
+    """The model card's words for :func:`off_chain_starts` of every model (``(run name, provenance)`` each):
     which shipped runs did not start where their config says, so the commands rebuild them only up to that."""
     from .config import load_config
 
     lines = []
-    for run_name, provenance in models.values():
+    for run_name, provenance in models:
         for start in off_chain_starts(run_name, provenance):
             config = configs / f"{start['run']}.yaml"
             named = load_config(config)["train"]["init_from"] if config.is_file() else None
@@ -239,11 +237,11 @@ def context_text(name: str, config) -> str:
 
 def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("training/configs")) -> None:
     """MODEL_CARD.md from the shipped models' own metrics (the JSON that ship() wrote beside each)."""
-    rows, commands, first, extra, ancestry = [], [], None, [], {}
+    rows, commands, first, extra, ancestry = [], [], None, [], []
     for name, path in models.items():
         model, info = load_checkpoint(path)
         first = first or info
-        ancestry[name] = (info.train_config.get("name", name), info.provenance)
+        ancestry.append((info.train_config.get("name", name), info.provenance))
         edge = float(info.train_config.get("loss", {}).get("edge_occlusion") or 0.0)
         if edge > 0:
             extra.append(f"`{name}` adds the occluded-edge loss (`loss.edge_occlusion: {edge:g}`, beyond the "

@@ -163,10 +163,10 @@ def test_card_says_which_runs_started_off_the_chain(tmp_path):
             "parent": {"path": "runs/m1/best.pt", "sha256": "c" * 64, "provenance": {}}}}}}}
     assert off_chain_starts("m_vis", provenance) == [
         {"run": "m2", "file": "assets/models/m.pt", "sha256": "b" * 64, "file_parent": "runs/m1/best.pt"}]
-    text = off_chain_text({"m": ("m_vis", provenance)}, tmp_path)
+    text = off_chain_text([("m_vis", provenance)], tmp_path)
     assert "`m2` was started from `assets/models/m.pt`" in text and "`bbbbbbbbbbbb...`" in text
     assert "had started from `runs/m1/best.pt`" in text and "not from `runs/m1/best.pt` as its config says" in text
     # A chain of runs only, back to the ImageNet start: nothing to say.
     on_chain = {"parent": {"path": "runs/m2/best.pt", "sha256": "a" * 64, "provenance": {
         "parent": {"path": "runs/m1/best.pt", "sha256": "c" * 64, "provenance": {"backbone": {}}}}}}
-    assert off_chain_starts("m_vis", on_chain) == [] and off_chain_text({"m": ("m_vis", on_chain)}, tmp_path) == ""
+    assert off_chain_starts("m_vis", on_chain) == [] and off_chain_text([("m_vis", on_chain)], tmp_path) == ""
