@@ -22,7 +22,7 @@ from sdfl_core.devices import resolve_device
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
 from sdfl_core.losses import LandmarkLoss, edge_occlusion_loss
 from sdfl_core.metrics import summarize_errors
-from sdfl_core.model import ModelConfig, SDFLModel
+from sdfl_core.model import REFINE_CHANNELS, ModelConfig, SDFLModel
 from sdfl_core.schemas import get_schema
 
 from . import distributed
@@ -218,6 +218,9 @@ def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int,
     if not matching:
         raise ValueError("train.init_partial: the initialising model shares no tensor with this one")
     model.load_state_dict({**target, **{k: v.to(target[k].dtype) for k, v in matching.items()}})
+    shrunk = shrink_patch(model, source)
+    if shrunk:
+        return len(matching) + shrunk, len(target)
     if change == "grown":
         grow_edges(model, source)
         return len(matching) + 2, len(target)
@@ -225,6 +228,55 @@ def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int,
         log.warning("train.init_partial: the initialising model's graph has edges this config's graph lacks; "
                     "the edge layer's output starts untrained")
     return len(matching), len(target)
+
+
+def patch_inputs(model: torch.nn.Module) -> list[tuple[str, int]]:
+    """The refinement stage's layers that read the sampled patches, each with the column where the patches
+    start in its input: the graph head's first refinement conv and its visibility layer (after the first
+    stage's node features), the FC twin's per-point layer."""
+    config = model.config
+    if not config.refine:
+        return []
+    if config.head == "fc":
+        return [("refine_point.0.weight", 0)]
+    layers = [("refine_in.linear.weight", 0)]
+    if config.visibility:
+        layers.append(("vis_head.0.weight", model.gc_in.linear.in_features + config.hidden))
+    return layers
+
+
+@torch.no_grad()
+def shrink_patch(model: torch.nn.Module, source: torch.nn.Module) -> int:
+    """Warm-start the layers that read the refinement patches when ``model`` samples a smaller patch than
+    ``source`` (``model.refine_patch`` 3 from 5): the taps lie on the same half-cell grid, so the smaller
+    patch is the larger one's centre, and each such layer keeps its weights for those central taps. Returns
+    the number of tensors so set (0 when the patches do not shrink)."""
+    new_cfg, old_cfg = model.config, source.config
+    if not (new_cfg.refine and old_cfg.refine and new_cfg.head == old_cfg.head):
+        return 0
+    p, q = new_cfg.refine_patch, old_cfg.refine_patch
+    if p >= q or (q - p) % 2:
+        return 0
+    lo = (q - p) // 2
+    taps = torch.tensor([(lo + i) * q + lo + j for i in range(p) for j in range(p)])
+    channels = REFINE_CHANNELS
+    # Patch features are laid out channel-major: column c * taps + tap (SDFLModel.sample_patches).
+    kept = (torch.arange(channels)[:, None] * q * q + taps).flatten()
+    target, old = model.state_dict(), source.state_dict()
+    done = 0
+    # The features before the patches (the visibility layer's node features) do not depend on the patch size.
+    for name, start in patch_inputs(model):
+        if name not in old:
+            continue
+        w_old = old[name]
+        w_new = torch.cat([w_old[:, :start], w_old[:, start + kept], w_old[:, start + channels * q * q:]], 1)
+        if w_new.shape != target[name].shape:
+            continue
+        target[name].copy_(w_new.to(target[name]))
+        done += 1
+    if done:
+        log.info("refinement patch %dx%d started from the %dx%d patch's central taps", p, p, q, q)
+    return done
 
 
 def graph_change(model: torch.nn.Module, source: torch.nn.Module) -> str:
