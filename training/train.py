@@ -208,7 +208,8 @@ def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int,
     head still reads); returns (copied, model's tensor count). Raises when nothing matches. The graph
     (``mask``) stays the one the config mined. When it differs from the source's, the edge layer's output
     cannot be copied as it is: a graph that adds edges keeps the old edges' weights (``grow_edges``); any
-    other starts that output untrained, with a warning."""
+    other starts that output untrained, with a warning. A smaller refinement patch starts from the larger
+    one's central taps (``shrink_patch``)."""
     target = model.state_dict()
     change = graph_change(model, source)
     last = f"edge_fc.{len(model.edge_fc) - 1}." if change != "same" else None
@@ -218,16 +219,14 @@ def init_matching(model: torch.nn.Module, source: torch.nn.Module) -> tuple[int,
     if not matching:
         raise ValueError("train.init_partial: the initialising model shares no tensor with this one")
     model.load_state_dict({**target, **{k: v.to(target[k].dtype) for k, v in matching.items()}})
-    shrunk = shrink_patch(model, source)
-    if shrunk:
-        return len(matching) + shrunk, len(target)
+    copied = len(matching) + shrink_patch(model, source)
     if change == "grown":
         grow_edges(model, source)
-        return len(matching) + 2, len(target)
+        return copied + 2, len(target)
     if change == "other":
         log.warning("train.init_partial: the initialising model's graph has edges this config's graph lacks; "
                     "the edge layer's output starts untrained")
-    return len(matching), len(target)
+    return copied, len(target)
 
 
 def patch_inputs(model: torch.nn.Module) -> list[tuple[str, int]]:

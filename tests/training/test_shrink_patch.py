@@ -13,11 +13,14 @@ from training.train import init_matching, shrink_patch  # noqa: E402
 N, SIZE = 12, 64
 
 
-def model(patch: int, seed: int, head: str = "graph", **config) -> SDFLModel:
+def model(patch: int, seed: int, head: str = "graph", k: int = 1, **config) -> SDFLModel:
+    """Each point joined to the next ``k`` on a ring."""
     torch.manual_seed(seed)
     cfg = ModelConfig(backbone="mobilenetv2_050", num_points=N, input_size=SIZE, head=head, refine=True,
                       refine_patch=patch, **config)
-    mask = np.eye(N, dtype=bool) | np.roll(np.eye(N, dtype=bool), 1, axis=1)
+    mask = np.eye(N, dtype=bool)
+    for d in range(1, k + 1):
+        mask |= np.roll(np.eye(N, dtype=bool), d, axis=1)
     return SDFLModel(cfg, mask).eval()
 
 
@@ -69,3 +72,16 @@ def test_only_a_patch_smaller_by_whole_rings_is_shrunk(pair):
     before = {k: v.clone() for k, v in big.state_dict().items()}
     assert shrink_patch(big, small) == 0
     assert all(torch.equal(before[k], v) for k, v in big.state_dict().items())
+
+
+def test_a_grown_graph_and_a_smaller_patch_are_both_carried_over():
+    big, small = model(5, seed=0, k=1), model(3, seed=1, k=2)
+    copied, total = init_matching(small, big)
+    assert copied == total - 1
+    w_big, w_small = big.refine_in.linear.weight, small.refine_in.linear.weight
+    assert torch.equal(w_small[:, :REFINE_CHANNELS * 9], central(w_big[:, :REFINE_CHANNELS * 25], 5, 3))
+    # The old edges keep their rows of the edge layer's output (training.train.grow_edges).
+    old_rows = big.edge_fc[-1].weight
+    new_slots = torch.zeros(N, N, dtype=torch.long)
+    new_slots[small.mask] = torch.arange(int(small.mask.sum()))
+    assert torch.equal(small.edge_fc[-1].weight[new_slots[big.mask]], old_rows)
