@@ -256,11 +256,7 @@ def shrink_patch(model: torch.nn.Module, source: torch.nn.Module) -> int:
     p, q = new_cfg.refine_patch, old_cfg.refine_patch
     if p >= q or (q - p) % 2:
         return 0
-    lo = (q - p) // 2
-    taps = torch.tensor([(lo + i) * q + lo + j for i in range(p) for j in range(p)])
-    channels = REFINE_CHANNELS
-    # Patch features are laid out channel-major: column c * taps + tap (SDFLModel.sample_patches).
-    kept = (torch.arange(channels)[:, None] * q * q + taps).flatten()
+    lo, end = (q - p) // 2, REFINE_CHANNELS * q * q
     target, old = model.state_dict(), source.state_dict()
     done = 0
     # The features before the patches (the visibility layer's node features) do not depend on the patch size.
@@ -268,7 +264,9 @@ def shrink_patch(model: torch.nn.Module, source: torch.nn.Module) -> int:
         if name not in old:
             continue
         w_old = old[name]
-        w_new = torch.cat([w_old[:, :start], w_old[:, start + kept], w_old[:, start + channels * q * q:]], 1)
+        # Patch columns are channel-major, each channel's taps row by row (SDFLModel.sample_patches).
+        patch = w_old[:, start:start + end].unflatten(1, (REFINE_CHANNELS, q, q))[..., lo:lo + p, lo:lo + p]
+        w_new = torch.cat([w_old[:, :start], patch.flatten(1), w_old[:, start + end:]], 1)
         if w_new.shape != target[name].shape:
             continue
         target[name].copy_(w_new.to(target[name]))
