@@ -215,7 +215,7 @@ class SDFLModel(nn.Module):
         patch_dim = reduced * p * p
         if config.head == "graph":
             self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden)
-            self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(2))
+            self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.refine_blocks))
             self.refine_out = GraphConv(config.hidden, 2, activate=False)
             last = self.refine_out.linear
         else:

@@ -39,6 +39,9 @@ class ModelConfig:
     the first stage's features, through the same graph (graph head) or an FC layer (FC head)."""
     refine_patch: int = 5
     """Side of the square grid of samples around each point, half a fine-map cell apart."""
+    refine_blocks: int = 2
+    """Graph head only: residual graph blocks in the refinement stage, between its input and output graph convs
+    (each block is two graph convs and about 2 % of the shipped model's run time)."""
     head_side: int = 0
     """The side, in cells, of the map the head reads: 0 reads the backbone's map as it comes (8 x 8 at 128 px
     and stride 16); any other side resamples it bilinearly to that side first. A head sized for one side then
@@ -89,6 +92,8 @@ class ModelConfig:
             raise ValueError("refine reads the feature map below feature_level; feature_level must be above -5")
         if self.refine_patch < 1:
             raise ValueError(f"refine_patch must be at least 1, got {self.refine_patch}")
+        if self.refine_blocks < 0:
+            raise ValueError(f"refine_blocks must be 0 or more, got {self.refine_blocks}")
         if self.head_side < 0:
             raise ValueError(f"head_side must be 0 (the map's own side) or positive, got {self.head_side}")
         if not -5 <= self.feature_level <= -1:

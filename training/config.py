@@ -41,6 +41,7 @@ DEFAULTS: dict = {
         "visibility": False,
         "refine": False,
         "refine_patch": 5,
+        "refine_blocks": 2,
         "head_side": 0,
         "skip_blocks": [],
         "global_context": False,

@@ -409,6 +409,19 @@ def test_refine_needs_a_finer_map_and_a_patch():
         ModelConfig(backbone=TINY, feature_level=-5, refine=True)
     with pytest.raises(ValueError, match="refine_patch"):
         ModelConfig(backbone=TINY, refine=True, refine_patch=0)
+    with pytest.raises(ValueError, match="refine_blocks"):
+        ModelConfig(backbone=TINY, refine=True, refine_blocks=-1)
+
+
+@pytest.mark.parametrize("blocks", [0, 1, 3])
+def test_refine_blocks_sets_the_refinement_stage_depth(blocks):
+    model = make(feature_level=-2, refine=True, refine_blocks=blocks).eval()
+    assert len(model.refine_blocks) == blocks
+    assert len(make(feature_level=-2, refine=True).refine_blocks) == 2  # the default: the shipped models' depth
+    last = model.refine_out.linear
+    torch.nn.init.normal_(last.weight, 0, 0.1)
+    coords, _, _, first = model.forward_train(images(2), with_visibility=False)
+    assert coords.shape == (2, 68, 2) and not torch.allclose(coords, first)
 
 
 @pytest.mark.parametrize("head", ["graph", "fc"])

@@ -85,3 +85,13 @@ def test_a_grown_graph_and_a_smaller_patch_are_both_carried_over():
     new_slots = torch.zeros(N, N, dtype=torch.long)
     new_slots[small.mask] = torch.arange(int(small.mask.sum()))
     assert torch.equal(small.edge_fc[-1].weight[new_slots[big.mask]], old_rows)
+
+
+def test_a_shallower_refinement_keeps_the_first_blocks_weights():
+    deep, shallow = model(5, seed=0), model(3, seed=1, refine_blocks=1)
+    init_matching(shallow, deep)
+    kept, old = shallow.state_dict(), deep.state_dict()
+    block = [key for key in kept if key.startswith("refine_blocks.")]
+    assert block and all(key.startswith("refine_blocks.0.") for key in block)
+    assert all(torch.equal(kept[key], old[key]) for key in block)
+    assert "refine_blocks.1.conv1.linear.weight" in old  # the cut block
