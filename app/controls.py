@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from sdfl_core.crops import CROPS_PER_FACE, PASSES, PHOTO_PASSES
+from sdfl_core.crops import CROPS_PER_FACE, PASSES, PHOTO_CROPS, PHOTO_PASSES
 from sdfl_core.draw import DrawOptions
 from sdfl_core.occluders import COVER_SIDES
 from sdfl_core.registry import MODEL_CHOICES, MODEL_LABELS
@@ -129,7 +129,8 @@ class ControlsPanel(QWidget):
         self.crops_per_face, crops_row = _count_row(
             "Crops per face", CROPS_PER_FACE, "averaged", self.crops_per_face_changed,
             "Crops per face: the model also runs on copies of each face's crop shifted by 5 % of its side, and the "
-            "points are averaged (more accurate on photos)")
+            f"points are averaged (more accurate on photos). Auto: {PHOTO_CROPS} for photos, 1 for video and camera",
+            auto=f"auto ({PHOTO_CROPS} for photos, 1 for video)")
         self.passes, passes_row = _count_row(
             "Passes per face", PASSES, "re-cropped", self.passes_changed,
             "Passes per face: each pass after the first crops the face again from the landmarks the pass before "

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
-from sdfl_core.crops import default_passes
+from sdfl_core.crops import default_crops_per_face, default_passes
 from sdfl_core.detector import DetectorOptions
 from sdfl_core.errors import first_line
 from sdfl_core.landmarker import Landmarker, load_landmarker
@@ -49,7 +49,7 @@ class InferenceWorker(QObject):
         self.cover = (0.0, "left")
         self.smoothing = 0.5
         self.smooth = True
-        self.crops_per_face = 1
+        self.crops_per_face = 0  # 0: the source's mode chooses (default_crops_per_face)
         self.passes = 0  # 0: the source's mode chooses (default_passes)
         self.frozen = False
         self._last_frame: Frame | None = None
@@ -72,9 +72,11 @@ class InferenceWorker(QObject):
         """Run the pipeline in the new source's mode: photos share no tracks or filter state."""
         if info.running_mode != self.running_mode:
             self.running_mode = info.running_mode
-            if not self.passes:
-                for engine in self._engines():
+            for engine in self._engines():
+                if not self.passes:
                     engine.passes = self._passes()
+                if not self.crops_per_face:
+                    engine.crops_per_face = self._crops()
             self.reset_tracking()
 
     @pyqtSlot(str)
@@ -82,7 +84,7 @@ class InferenceWorker(QObject):
         self.busy.emit(f"loading model {choice} ...")
         try:
             weights = require_model_file(choice)
-            engine = load_landmarker(weights, self.device, crops_per_face=self.crops_per_face, passes=self._passes())
+            engine = load_landmarker(weights, self.device, crops_per_face=self._crops(), passes=self._passes())
             pipeline = Pipeline(self._options(), landmarker=engine)
         except Exception as exc:  # any broken file must leave the app running with a message
             log.warning("model %s failed to load: %s", choice, exc)
@@ -101,7 +103,7 @@ class InferenceWorker(QObject):
     def load_compare_model(self, choice: str) -> None:
         self.busy.emit(f"loading comparison model {choice} ...")
         try:
-            engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self.crops_per_face,
+            engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self._crops(),
                                      passes=self._passes())
         except Exception as exc:
             log.warning("comparison model %s failed to load: %s", choice, exc)
@@ -140,9 +142,10 @@ class InferenceWorker(QObject):
 
     @pyqtSlot(int)
     def set_crops_per_face(self, count: int) -> None:
-        """Test-time crops per face for the model and its comparison twin; a paused frame is run again."""
+        """Test-time crops per face for the model and its comparison twin (0: the source's mode chooses); a
+        paused frame is run again."""
         self.crops_per_face = count
-        self._set_on_engines("crops_per_face", count)
+        self._set_on_engines("crops_per_face", self._crops())
 
     @pyqtSlot(int)
     def set_passes(self, count: int) -> None:
@@ -150,6 +153,9 @@ class InferenceWorker(QObject):
         paused frame is run again."""
         self.passes = count
         self._set_on_engines("passes", self._passes())
+
+    def _crops(self) -> int:
+        return self.crops_per_face or default_crops_per_face(self.running_mode)
 
     def _passes(self) -> int:
         return self.passes or default_passes(self.running_mode)

@@ -255,10 +255,10 @@ def table(rows: list[Row], baselines: list[str]) -> str:
 def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 8) -> str:
     """The landmark stage alone (crop + model, one face, no detector or tracker running beside it): the
     one-face scene's detector box through sdfl and through the face mesh, each with ``threads`` threads, in
-    alternating rounds so that the machine's drift hits both alike, sdfl with the photo default of
-    ``PHOTO_PASSES`` landmark passes per face, and with 5 crops per face (the test-time averaging for photos).
-    Medians in ms."""
-    from sdfl_core.crops import PHOTO_PASSES
+    alternating rounds so that the machine's drift hits both alike, sdfl with 5 crops per face (the
+    test-time averaging), and with the photo default of ``PHOTO_PASSES`` landmark passes of ``PHOTO_CROPS`` crops
+    per face. Medians in ms."""
+    from sdfl_core.crops import PHOTO_CROPS, PHOTO_PASSES
     from sdfl_core.landmarker import load_landmarker
 
     interpreter, note = mesh_interpreter(threads)
@@ -272,7 +272,8 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     det = detections[0]
     landmarker = load_landmarker(args.weights, device=args.device, num_threads=threads)
     averaged = load_landmarker(args.weights, device=args.device, num_threads=threads, crops_per_face=5)
-    photo = load_landmarker(args.weights, device=args.device, num_threads=threads, passes=PHOTO_PASSES)
+    photo = load_landmarker(args.weights, device=args.device, num_threads=threads, passes=PHOTO_PASSES,
+                            crops_per_face=PHOTO_CROPS)
     rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     calls_of = {"sdfl": lambda: landmarker.predict_boxes(image, [det]),
                 "mesh": lambda: mesh_points(interpreter, rgb, det.box),
@@ -298,7 +299,8 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     return (f"landmark stage alone, one face, {threads} thread(s) each (crop + model): sdfl {ours:.2f} ms, "
             f"MediaPipe mesh {theirs:.2f} ms: {ratio:.2f}x the mesh (goal <= 2x: {'ok' if ratio <= 2 else 'MISS'}; "
             f"{min(rounds_ratio):.2f}-{max(rounds_ratio):.2f}x over its {rounds} rounds); "
-            f"photos' default of {PHOTO_PASSES} passes: {passes:.2f} ms, {passes / ours:.2f}x one pass; "
+            f"photos' default of {PHOTO_PASSES} passes of {PHOTO_CROPS} crops: {passes:.2f} ms, {passes / ours:.2f}x one "
+            f"crop and pass; "
             f"with 5 crops per face (--crops-per-face 5): {five:.2f} ms, {five / ours:.2f}x one crop")
 
 

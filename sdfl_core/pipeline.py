@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crops import default_passes
+from .crops import default_crops_per_face, default_passes
 from .detector import DetectorOptions, FaceDetector
 from .images import to_bgr_uint8
 from .landmarker import Landmarker, load_landmarker
@@ -39,9 +39,10 @@ class PipelineOptions:
     device: str = "auto"
     num_threads: int | None = None
     """ONNX Runtime intra-op threads; None = ORT's default (see :func:`streaming_options`)."""
-    crops_per_face: int = 1
-    """Test-time crops per face (1, 5 or 9; :class:`Landmarker`): more than 1 is for photos and offline
-    work, at that many times the landmark model's time."""
+    crops_per_face: int | None = None
+    """Test-time crops per face (1, 5 or 9; :class:`Landmarker`), at that many times the landmark model's
+    time. None: the detector's running mode chooses (:func:`~sdfl_core.crops.default_crops_per_face`: more
+    for photos, 1 for video)."""
     passes: int | None = None
     """Landmark passes per face (1, 2 or 3; :class:`Landmarker`): each pass after the first crops the face
     from the landmarks of the pass before, at that many times the landmark model's time. None: the
@@ -54,6 +55,10 @@ class PipelineOptions:
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     """Association and smoothing; ``tracker.smoothing`` is the one smoothing knob (0 = off)."""
     redetect: RedetectOptions = field(default_factory=RedetectOptions)
+
+    def crops_to_run(self) -> int:
+        """``crops_per_face``, or when None the default of the detector's running mode."""
+        return self.crops_per_face or default_crops_per_face(self.detector.running_mode)
 
     def passes_to_run(self) -> int:
         """``passes``, or when None the default of the detector's running mode."""
@@ -94,13 +99,13 @@ class Pipeline:
         if landmarker is not None:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
                                     ("num_threads", self.options.num_threads),
-                                    ("crops_per_face", self.options.crops_per_face != 1),
+                                    ("crops_per_face", self.options.crops_per_face is not None),
                                     ("passes", self.options.passes is not None)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
         self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device,
                                                         num_threads=self.options.num_threads,
-                                                        crops_per_face=self.options.crops_per_face,
+                                                        crops_per_face=self.options.crops_to_run(),
                                                         passes=self.options.passes_to_run())
         self.detector = FaceDetector(self.options.detector)
         self.tracker = Tracker(self.options.tracker)

@@ -39,10 +39,12 @@ def command_module(name: str) -> str:
     return name
 
 
-def _add_crops_per_face(p: argparse.ArgumentParser, use: str) -> None:
+def _add_crops_per_face(p: argparse.ArgumentParser, use: str, default: int | None = 1) -> None:
+    """``--crops-per-face``; ``default`` None leaves the choice to the command (photos get more,
+    ``default_crops_per_face``)."""
     from ..crops import CROPS_PER_FACE
 
-    p.add_argument("--crops-per-face", type=int, default=1, choices=CROPS_PER_FACE, metavar="N",
+    p.add_argument("--crops-per-face", type=int, default=default, choices=CROPS_PER_FACE, metavar="N",
                    help=f"test-time crops per face, {', '.join(map(str, CROPS_PER_FACE))}: the points are the mean over the "
                         f"face's crop and N-1 copies shifted by 5 %% of its side, more accurate at N times the "
                         f"landmark model's work; {use}")
@@ -79,7 +81,8 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redetect-every", type=int, default=1, metavar="K",
                    help="run the face detector every K-th frame and crop from the previous landmarks in between "
                         "(re-detecting early when a face is lost); 1 = every frame (default)")
-    _add_crops_per_face(p, "default 1 (real time)")
+    _add_crops_per_face(p, "default 5 for an image or a folder of photos (image mode), 1 for video and camera "
+                           "(real time)", default=None)
     _add_passes(p, "default 2 for an image or a folder of photos (image mode), 1 for video and camera (real time)")
 
 
@@ -108,7 +111,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
                    help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
-    _add_crops_per_face(p, "default 1 (the model alone)")
+    _add_crops_per_face(p, "default 1 with --boxes gt (the standard protocol: the model alone), 5 with --boxes "
+                           "detector (as sdfl track runs photos)", default=None)
     _add_passes(p, "default 1 with --boxes gt (the standard protocol), 2 with --boxes detector (as sdfl track "
                    "runs photos)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..crops import default_passes
+from ..crops import default_crops_per_face, default_passes
 from ..datasets import load_samples
 from ..evaluate import evaluate, plot_ced
 from ..extras import require
@@ -19,14 +19,16 @@ def run(args) -> int:
     if args.plot:
         require("matplotlib", "--plot")
     weights = resolve_weights(args.weights)
-    # Detector boxes are how photos are cropped, so they get the passes photos get; ground-truth boxes
-    # already are the training crop.
-    passes = args.passes or default_passes("image" if args.boxes == "detector" else "video")
-    landmarker = load_landmarker(weights, device=args.device, crops_per_face=args.crops_per_face, passes=passes)
+    # Detector boxes are how photos are cropped, so they get the passes and crops photos get; ground-truth
+    # boxes already are the training crop, and the standard protocol scores the model alone.
+    mode = "image" if args.boxes == "detector" else "video"
+    passes = args.passes or default_passes(mode)
+    crops_per_face = args.crops_per_face or default_crops_per_face(mode)
+    landmarker = load_landmarker(weights, device=args.device, crops_per_face=crops_per_face, passes=passes)
     samples = load_samples(args.data, args.format)
     report, errors = evaluate(landmarker, samples, args.boxes, args.batch_size)
     report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes,
-              "crops_per_face": args.crops_per_face, "passes": passes}
+              "crops_per_face": crops_per_face, "passes": passes}
     out.write_text(json.dumps(report, indent=2))
     if args.plot:
         plot_ced(args.plot, {landmarker.info.name or Path(weights).stem: errors})

@@ -195,23 +195,27 @@ def test_per_face_setting_reruns_the_paused_frame(qtbot, window, face_video, tin
     assert not np.allclose(track.raw.points, single, atol=1e-3), f"{setting} {count} must move the points"
 
 
-def test_auto_passes_follow_the_source_and_a_chosen_count_stays(qtbot, window, photo_folder, face_video):
-    """By default ("auto") photos get the photo passes and video one; a count the user picks holds for both."""
-    from sdfl_core.crops import PHOTO_PASSES
+@pytest.mark.parametrize("setting, photo, chosen", [("passes", "PHOTO_PASSES", 3), ("crops_per_face", "PHOTO_CROPS", 9)])
+def test_auto_counts_follow_the_source_and_a_chosen_count_stays(qtbot, window, photo_folder, face_video, setting,
+                                                                photo, chosen):
+    """By default ("auto") photos get the photo passes and crops, video one of each; a count the user picks holds
+    for both."""
+    from sdfl_core import crops
 
-    combo = window.controls.passes
+    photo = getattr(crops, photo)
+    combo = getattr(window.controls, setting)
     assert combo.currentIndex() == 0 and combo.itemData(0) == 0, "auto is the default"
     engine = window.inference.pipeline.landmarker
     _results_of(qtbot, window, photo_folder, sequence=False)
-    assert engine.passes == PHOTO_PASSES
+    assert getattr(engine, setting) == photo > 1
     play_all(qtbot, window, face_video, frames=1)
-    assert engine.passes == 1
-    index = combo.findData(3)
+    assert getattr(engine, setting) == 1
+    index = combo.findData(chosen)
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
-    qtbot.waitUntil(lambda: engine.passes == 3, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: getattr(engine, setting) == chosen, timeout=WAIT_MS)
     _results_of(qtbot, window, photo_folder, sequence=False)
-    assert engine.passes == 3
+    assert getattr(engine, setting) == chosen
 
 
 def test_recording_writes_a_playable_video(qtbot, window, face_video, tmp_path):

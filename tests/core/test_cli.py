@@ -104,7 +104,7 @@ def test_graph_command_on_tiny_300w_folder(tmp_path, capsys):
     assert "6 shapes, 68 points" in capsys.readouterr().out
 
 
-def test_eval_records_its_passes_defaults_them_by_box_and_refuses_an_unknown_count(tmp_path, capsys):
+def test_eval_records_its_passes_and_crops_defaults_them_by_box_and_refuses_an_unknown_count(tmp_path, capsys):
     import json
 
     from model_factory import make_checkpoint
@@ -122,7 +122,9 @@ def test_eval_records_its_passes_defaults_them_by_box_and_refuses_an_unknown_cou
         report = json.loads(out.read_text())
         assert report["passes"] == passes and report["count"] == 3
     # Unless told: ground-truth boxes are the training crop, detector boxes are cropped as photos are.
-    for boxes, passes in (("gt", 1), ("detector", 2)):
+    for boxes, passes, crops in (("gt", 1, 1), ("detector", 2, 5), ("detector", 2, 1)):
+        told = ["--crops-per-face", "1"] if boxes == "detector" and crops == 1 else []
         assert main(["eval", "--weights", str(weights), "--data", str(data), "--format", "300w", "--out", str(out),
-                     "--boxes", boxes]) == 0, capsys.readouterr().err
-        assert json.loads(out.read_text())["passes"] == passes, boxes
+                     "--boxes", boxes, *told]) == 0, capsys.readouterr().err
+        report = json.loads(out.read_text())
+        assert (report["passes"], report["crops_per_face"]) == (passes, crops), boxes

@@ -581,11 +581,15 @@ def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkp
         Pipeline(make_options(passes=2), landmarker=engine)
 
 
-def test_photos_default_to_more_passes_than_video(tiny_checkpoint):
+def test_photos_default_to_more_passes_and_crops_than_video(tiny_checkpoint):
     assert crops.default_passes("image") == crops.PHOTO_PASSES > 1 == crops.default_passes("video")
-    for mode, passes, expected in (("image", None, crops.PHOTO_PASSES), ("video", None, 1), ("image", 1, 1), ("video", 3, 3)):
-        with Pipeline(make_options(weights=tiny_checkpoint, running_mode=mode, passes=passes)) as pipeline:
-            assert pipeline.landmarker.passes == expected, (mode, passes)
+    assert crops.default_crops_per_face("image") == crops.PHOTO_CROPS > 1 == crops.default_crops_per_face("video")
+    for mode, count, passes, crops_per_face in (("image", None, crops.PHOTO_PASSES, crops.PHOTO_CROPS), ("video", None, 1, 1),
+                                                ("image", 1, 1, 1), ("video", 3, 3, 9)):
+        options = make_options(weights=tiny_checkpoint, running_mode=mode, passes=count,
+                               crops_per_face={None: None, 1: 1, 3: 9}[count])
+        with Pipeline(options) as pipeline:
+            assert (pipeline.landmarker.passes, pipeline.landmarker.crops_per_face) == (passes, crops_per_face), (mode, count)
 
 
 def test_reset_clears_the_policy_state(steady_engine):
