@@ -54,9 +54,12 @@ class Landmarker:
     """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
 
     def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "", crops_per_face: int = 1,
-                 passes: int = 1) -> None:
+                 passes: int = 1, mirror: bool = False) -> None:
         self.crops_per_face = crops_per_face  # checked by the setter
         self.passes = passes  # likewise
+        # Also run each crop's mirror image and average (predict_mirrored): twice the network's work. Settable
+        # between calls.
+        self.mirror = bool(mirror)
         self.runner = runner
         self.info = runner.info
         self.name = name or self.info.name or "model"
@@ -110,11 +113,28 @@ class Landmarker:
     def crops_for(self, image_bgr: np.ndarray, affines: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([crops.warp(image_bgr, a, self.input_size) for a in affines])
 
+    def predict_mirrored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict_crops` averaged with the crops' mirror images (flipped left to right), in one batch:
+        each flipped crop's points are mirrored back and renamed to their mirror points (the schema's
+        ``mirror``). Visibility is averaged the same way; the edge weights are the unflipped crops' (the mined
+        graph is not mirror-symmetric, so a flipped crop's weights fall on other edges)."""
+        count = len(batch)
+        units, weights, visibility = self.predict_crops(np.concatenate([batch, batch[:, :, ::-1]]))
+        rename = np.asarray(self.schema.mirror)
+        flipped = units[count:][:, rename]
+        # A pixel centre at crop unit u lands at 1 - u in the flipped crop (crops.units_to_image).
+        flipped[..., 0] = 1.0 - flipped[..., 0]
+        if visibility.shape[-1]:
+            visibility = (visibility[:count] + visibility[count:][:, rename]) / 2
+        else:
+            visibility = visibility[:count]
+        return (units[:count] + flipped) / 2, weights[:count], visibility
+
     def predict_warped(self, batch: np.ndarray, affines: Sequence[np.ndarray]
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, N, 2) image pixels for crops already cut with ``affines`` (one per crop), the (B, N, N)
         edge weights and the (B, N) visibility ((B, N, 0) and (B, 0) where the model has none)."""
-        units, weights, visibility = self.predict_crops(batch)
+        units, weights, visibility = (self.predict_mirrored if self.mirror else self.predict_crops)(batch)
         points = np.stack([crops.units_to_image(u, a, self.input_size) for u, a in zip(units, affines)])
         return points, np.asarray(weights), np.asarray(visibility)
 
@@ -231,7 +251,7 @@ def load_runner(weights: str | Path | None = None, device: str = "auto", engine:
 
 def load_landmarker(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
                     num_threads: int | None = None, name: str = "", crops_per_face: int = 1,
-                    passes: int = 1) -> Landmarker:
+                    passes: int = 1, mirror: bool = False) -> Landmarker:
     """A :class:`Landmarker` for a model choice ('sdfl', 'fc', None = 'sdfl', or a .pt / .onnx path)."""
     crops.check_passes(passes)  # before the model loads
-    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face, passes)
+    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face, passes, mirror)

@@ -47,6 +47,8 @@ class PipelineOptions:
     """Landmark passes per face (1, 2 or 3; :class:`Landmarker`): each pass after the first crops the face
     from the landmarks of the pass before, at that many times the landmark model's time. None: the
     detector's running mode chooses (:func:`~sdfl_core.crops.default_passes`: more for photos, 1 for video)."""
+    mirror: bool = False
+    """Also run each crop's mirror image and average (:class:`Landmarker`), at twice the landmark model's time."""
     detector: DetectorOptions = field(default_factory=_video_detector)
     """The face detector, and the running mode of the whole pipeline: "video" (consecutive frames,
     tracked and smoothed) or "image" (every frame an unrelated photo: no track or filter state crosses
@@ -100,13 +102,14 @@ class Pipeline:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
                                     ("num_threads", self.options.num_threads),
                                     ("crops_per_face", self.options.crops_per_face is not None),
-                                    ("passes", self.options.passes is not None)) if v]
+                                    ("passes", self.options.passes is not None), ("mirror", self.options.mirror)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
         self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device,
                                                         num_threads=self.options.num_threads,
                                                         crops_per_face=self.options.crops_to_run(),
-                                                        passes=self.options.passes_to_run())
+                                                        passes=self.options.passes_to_run(),
+                                                        mirror=self.options.mirror)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = Tracker(self.options.tracker)
         self.policy = policy or make_policy(

@@ -57,10 +57,11 @@ def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
 
 
 def validation_table(config_path: str | Path, weights: list[str | Path], by_source: bool = False,
-                     crops_per_face: int = 1, boxes: str = "gt", passes: int = 1) -> dict[str, dict]:
+                     crops_per_face: int = 1, boxes: str = "gt", passes: int = 1, mirror: bool = False) -> dict[str, dict]:
     """{model: evaluate()'s report (nme_io, fr_10, auc_10, ...)} on the config's validation faces, cropped
     from their ground-truth landmark boxes (the standard protocol), or with ``boxes='detector'`` from
-    MediaPipe's boxes through each model's calibration; ``passes``: landmark passes per face. ``by_source`` adds ``sources``: count, NME,
+    MediaPipe's boxes through each model's calibration; ``passes``: landmark passes per face; ``mirror``: each crop
+    also seen mirrored (``Landmarker.mirror``). ``by_source`` adds ``sources``: count, NME,
     FR and AUC of the faces of each data entry (hand-labelled 300-W and machine-labelled YouTube-Faces),
     from the same predictions."""
     config = load_config(config_path)
@@ -76,7 +77,7 @@ def validation_table(config_path: str | Path, weights: list[str | Path], by_sour
         name = path.parent.name if path.stem in ("best", "last") else path.stem
         if name in reports:
             name = str(path)
-        landmarker = load_landmarker(path, device="cpu", crops_per_face=crops_per_face, passes=passes)
+        landmarker = load_landmarker(path, device="cpu", crops_per_face=crops_per_face, passes=passes, mirror=mirror)
         report, _ = evaluate(landmarker, val, boxes)
         if by_source:
             subsets = report.pop("subsets", {})
@@ -99,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="crop from the ground-truth landmark boxes (default, the standard protocol) or MediaPipe's")
     parser.add_argument("--passes", type=int, default=1, choices=PASSES,
                         help="landmark passes per face: each after the first crops from the landmarks before (default 1)")
+    parser.add_argument("--mirror", action="store_true",
+                        help="also run each crop's mirror image and average (twice the work)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face, args.boxes, args.passes)
+    reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face, args.boxes, args.passes,
+                               args.mirror)
     print("| model | faces | val faces | NME io % | FR@0.1 % | AUC@0.1 |")
     print("|---|---|---|---|---|---|")
     for name, r in reports.items():

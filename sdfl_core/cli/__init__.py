@@ -60,6 +60,12 @@ def _add_passes(p: argparse.ArgumentParser, use: str, default: int | None = None
                         f"detector's box only approximates; N times the landmark model's work; {use}")
 
 
+def _add_mirror(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mirror", action="store_true",
+                   help="also run each crop's mirror image and average its points with the crop's, at twice the "
+                        "landmark model's work (more accurate on hand-labelled faces; see the README)")
+
+
 def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip); "
                                   "an image or a folder of images runs in image mode (every photo on its own)")
@@ -84,6 +90,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     _add_crops_per_face(p, "default 5 for an image or a folder of photos (image mode), 1 for video and camera "
                            "(real time)", default=None)
     _add_passes(p, "default 2 for an image or a folder of photos (image mode), 1 for video and camera (real time)")
+    _add_mirror(p)
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
@@ -115,6 +122,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
                            "detector (as sdfl track runs photos)", default=None)
     _add_passes(p, "default 1 with --boxes gt (the standard protocol), 2 with --boxes detector (as sdfl track "
                    "runs photos)")
+    _add_mirror(p)
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:

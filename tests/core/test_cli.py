@@ -122,9 +122,17 @@ def test_eval_records_its_passes_and_crops_defaults_them_by_box_and_refuses_an_u
         report = json.loads(out.read_text())
         assert report["passes"] == passes and report["count"] == 3
     # Unless told: ground-truth boxes are the training crop, detector boxes are cropped as photos are.
+    plain = {}
     for boxes, passes, crops in (("gt", 1, 1), ("detector", 2, 5), ("detector", 2, 1)):
         told = ["--crops-per-face", "1"] if boxes == "detector" and crops == 1 else []
         assert main(["eval", "--weights", str(weights), "--data", str(data), "--format", "300w", "--out", str(out),
                      "--boxes", boxes, *told]) == 0, capsys.readouterr().err
         report = json.loads(out.read_text())
-        assert (report["passes"], report["crops_per_face"]) == (passes, crops), boxes
+        assert (report["passes"], report["crops_per_face"], report["mirror"]) == (passes, crops, False), boxes
+        if boxes == "gt":
+            plain = report
+    assert main(["eval", "--weights", str(weights), "--data", str(data), "--format", "300w", "--out", str(out),
+                 "--mirror"]) == 0, capsys.readouterr().err
+    mirrored = json.loads(out.read_text())
+    assert mirrored["mirror"] is True and mirrored["boxes"] == "gt"
+    assert mirrored["nme_io"] != plain["nme_io"], "the mirror images change the points"

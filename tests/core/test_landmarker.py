@@ -298,6 +298,49 @@ def test_crops_per_face_can_change_between_calls_and_is_checked():
     assert landmarker.crops_per_face == 9, "a refused count leaves the setting as it was"
 
 
+class LeftRightRunner(BrightestPixelRunner):
+    """A stand-in network that tells left from right: point 0 at the brightest pixel of the crop's left half,
+    point 1 of its right half, point 2 of the whole crop. Point i's visibility is VIS[i]; each crop's edge
+    weights are its position in the batch."""
+
+    VIS = np.array([0.1, 0.9, 0.5], np.float32)
+
+    def __init__(self) -> None:
+        super().__init__(points=3)
+        self.info.schema = SimpleNamespace(mirror=(1, 0, 2))  # the two sides swap names in a mirror image
+
+    def predict(self, batch: np.ndarray):
+        self.batches.append(len(batch))
+        b, s = len(batch), batch.shape[1]
+        gray = batch[..., 0].astype(np.float32)
+
+        def brightest(region: np.ndarray, offset: int) -> np.ndarray:
+            flat = region.reshape(b, -1).argmax(axis=1)
+            return (np.stack([flat % region.shape[2] + offset, flat // region.shape[2]], axis=1) + 0.5) / s
+
+        units = np.stack([brightest(gray[:, :, :s // 2], 0), brightest(gray[:, :, s // 2:], s // 2),
+                          brightest(gray, 0)], axis=1)
+        weights = np.arange(b, dtype=np.float32)[:, None, None] * np.ones((1, 3, 3), np.float32)
+        return units, weights, np.repeat(self.VIS[None], b, axis=0)
+
+
+def test_mirror_averages_each_crop_with_its_mirror_image_renamed_back():
+    image = np.zeros((120, 160, 3), np.uint8)
+    left, right = (62, 50), (90, 54)  # (x, y): two bright dots, one on each side of the crop's centre
+    image[left[1], left[0]] = 200
+    image[right[1], right[0]] = 255
+    affine = crop_affine(np.array([76.5, 52.5]), 64.0, 64)  # each image pixel on one crop pixel: no ties
+    plain = Landmarker(LeftRightRunner()).predict(image, [affine])[0]
+    runner = LeftRightRunner()
+    mirrored = Landmarker(runner, mirror=True).predict(image, [affine])[0]
+    assert runner.batches == [2], "the crop and its mirror image run in one batch"
+    np.testing.assert_allclose(plain.points[:2], [left, right], atol=1e-4)
+    # The flipped crop's left half holds the right dot: renamed back, it is point 1's again.
+    np.testing.assert_allclose(mirrored.points, plain.points, atol=1e-4)
+    np.testing.assert_allclose(mirrored.visibility, [0.5, 0.5, 0.5], atol=1e-6)  # VIS and VIS renamed, averaged
+    np.testing.assert_allclose(mirrored.edge_weights, 0.0)  # the unflipped crop's (batch position 0)
+
+
 class FixedShapeRunner(BrightestPixelRunner):
     """A stand-in network that puts three points at the same crop units in every crop."""
 

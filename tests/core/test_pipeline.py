@@ -579,6 +579,8 @@ def test_a_landmarker_and_model_options_together_are_refused(engine, tiny_checkp
         Pipeline(make_options(crops_per_face=5), landmarker=engine)
     with pytest.raises(ValueError, match="passes"):
         Pipeline(make_options(passes=2), landmarker=engine)
+    with pytest.raises(ValueError, match="mirror"):
+        Pipeline(make_options(mirror=True), landmarker=engine)
 
 
 def test_photos_default_to_more_passes_and_crops_than_video(tiny_checkpoint):

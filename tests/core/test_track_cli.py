@@ -225,7 +225,7 @@ def test_folder_runs_in_image_mode_and_sequence_tracks_it(tiny_checkpoint, tmp_p
     assert not _smoothed_equals_raw(seq).iloc[1:].all()
 
 
-def test_photos_get_two_landmark_passes_and_a_sequence_one_unless_told(tiny_checkpoint, tmp_path):
+def test_photos_get_two_passes_of_five_crops_and_a_sequence_one_of_one_unless_told(tiny_checkpoint, tmp_path):
     folder = _photo_folder(tmp_path / "photos")
 
     def points(name: str, *args) -> np.ndarray:
@@ -234,10 +234,12 @@ def test_photos_get_two_landmark_passes_and_a_sequence_one_unless_told(tiny_chec
         return pd.read_csv(out)[RAW].to_numpy()
 
     photos = points("photos")
-    np.testing.assert_array_equal(photos, points("photos2", "--passes", "2"))
+    np.testing.assert_array_equal(photos, points("photos2", "--passes", "2", "--crops-per-face", "5"))
     assert not np.allclose(photos, points("photos1", "--passes", "1"))
+    assert not np.allclose(photos, points("photos1crop", "--crops-per-face", "1"))
+    assert not np.allclose(photos, points("mirrored", "--mirror"))
     sequence = points("sequence", "--sequence")
-    np.testing.assert_array_equal(sequence, points("sequence1", "--sequence", "--passes", "1"))
+    np.testing.assert_array_equal(sequence, points("sequence1", "--sequence", "--passes", "1", "--crops-per-face", "1"))
 
 
 def test_single_image_reports_its_time_not_a_rate(tiny_checkpoint, capsys):
