@@ -39,11 +39,13 @@ def test_boxes_and_passes_reach_the_evaluation(tmp_path, tiny_checkpoint):
     tiny_config(folder, tmp_path / "runs")
     path = tmp_path / "runs" / "tiny.yaml"
     reports = {}
-    for args in ([], ["--passes", "2"], ["--boxes", "detector"]):
+    for args in ([], ["--passes", "2"], ["--boxes", "detector"], ["--mirror"]):
         out = tmp_path / f"val{len(reports)}.json"
         assert main(["--config", str(path), "--weights", str(tiny_checkpoint), "--out", str(out), *args]) == 0
         reports[" ".join(args)] = json.loads(out.read_text())["tiny_sdfl"]
     one, two, detector = reports[""], reports["--passes 2"], reports["--boxes detector"]
     assert one["count"] == two["count"] == detector["count"] > 0
     assert abs(one["nme_io"] - two["nme_io"]) > 1e-6, "a second pass re-crops, so it scores differently"
+    assert reports["--mirror"]["count"] == one["count"]
+    assert abs(one["nme_io"] - reports["--mirror"]["nme_io"]) > 1e-6, "the mirror images change the points"
     assert "missed_detections" not in one and 0 <= detector["missed_detections"] <= detector["count"]
