@@ -87,9 +87,11 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redetect-every", type=int, default=1, metavar="K",
                    help="run the face detector every K-th frame and crop from the previous landmarks in between "
                         "(re-detecting early when a face is lost); 1 = every frame (default)")
-    _add_crops_per_face(p, "default 5 for an image or a folder of photos (image mode), 1 for video and camera "
-                           "(real time)", default=None)
-    _add_passes(p, "default 2 for an image or a folder of photos (image mode), 1 for video and camera (real time)")
+    from ..crops import PHOTO_CROPS, PHOTO_PASSES
+
+    photos = "for an image or a folder of photos (image mode), 1 for video and camera (real time)"
+    _add_crops_per_face(p, f"default {PHOTO_CROPS} {photos}", default=None)
+    _add_passes(p, f"default {PHOTO_PASSES} {photos}")
     _add_mirror(p)
 
 
@@ -118,10 +120,12 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
                    help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=32)
-    _add_crops_per_face(p, "default 1 with --boxes gt (the standard protocol: the model alone), 5 with --boxes "
-                           "detector (as sdfl track runs photos)", default=None)
-    _add_passes(p, "default 1 with --boxes gt (the standard protocol), 2 with --boxes detector (as sdfl track "
-                   "runs photos)")
+    from ..crops import PHOTO_CROPS, PHOTO_PASSES
+
+    _add_crops_per_face(p, f"default 1 with --boxes gt (the standard protocol: the model alone), {PHOTO_CROPS} with "
+                           "--boxes detector (as sdfl track runs photos)", default=None)
+    _add_passes(p, f"default 1 with --boxes gt (the standard protocol), {PHOTO_PASSES} with --boxes detector (as sdfl "
+                   "track runs photos)")
     _add_mirror(p)
 
 

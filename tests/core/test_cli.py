@@ -136,3 +136,21 @@ def test_eval_records_its_passes_and_crops_defaults_them_by_box_and_refuses_an_u
     mirrored = json.loads(out.read_text())
     assert mirrored["mirror"] is True and mirrored["boxes"] == "gt"
     assert mirrored["nme_io"] != plain["nme_io"], "the mirror images change the points"
+
+
+def test_photo_default_help_follows_the_constants(monkeypatch):
+    # The help states the photo defaults from sdfl_core.crops, so it cannot drift from what the commands do.
+    from sdfl_core import crops
+
+    monkeypatch.setattr(crops, "PHOTO_CROPS", 7)
+    monkeypatch.setattr(crops, "PHOTO_PASSES", 3)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+
+    def helps(name):
+        return {a.dest: " ".join(a.help.split()) for a in sub.choices[name]._actions if a.help}
+
+    track, evaluate = helps("track"), helps("eval")
+    assert "default 7 for an image" in track["crops_per_face"]
+    assert "default 3 for an image" in track["passes"]
+    assert "7 with --boxes detector" in evaluate["crops_per_face"]
+    assert "3 with --boxes detector" in evaluate["passes"]
