@@ -70,6 +70,15 @@ def units_to_image(units: np.ndarray, affine: np.ndarray, out_size: int) -> np.n
     return (px @ inv[:, :2].T + inv[:, 2]).astype(np.float32)
 
 
+def mirror_units(units: np.ndarray, mirror) -> np.ndarray:
+    """Points in crop units (..., N, 2) as they lie in the crop flipped left to right: each point renamed to
+    its mirror point (a schema's ``mirror`` map) and x -> 1 - x (a pixel centre at unit u lands at 1 - u).
+    Its own inverse, so it also takes a flipped crop's points back to the crop."""
+    flipped = np.array(np.asarray(units)[..., list(mirror), :])
+    flipped[..., 0] = 1.0 - flipped[..., 0]
+    return flipped
+
+
 CROPS_PER_FACE = (1, 5, 9)
 """Crops per face that :func:`shifted_affines` knows: the crop alone, with its four diagonal shifts, or
 the 3 x 3 grid of shifts."""

@@ -121,9 +121,7 @@ class Landmarker:
         count = len(batch)
         units, weights, visibility = self.predict_crops(np.concatenate([batch, batch[:, :, ::-1]]))
         rename = np.asarray(self.schema.mirror)
-        flipped = units[count:][:, rename]
-        # A pixel centre at crop unit u lands at 1 - u in the flipped crop (crops.units_to_image).
-        flipped[..., 0] = 1.0 - flipped[..., 0]
+        flipped = crops.mirror_units(units[count:], rename)
         if visibility.shape[-1]:
             visibility = (visibility[:count] + visibility[count:][:, rename]) / 2
         else:

@@ -80,9 +80,7 @@ def sample_crop(points: np.ndarray, crop_scale: float, out_size: int, cfg: Augme
 
 def flip_crop(crop: np.ndarray, units: np.ndarray, schema: Schema) -> tuple[np.ndarray, np.ndarray]:
     """Mirror a crop and its points (crop units) with the schema's mirror map."""
-    flipped = units[list(schema.mirror)].copy()
-    flipped[:, 0] = 1.0 - flipped[:, 0]
-    return np.ascontiguousarray(crop[:, ::-1]), flipped
+    return np.ascontiguousarray(crop[:, ::-1]), crops.mirror_units(units, schema.mirror)
 
 
 def occlude(crop: np.ndarray, area: float, rng: np.random.Generator, texture: np.ndarray | None = None) -> np.ndarray:
