@@ -16,6 +16,9 @@ from .model_config import EDGE_MODES, HEADS, ModelConfig  # noqa: F401  (re-expo
 
 REFINE_CHANNELS = 32
 """Channels of the fine map after the refinement stage's 1x1 reduction (each patch sample has this many)."""
+GATE_START = 3.0
+"""``model.visibility_gate``: the visibility logit every node starts at (probability 0.95); the gate is the
+probability divided by this one, so it starts at 1 and closes toward 0 for a node judged covered."""
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -174,7 +177,14 @@ class SDFLModel(nn.Module):
             self.blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.num_blocks))
             self.gc_out = GraphConv(config.hidden, 2, activate=False)
             last = self.gc_out.linear
-            if config.visibility:
+            if config.visibility_gate:
+                # The gate's MLP reads only the map-to-node features; its output layer starts at zero and the
+                # per-landmark bias at GATE_START, so every gate starts at 1 (see _graph).
+                self.vis_head = nn.Sequential(nn.Linear(node_dim, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
+                nn.init.zeros_(self.vis_head[-1].weight)
+                nn.init.zeros_(self.vis_head[-1].bias)
+                self.vis_bias = nn.Parameter(torch.full((n,), GATE_START))
+            elif config.visibility:
                 # One MLP shared by the nodes over [map-to-node features, last hidden features], plus a
                 # per-landmark bias (some points, e.g. the jaw, are covered more often than others). Under
                 # model.refine the nodes also carry the fine patch around their point and its stage's features.
@@ -287,7 +297,7 @@ class SDFLModel(nn.Module):
             return coords, first[..., :0], vis, first
         h = self.embed(feats)
         adj = self.edge_weights(h)
-        first, nodes_in, nodes_out = self._graph(h, adj, self.node_context(feats))
+        first, nodes_in, nodes_out, gate_logits = self._graph(h, adj, self.node_context(feats))
         coords, node_features = first, [nodes_in, nodes_out]
         if self.config.refine:
             patches = self.sample_patches(maps[0], first)
@@ -298,7 +308,8 @@ class SDFLModel(nn.Module):
             node_features += [patches, hidden]
         vis = None
         if with_visibility:
-            vis = self.vis_head(torch.cat(node_features, dim=-1)).squeeze(-1) + self.vis_bias
+            vis = gate_logits if gate_logits is not None else (
+                self.vis_head(torch.cat(node_features, dim=-1)).squeeze(-1) + self.vis_bias)
         return coords, adj, vis, first
 
     def node_context(self, feats: torch.Tensor) -> torch.Tensor | None:
@@ -318,21 +329,28 @@ class SDFLModel(nn.Module):
             raise ValueError("this model has model.global_context: pass the nodes' context (node_context)")
         return self._graph(h, adj, context)[0]
 
-    def _graph(self, h: torch.Tensor, adj: torch.Tensor,
-               context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Coordinates, each node's input features (B, N, n*H*W) and its last hidden features (B, N, hidden)."""
+    def _graph(self, h: torch.Tensor, adj: torch.Tensor, context: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Coordinates, each node's input features (B, N, n*H*W), its last hidden features (B, N, hidden) and,
+        under ``model.visibility_gate``, the (B, N) visibility logits that gated its input (else None)."""
         n = self.config.num_points
         nodes = h.unflatten(1, (n, self.config.expansion)).flatten(3)  # (B, N, n, HW)
         if self.config.node_attention:
             gate = torch.softmax(self.node_attn(h).flatten(2), dim=-1)  # (B, N, HW), sums to 1 per node
             nodes = nodes * (gate * gate.shape[-1]).unsqueeze(2)  # a uniform gate leaves the features as they are
         nodes_in = nodes.flatten(2)
-        hidden = self.gc_in(nodes_in, adj)
+        gate_logits = None
+        if self.config.visibility_gate:
+            gate_logits = self.vis_head(nodes_in).squeeze(-1) + self.vis_bias
+            gate = torch.sigmoid(gate_logits) / torch.sigmoid(torch.tensor(GATE_START))  # 1 at the start
+            hidden = self.gc_in(nodes_in * gate.unsqueeze(-1), adj)
+        else:
+            hidden = self.gc_in(nodes_in, adj)
         if context is not None:
             hidden = hidden + context
         for block in self.blocks:
             hidden = block(hidden, adj)
-        return self.gc_out(hidden, adj) + self.mean_shape, nodes_in, hidden
+        return self.gc_out(hidden, adj) + self.mean_shape, nodes_in, hidden, gate_logits
 
     def visibility_parameters(self) -> list[nn.Parameter]:
         """The parameters of the visibility output only (empty without one)."""

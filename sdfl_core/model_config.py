@@ -56,6 +56,12 @@ class ModelConfig:
     """Width of that code (``global_context``): 0 takes ``fc_hidden``, the width the first context models were
     built with. The code's two layers (map to code, code to every node) are most of the context's weights, so
     its width sets most of what the context costs at run time."""
+    visibility_gate: bool = False
+    """Graph head only, with ``visibility``, beyond the paper: the visibility logits come from each node's own
+    map-to-node features (before the graph) and gate those features before the first graph conv, so a node
+    judged covered brings less of its own (occluder) features to itself and its neighbours, and its hidden state
+    comes more from its neighbours and the whole-map code. The gate starts open (1 for every node), so the model
+    starts as the one without it; the visibility loss (``loss.visibility``) teaches it which nodes are covered."""
     skip_blocks: tuple[str, ...] = ()
     """Backbone blocks to leave out, as "stage.block" (timm's ``blocks[stage][block]``), e.g. ("4.1", "4.2"):
     each must be a residual block (same channels in and out, stride 1), so the map it fed is unchanged in
@@ -86,6 +92,8 @@ class ModelConfig:
             raise ValueError(f"context_width must be 0 (fc_hidden) or positive, got {self.context_width}")
         if self.context_width and not self.global_context:
             raise ValueError("context_width sets the width of model.global_context's code: it needs global_context")
+        if self.visibility_gate and (self.head != "graph" or not self.visibility):
+            raise ValueError("visibility_gate needs the graph head and model.visibility (the gate is the visibility output)")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if self.refine and self.feature_level <= -5:

@@ -39,6 +39,7 @@ DEFAULTS: dict = {
         "pretrained": "",
         "fc_norm": False,
         "visibility": False,
+        "visibility_gate": False,
         "refine": False,
         "refine_patch": 5,
         "refine_blocks": 2,

@@ -239,7 +239,7 @@ def patch_inputs(model: torch.nn.Module) -> list[tuple[str, int]]:
     if config.head == "fc":
         return [("refine_point.0.weight", 0)]
     layers = [("refine_in.linear.weight", 0)]
-    if config.visibility:
+    if config.visibility and not config.visibility_gate:  # the gate reads no patch
         layers.append(("vis_head.0.weight", model.gc_in.linear.in_features + config.hidden))
     return layers
 

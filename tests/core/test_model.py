@@ -473,3 +473,43 @@ def test_skip_blocks_errors():
         make(feature_level=-2, skip_blocks=["5.0"])
     with pytest.raises(ValueError, match="timm blocks"):
         make(backbone="resnet10t", skip_blocks=["1.1"])
+
+
+def test_visibility_gate_starts_open_and_a_closed_gate_silences_the_node_own_features():
+    plain = make(feature_level=-2, global_context=True).eval()
+    gated = make(feature_level=-2, global_context=True, visibility=True, visibility_gate=True).eval()
+    assert set(gated.state_dict()) - set(plain.state_dict()) == {
+        "vis_head.0.weight", "vis_head.0.bias", "vis_head.2.weight", "vis_head.2.bias", "vis_bias"}
+    # The gate reads only the map-to-node features (the shipped visibility head also reads later ones).
+    assert gated.vis_head[0].in_features == gated.gc_in.linear.in_features
+    gated.load_state_dict({**gated.state_dict(), **plain.state_dict()})
+    torch.nn.init.normal_(plain.gc_out.linear.weight, 0, 0.1)
+    gated.gc_out.linear.weight.data.copy_(plain.gc_out.linear.weight.data)
+    x = images(2)
+    with torch.no_grad():
+        coords, adj, logits = gated.forward_with_visibility(x)
+        torch.testing.assert_close(coords, plain(x)[0])  # an open gate: the model without it
+        assert logits.shape == (2, 68)
+        torch.testing.assert_close(torch.sigmoid(logits), torch.full((2, 68), torch.sigmoid(torch.tensor(3.0)).item()))
+        # Close node 0's gate: its own features no longer reach any node, so the points move; other inputs of
+        # node 0's state (neighbours, the whole-map code) remain, so it still gets a point.
+        gated.vis_bias[0] = -30.0
+        closed = gated(x)[0]
+        assert not torch.allclose(closed, coords)
+        feats = gated.backbone(x)[-1]
+        h = gated.embed(feats)
+        h_zero = h.clone()
+        h_zero[:, :gated.config.expansion] = 0  # node 0's channels of the map-to-node output
+        torch.testing.assert_close(gated.graph_regress(h_zero, gated.edge_weights(h), gated.node_context(feats)), closed,
+                                   atol=1e-5, rtol=1e-4)
+    gated.train()
+    logits = gated.forward_train(x, True)[2]
+    logits.sum().backward()
+    assert gated.vis_head[-1].weight.grad.abs().sum() > 0  # the gate learns from its zero start
+
+
+def test_visibility_gate_needs_the_graph_head_and_the_visibility_output():
+    with pytest.raises(ValueError, match="visibility_gate needs the graph head and model.visibility"):
+        ModelConfig(backbone=TINY, visibility_gate=True)
+    with pytest.raises(ValueError, match="visibility_gate needs the graph head and model.visibility"):
+        ModelConfig(backbone=TINY, head="fc", visibility=True, visibility_gate=True)
