@@ -342,7 +342,8 @@ class SDFLModel(nn.Module):
         gate_logits = None
         if self.config.visibility_gate:
             gate_logits = self.vis_head(nodes_in).squeeze(-1) + self.vis_bias
-            gate = torch.sigmoid(gate_logits) / torch.sigmoid(torch.tensor(GATE_START))  # 1 at the start
+            opening = gate_logits.detach() if self.config.gate_from_cover_only else gate_logits
+            gate = torch.sigmoid(opening) / torch.sigmoid(torch.tensor(GATE_START))  # 1 at the start
             hidden = self.gc_in(nodes_in * gate.unsqueeze(-1), adj)
         else:
             hidden = self.gc_in(nodes_in, adj)

@@ -62,6 +62,9 @@ class ModelConfig:
     judged covered brings less of its own (occluder) features to itself and its neighbours, and its hidden state
     comes more from its neighbours and the whole-map code. The gate starts open (1 for every node), so the model
     starts as the one without it; the visibility loss (``loss.visibility``) teaches it which nodes are covered."""
+    gate_from_cover_only: bool = False
+    """With ``visibility_gate``: the gate's layers learn from the visibility loss alone (the landmark loss does not
+    reach them), so the gate is the model's estimate of the cover and nothing else."""
     skip_blocks: tuple[str, ...] = ()
     """Backbone blocks to leave out, as "stage.block" (timm's ``blocks[stage][block]``), e.g. ("4.1", "4.2"):
     each must be a residual block (same channels in and out, stride 1), so the map it fed is unchanged in
@@ -94,6 +97,8 @@ class ModelConfig:
             raise ValueError("context_width sets the width of model.global_context's code: it needs global_context")
         if self.visibility_gate and (self.head != "graph" or not self.visibility):
             raise ValueError("visibility_gate needs the graph head and model.visibility (the gate is the visibility output)")
+        if self.gate_from_cover_only and not self.visibility_gate:
+            raise ValueError("gate_from_cover_only needs model.visibility_gate")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
         if self.refine and self.feature_level <= -5:

@@ -40,6 +40,7 @@ DEFAULTS: dict = {
         "fc_norm": False,
         "visibility": False,
         "visibility_gate": False,
+        "gate_from_cover_only": False,
         "refine": False,
         "refine_patch": 5,
         "refine_blocks": 2,

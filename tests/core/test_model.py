@@ -513,3 +513,20 @@ def test_visibility_gate_needs_the_graph_head_and_the_visibility_output():
         ModelConfig(backbone=TINY, visibility_gate=True)
     with pytest.raises(ValueError, match="visibility_gate needs the graph head and model.visibility"):
         ModelConfig(backbone=TINY, head="fc", visibility=True, visibility_gate=True)
+
+
+def test_a_gate_from_cover_only_learns_from_the_visibility_loss_alone():
+    x = images(2)
+    for cover_only in (False, True):
+        gated = make(feature_level=-2, visibility=True, visibility_gate=True, gate_from_cover_only=cover_only).train()
+        torch.nn.init.normal_(gated.gc_out.linear.weight, 0, 0.1)
+        torch.nn.init.normal_(gated.vis_head[-1].weight, 0, 0.1)
+        coords, _, logits, _ = gated.forward_train(x, True)
+        coords.sum().backward(retain_graph=True)
+        from_landmarks = gated.vis_head[-1].weight.grad
+        assert (from_landmarks is not None and from_landmarks.abs().sum() > 0) != cover_only
+        gated.zero_grad()
+        logits.sum().backward()
+        assert gated.vis_head[-1].weight.grad.abs().sum() > 0  # the visibility loss reaches the gate either way
+    with pytest.raises(ValueError, match="gate_from_cover_only needs model.visibility_gate"):
+        ModelConfig(backbone=TINY, visibility=True, gate_from_cover_only=True)
