@@ -61,7 +61,8 @@ class ModelConfig:
     map-to-node features (before the graph) and gate those features before the first graph conv, so a node
     judged covered brings less of its own (occluder) features to itself and its neighbours, and its hidden state
     comes more from its neighbours and the whole-map code. The gate starts open (1 for every node), so the model
-    starts as the one without it; the visibility loss (``loss.visibility``) teaches it which nodes are covered."""
+    starts as the one without it. The visibility loss (``loss.visibility``) and, unless ``gate_from_cover_only``,
+    the landmark loss train it."""
     gate_from_cover_only: bool = False
     """With ``visibility_gate``: the gate's layers learn from the visibility loss alone (the landmark loss does not
     reach them), so the gate is the model's estimate of the cover and nothing else."""

@@ -421,6 +421,9 @@ def train(config: dict, resume: str | None = None) -> Path:
     if only_visibility:
         if not model_cfg.visibility:
             raise ValueError("train.trainable: visibility needs model.visibility: true")
+        if model_cfg.visibility_gate:
+            raise ValueError("train.trainable: visibility keeps the landmarks as they were, but under "
+                             "model.visibility_gate the visibility output gates the landmarks' features")
         # Everything but the visibility output stays exactly as it was (weights and BatchNorm statistics), so
         # the landmarks of the warm-start model are unchanged by construction.
         keep = {id(p) for p in model.visibility_parameters()}

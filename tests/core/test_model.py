@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdfl_core.model import GraphConv, ModelConfig, SDFLModel, build_model, grid_patch_sample, masked_softmax, patch_window
+from sdfl_core.model import GATE_START, GraphConv, ModelConfig, SDFLModel, build_model, grid_patch_sample, masked_softmax, patch_window
 
 SIZE = 64
 TINY = "mobilenetv2_050"
@@ -490,7 +490,7 @@ def test_visibility_gate_starts_open_and_a_closed_gate_silences_the_node_own_fea
         coords, adj, logits = gated.forward_with_visibility(x)
         torch.testing.assert_close(coords, plain(x)[0])  # an open gate: the model without it
         assert logits.shape == (2, 68)
-        torch.testing.assert_close(torch.sigmoid(logits), torch.full((2, 68), torch.sigmoid(torch.tensor(3.0)).item()))
+        torch.testing.assert_close(torch.sigmoid(logits), torch.full((2, 68), torch.sigmoid(torch.tensor(GATE_START)).item()))
         # Close node 0's gate: its own features no longer reach any node, so the points move; other inputs of
         # node 0's state (neighbours, the whole-map code) remain, so it still gets a point.
         gated.vis_bias[0] = -30.0

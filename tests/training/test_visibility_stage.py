@@ -61,6 +61,14 @@ def test_visibility_stage_needs_the_visibility_output(tmp_path, w300_folder, par
         train(config)
 
 
+def test_visibility_stage_refuses_a_gated_model(tmp_path, w300_folder, parent):
+    # Training the gate alone would move the landmarks, which a visibility stage promises to keep.
+    config = tiny_config(w300_folder, tmp_path, model={"visibility": True, "visibility_gate": True},
+                         train={"init_from": str(parent), "init_partial": True, "trainable": "visibility"})
+    with pytest.raises(ValueError, match="under model.visibility_gate the visibility output gates"):
+        train(config)
+
+
 def test_visibility_loss_known_values():
     logits = torch.tensor([[0.0, 10.0, -10.0]])
     occluded = torch.tensor([[1.0, 0.0, 1.0]])
