@@ -19,6 +19,7 @@ REFINE_CHANNELS = 32
 GATE_START = 3.0
 """``model.visibility_gate``: the visibility logit every node starts at (probability 0.95); the gate is the
 probability divided by this one, so it starts at 1 and closes toward 0 for a node judged covered."""
+_GATE_START_PROBABILITY = 1.0 / (1.0 + math.exp(-GATE_START))
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -343,7 +344,7 @@ class SDFLModel(nn.Module):
         if self.config.visibility_gate:
             gate_logits = self.vis_head(nodes_in).squeeze(-1) + self.vis_bias
             opening = gate_logits.detach() if self.config.gate_from_cover_only else gate_logits
-            gate = torch.sigmoid(opening) / torch.sigmoid(torch.tensor(GATE_START))  # 1 at the start
+            gate = torch.sigmoid(opening) / _GATE_START_PROBABILITY  # 1 at the start
             hidden = self.gc_in(nodes_in * gate.unsqueeze(-1), adj)
         else:
             hidden = self.gc_in(nodes_in, adj)
