@@ -119,6 +119,16 @@ def _half(tensor):
     return halved if bool(torch.isfinite(halved).all()) or not bool(torch.isfinite(tensor).all()) else tensor
 
 
+def round_half(model) -> None:
+    """Round ``model``'s floating tensors (weights and buffers) to float16 and back, in place: what a file
+    saved with ``half=True`` gives on load."""
+    torch = import_torch("rounding a model")
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(_half(tensor).to(tensor.dtype))
+
+
 def save_checkpoint(path: str | Path, model: SDFLModel, info: ModelInfo, extra: dict | None = None,
                     half: bool = False) -> None:
     """Write atomically (temp file + rename) so an interrupted save never destroys the previous file.

@@ -16,6 +16,8 @@ from .model_config import EDGE_MODES, HEADS, ModelConfig  # noqa: F401  (re-expo
 
 REFINE_CHANNELS = 32
 """Channels of the fine map after the refinement stage's 1x1 reduction (each patch sample has this many)."""
+REFINE_POINT_CODE = 16
+"""Width of each point's patch code in the refinement's context (``model.refine_context``)."""
 GATE_START = 3.0
 """``model.visibility_gate``: the visibility logit every node starts at (probability 0.95); the gate is the
 probability divided by this one, so it starts at 1 and closes toward 0 for a node judged covered."""
@@ -229,6 +231,15 @@ class SDFLModel(nn.Module):
             self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.refine_blocks))
             self.refine_out = GraphConv(config.hidden, 2, activate=False)
             last = self.refine_out.linear
+            if config.refine_context:
+                # Each patch to a short code (one layer shared by the points), then every code to the width and back
+                # to each node: an FC over the raw patches would hold 68 x 800 x width weights, read on every face.
+                self.refine_context = nn.Sequential(
+                    nn.Linear(patch_dim, REFINE_POINT_CODE), nn.ReLU(inplace=True), nn.Flatten(),
+                    nn.Linear(n * REFINE_POINT_CODE, config.refine_context), nn.ReLU(inplace=True),
+                    nn.Linear(config.refine_context, n * config.hidden))
+                nn.init.zeros_(self.refine_context[-1].weight)
+                nn.init.zeros_(self.refine_context[-1].bias)
         else:
             # The FC twin: the same patches, through a per-point layer and then one FC over all points.
             self.refine_point = nn.Sequential(nn.Linear(patch_dim, 64), nn.ReLU(inplace=True))
@@ -303,6 +314,8 @@ class SDFLModel(nn.Module):
         if self.config.refine:
             patches = self.sample_patches(maps[0], first)
             hidden = self.refine_in(torch.cat([patches, nodes_out], dim=-1), adj)
+            if self.config.refine_context:
+                hidden = hidden + self.refine_context(patches).unflatten(1, (n, self.config.hidden))
             for block in self.refine_blocks:
                 hidden = block(hidden, adj)
             coords = first + self.refine_out(hidden, adj)

@@ -56,6 +56,11 @@ class ModelConfig:
     """Width of that code (``global_context``): 0 takes ``fc_hidden``, the width the first context models were
     built with. The code's two layers (map to code, code to every node) are most of the context's weights, so
     its width sets most of what the context costs at run time."""
+    refine_context: int = 0
+    """Graph head only, with ``refine``, beyond the paper: the width of a code of every point's fine patch (one FC
+    layer over all the patches, as the FC twin's refinement reads them), projected to each node and added to the
+    refinement's first graph-conv features, so a node's offset can follow the whole face's fine evidence and not
+    only its graph neighbours'. 0: none. The projection starts at zero, so the model starts as the one without it."""
     visibility_gate: bool = False
     """Graph head only, with ``visibility``, beyond the paper: the visibility logits come from each node's own
     map-to-node features (before the graph) and gate those features before the first graph conv, so a node
@@ -96,6 +101,10 @@ class ModelConfig:
             raise ValueError(f"context_width must be 0 (fc_hidden) or positive, got {self.context_width}")
         if self.context_width and not self.global_context:
             raise ValueError("context_width sets the width of model.global_context's code: it needs global_context")
+        if self.refine_context < 0:
+            raise ValueError(f"refine_context must be 0 (none) or positive, got {self.refine_context}")
+        if self.refine_context and (self.head != "graph" or not self.refine):
+            raise ValueError("refine_context needs the graph head and model.refine (it codes the refinement's patches)")
         if self.visibility_gate and (self.head != "graph" or not self.visibility):
             raise ValueError("visibility_gate needs the graph head and model.visibility (the gate is the visibility output)")
         if self.gate_from_cover_only and not self.visibility_gate:

@@ -44,6 +44,7 @@ DEFAULTS: dict = {
         "refine": False,
         "refine_patch": 5,
         "refine_blocks": 2,
+        "refine_context": 0,
         "head_side": 0,
         "skip_blocks": [],
         "global_context": False,
@@ -105,6 +106,10 @@ DEFAULTS: dict = {
         "device": "auto",
         "init_from": "",
         "init_partial": False,
+        # Round the warm start's floating tensors to float16 and back, as `training.ship` stores a shipped model
+        # (and so the teacher taken from it, when distill.teacher is empty): a stage that was started from a
+        # shipped file is rebuilt from the run that file was shipped from.
+        "init_half": False,
         "trainable": "all",
         "select_on": "",
     },

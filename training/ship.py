@@ -158,21 +158,29 @@ def off_chain_starts(run_name: str, provenance: dict) -> list[dict]:
 
 def off_chain_text(models: list[tuple[str, dict]], configs: Path = Path("training/configs")) -> str:
     """The model card's words for :func:`off_chain_starts` of every model (``(run name, provenance)`` each):
-    which shipped runs did not start where their config says, so the commands rebuild them only up to that."""
+    which shipped runs did not start where their config says, so the commands rebuild them only up to that.
+    A start from a shipped file is rebuilt when the run's config names the run that file was shipped from
+    with ``train.init_half`` (its weights rounded to float16, as the file held them): said, not excepted."""
     from .config import load_config
 
-    lines = []
+    lines, rounded = [], []
     for run_name, provenance in models:
         for start in off_chain_starts(run_name, provenance):
             config = configs / f"{start['run']}.yaml"
-            named = load_config(config)["train"]["init_from"] if config.is_file() else None
+            train = load_config(config)["train"] if config.is_file() else {}
+            named = train.get("init_from")
+            started = f"the shipped run `{start['run']}` was started from `{start['file']}` as it was then (sha256 `{start['sha256'][:12]}...`"
+            if named and named == start["file_parent"] and train.get("init_half"):
+                rounded.append(f"{started}, shipped from a run that had started from `{named}`)")
+                continue
             own = f"; the run that wrote it had started from `{start['file_parent']}`" if start["file_parent"] else ""
-            lines.append(f"the shipped run `{start['run']}` was started from `{start['file']}` as it was then (sha256 "
-                         f"`{start['sha256'][:12]}...`{own})" + (f", not from `{named}` as its config says" if named else ""))
-    if not lines:
-        return ""
-    return ("; but " + "; ".join(lines) + " (`--set train.init_from=...`), so these commands rebuild those runs only up "
-            "to that start (a file `training.ship` wrote holds float16 weights)")
+            lines.append(f"{started}{own})" + (f", not from `{named}` as its config says" if named else ""))
+    text = ("; where a shipped run was started from a shipped file, its config starts from the run that file came from, "
+            "rounded to float16 as the file held it (`train.init_half`): " + "; ".join(rounded)) if rounded else ""
+    if lines:
+        text += ("; but " + "; ".join(lines) + " (`--set train.init_from=...`), so these commands rebuild those runs "
+                 "only up to that start (a file `training.ship` wrote holds float16 weights)")
+    return text
 
 
 def backbone_record(provenance: dict) -> dict:

@@ -16,7 +16,8 @@ import yaml
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
+from sdfl_core.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, round_half,
+                                  save_checkpoint)
 from sdfl_core.crops import CROP_SHIFT, crop_steps
 from sdfl_core.devices import resolve_device
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
@@ -158,9 +159,10 @@ class CropMeanTeacher:
         return (points + self.moves.repeat(len(points) // count, 1)[:, None, None, :]).mean(dim=0)
 
 
-def make_teacher(distill: dict, init_from: str, device: torch.device, num_points: int) -> tuple[CropMeanTeacher | None, dict]:
-    """``distill``'s teacher (``distill.teacher``, else ``train.init_from``) and its provenance entry, or (None, {})
-    when ``distill.weight`` is 0."""
+def make_teacher(distill: dict, init_from: str, device: torch.device, num_points: int,
+                 init_half: bool = False) -> tuple[CropMeanTeacher | None, dict]:
+    """``distill``'s teacher (``distill.teacher``, else ``train.init_from``, rounded to float16 under
+    ``train.init_half``) and its provenance entry, or (None, {}) when ``distill.weight`` is 0."""
     weight = float(distill["weight"])
     if not weight:
         if distill.get("clean"):
@@ -174,9 +176,14 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
     from .pretrained import sha256
 
     teacher, info = load_checkpoint(path, expect_points=num_points)
+    half = init_half and not distill["teacher"]
+    if half:
+        round_half(teacher)
     flip = bool(distill.get("flip", False))
     mirror = info.schema.mirror if flip else None
     provenance = {"path": str(path), "sha256": sha256(path), "crops": int(distill["crops"])}
+    if half:
+        provenance["half"] = True
     if flip:
         provenance["flip"] = True
     if distill.get("clean"):
@@ -370,8 +377,13 @@ def train(config: dict, resume: str | None = None) -> Path:
         parent_info = ModelInfo.from_payload(read_checkpoint(tc["init_from"])["info"])
         if parent_info.provenance:
             parent["provenance"] = parent_info.provenance
+        if tc["init_half"]:
+            parent["half"] = True
         provenance["parent"] = parent
-    teacher, teacher_provenance = make_teacher(config["distill"], tc["init_from"], device, schema.num_points)
+    elif tc["init_half"]:
+        raise ValueError("train.init_half rounds the warm start: set train.init_from")
+    teacher, teacher_provenance = make_teacher(config["distill"], tc["init_from"], device, schema.num_points,
+                                               tc["init_half"])
     if teacher_provenance:
         provenance["teacher"] = teacher_provenance
     distill_weight = float(config["distill"]["weight"])
@@ -447,6 +459,8 @@ def train(config: dict, resume: str | None = None) -> Path:
     if tc["init_from"] and not resume:
         # Warm start (e.g. from a shipped model in a new session): weights only, fresh optimizer/schedule.
         init, init_info = load_checkpoint(tc["init_from"], expect_points=schema.num_points)
+        if tc["init_half"]:
+            round_half(init)
         if tc["init_partial"]:
             copied, total = init_matching(model, init)
             log.info("initialised %d of %d tensors from %s (train.init_partial)", copied, total, tc["init_from"])

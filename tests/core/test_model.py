@@ -346,6 +346,41 @@ def test_refine_starts_as_the_identity_and_then_moves_the_first_stage_points(hea
     assert model.backbone.feature_info.reduction() == [8, 16]
 
 
+def test_refine_context_starts_as_the_model_without_it_and_then_carries_every_patch_to_every_node():
+    plain = make(feature_level=-2, refine=True).eval()
+    ctx = make(feature_level=-2, refine=True, refine_context=8).eval()
+    assert {k.split(".")[0] for k in set(ctx.state_dict()) - set(plain.state_dict())} == {"refine_context"}
+    ctx.load_state_dict({**ctx.state_dict(), **plain.state_dict()})
+    for model in (plain, ctx):
+        torch.nn.init.normal_(model.refine_out.linear.weight, 0, 0.1)
+    ctx.refine_out.linear.weight.data.copy_(plain.refine_out.linear.weight.data)
+    x = images(1)
+    with torch.no_grad():
+        torch.testing.assert_close(ctx(x)[0], plain(x)[0])  # zero-initialised projection: the plain model
+        patches = plain.sample_patches(plain.backbone(x)[0], plain.forward_train(x, False)[3])
+        moved = patches.clone()
+        moved[:, 40] += 1.0
+
+        def point_0(model, given):
+            model.sample_patches = lambda fine, coords: given
+            try:
+                return model(x)[0][0, 0]
+            finally:
+                del model.sample_patches
+        # On the ring graph, node 40 is beyond the refinement's reach from node 0 (6 graph convs of 3 hops ahead) ...
+        torch.testing.assert_close(point_0(plain, moved), point_0(plain, patches))
+        torch.nn.init.normal_(ctx.refine_context[-1].weight, 0, 0.1)
+        # ... but not beyond the code of every patch.
+        assert not torch.allclose(point_0(ctx, moved), point_0(ctx, patches))
+    assert ctx.refine_context[3].weight.shape == (8, 68 * 16)
+    with pytest.raises(ValueError, match="refine_context needs the graph head and model.refine"):
+        ModelConfig(backbone=TINY, feature_level=-2, refine_context=8)
+    with pytest.raises(ValueError, match="refine_context needs the graph head and model.refine"):
+        ModelConfig(backbone=TINY, head="fc", feature_level=-2, refine=True, refine_context=8)
+    with pytest.raises(ValueError, match="refine_context must be 0"):
+        ModelConfig(backbone=TINY, feature_level=-2, refine=True, refine_context=-1)
+
+
 def test_refine_samples_each_point_at_its_own_place_in_the_fine_map():
     model = make(feature_level=-2, refine=True, refine_patch=1).eval()
     # A fine map whose reduced channels equal x and y of the map, so a sample tells where it was taken.

@@ -166,6 +166,18 @@ def test_card_says_which_runs_started_off_the_chain(tmp_path):
     text = off_chain_text([("m_vis", provenance)], tmp_path)
     assert "`m2` was started from `assets/models/m.pt`" in text and "`bbbbbbbbbbbb...`" in text
     assert "had started from `runs/m1/best.pt`" in text and "not from `runs/m1/best.pt` as its config says" in text
+    # The config names the run that shipped file came from, rounded as the file held it: rebuilt, and said so.
+    (tmp_path / "m2.yaml").write_text(yaml.safe_dump({"name": "m2", "train": {"init_from": "runs/m1/best.pt",
+                                                                                "init_half": True}}))
+    text = off_chain_text([("m_vis", provenance)], tmp_path)
+    assert text.startswith("; where a shipped run was started from a shipped file, its config starts from the run that "
+                           "file came from, rounded to float16 as the file held it (`train.init_half`): the shipped run "
+                           "`m2` was started from `assets/models/m.pt`") and "but" not in text
+    assert "shipped from a run that had started from `runs/m1/best.pt`)" in text
+    # Rounding another run than the one the file came from rebuilds nothing.
+    (tmp_path / "m2.yaml").write_text(yaml.safe_dump({"name": "m2", "train": {"init_from": "runs/m0/best.pt",
+                                                                                "init_half": True}}))
+    assert "not from `runs/m0/best.pt` as its config says" in off_chain_text([("m_vis", provenance)], tmp_path)
     # A chain of runs only, back to the ImageNet start: nothing to say.
     on_chain = {"parent": {"path": "runs/m2/best.pt", "sha256": "a" * 64, "provenance": {
         "parent": {"path": "runs/m1/best.pt", "sha256": "c" * 64, "provenance": {"backbone": {}}}}}}

@@ -193,6 +193,37 @@ def test_distill_run_records_its_teacher(trained, tmp_path, views):
     assert info.train_config["distill"]["weight"] == 1.0
 
 
+def test_init_half_starts_from_the_warm_start_rounded_as_a_shipped_file_holds_it(trained, tmp_path, monkeypatch):
+    import torch
+
+    import training.train as train_module
+
+    teachers = []
+    teacher_init = train_module.CropMeanTeacher.__init__
+
+    def record(self, model, *args, **kwargs):
+        teachers.append(model)
+        teacher_init(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.CropMeanTeacher, "__init__", record)
+    config, best = trained
+    config = {**config, "name": "rounded", "distill": {**config["distill"], "weight": 1.0, "teacher": "", "crops": 1},
+              "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "init_half": True,
+                        "max_steps": 1}, "optim": {**config["optim"], "epochs": 1, "lr": 0.0}}
+    _, info = load_checkpoint(train(config))
+    start, _ = load_checkpoint(best)
+    after, _ = load_checkpoint(tmp_path / "rounded" / "last.pt")
+    weight = start.gc_out.linear.weight
+    assert not torch.equal(weight.half().float(), weight)  # the rounding is visible in this tensor
+    # lr 0: the run's weights are the warm start's in float16 (what training.ship writes), and so is the teacher's.
+    torch.testing.assert_close(after.gc_out.linear.weight, weight.half().float(), rtol=0, atol=0)
+    torch.testing.assert_close(teachers[0].gc_out.linear.weight, weight.half().float(), rtol=0, atol=0)
+    assert info.provenance["parent"]["half"] is True and info.provenance["teacher"]["half"] is True
+    config["train"] = {**config["train"], "init_from": ""}
+    with pytest.raises(ValueError, match="train.init_half rounds the warm start: set train.init_from"):
+        train(config)
+
+
 @pytest.mark.parametrize("clean", [False, True])
 def test_clean_teacher_sees_the_crop_before_its_occluder(trained, tmp_path, monkeypatch, clean):
     import training.train as train_module
