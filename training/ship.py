@@ -169,7 +169,8 @@ def off_chain_text(models: list[tuple[str, dict]], configs: Path = Path("trainin
             config = configs / f"{start['run']}.yaml"
             train = load_config(config)["train"] if config.is_file() else {}
             named = train.get("init_from")
-            started = f"the shipped run `{start['run']}` was started from `{start['file']}` as it was then (sha256 `{start['sha256'][:12]}...`"
+            started = (f"the shipped run `{start['run']}` was started from `{start['file']}` as it was then "
+                       f"(sha256 `{start['sha256'][:12]}...`")
             if named and named == start["file_parent"] and train.get("init_half"):
                 rounded.append(f"{started}, shipped from a run that had started from `{named}`)")
                 continue

@@ -16,8 +16,7 @@ import yaml
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from sdfl_core.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, round_half,
-                                  save_checkpoint)
+from sdfl_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, load_checkpoint, read_checkpoint, round_half, save_checkpoint
 from sdfl_core.crops import CROP_SHIFT, crop_steps
 from sdfl_core.devices import resolve_device
 from sdfl_core.graph import mine_adjacency, plot_graph, uniform_laplacian
