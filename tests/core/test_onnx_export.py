@@ -31,9 +31,10 @@ def build(head: str):
     if head == "tf-side":  # the 112 px kind: the map resampled to the side the head was sized for (model.head_side)
         return _build("graph", {**LOCAL, "refine": True, "visibility": True, "backbone": "tf_efficientnet_lite0",
                                 "head_side": SIZE // 16 + 1}, name=head, train_config={"not": "exported"})
-    if head == "graph-ctx":  # each node also reads a code of the whole map (model.global_context)
-        return _build("graph", {**LOCAL, "refine": True, "visibility": True, "global_context": True}, name=head,
-                      train_config={"not": "exported"})
+    if head == "graph-ctx":  # each node also reads a code of the whole map (model.global_context) and, in the
+        # refinement, of every point's patch (model.refine_context)
+        return _build("graph", {**LOCAL, "refine": True, "visibility": True, "global_context": True, "refine_context": 8},
+                      name=head, train_config={"not": "exported"})
     if head.endswith("-refine"):  # the second stage samples the fine map
         return _build(head[: -len("-refine")], {**LOCAL, "refine": True, "node_attention": head.startswith("graph")},
                       name=head, train_config={"not": "exported"})
