@@ -1,0 +1,80 @@
+"""How much each model's refinement stage gains on the visible points, clean and under occlusion.
+
+    python benchmarks/refine_gain.py --config training/configs/sdfl_68_helen5_shapes.yaml \\
+        --weights runs/sdfl_68_helen7_ctx32_occ/best.pt --weights runs/fc_68_helen7_ctx32_occ/best.pt
+
+Runs on the config's validation split (``training.train.split_samples``), with the random occluders of
+``sdfl occlusion`` (same seed, same draws; one ground-truth crop per face, eager torch). For each level it prints
+the visible-point NME (% of the inter-ocular distance) of the first stage's points and of the refined points
+(``forward_train``), and the refinement's gain. An analysis, not a test.
+"""
+from __future__ import annotations
+
+from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdfl_core import crops
+from sdfl_core.checkpoint import load_checkpoint
+from sdfl_core.datasets import load_image
+from sdfl_core.metrics import nme_io
+from sdfl_core.occluders import case_rng, occlude_random
+from sdfl_core.occlusion import OcclusionOptions, texture_pool
+from sdfl_core.preprocess import to_input
+from sdfl_core.schemas import get_schema
+from training.config import load_config
+from training.data import split_samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="training config whose validation split to use")
+    parser.add_argument("--weights", action="append", required=True, help="a checkpoint with model.refine (repeat)")
+    parser.add_argument("--levels", default="0,30,50")
+    parser.add_argument("--limit", type=int, default=0, help="first N validation faces only (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    setup_logging()
+    levels = [int(v) for v in args.levels.split(",")]
+    _, val = split_samples(load_config(args.config))
+    if args.limit:
+        val = val[: args.limit]
+    schema = get_schema("300w")
+    pool = texture_pool(val, OcclusionOptions().texture_pool, np.random.default_rng([args.seed, 1 << 20]))
+    for weights in args.weights:
+        model, info = load_checkpoint(weights)
+        if not info.config.refine:
+            print(f"{weights}: no refinement stage, skipped")
+            continue
+        model.eval()
+        size = info.config.input_size
+        errors: dict[tuple[int, str], list[float]] = {}
+        for index, sample in enumerate(val):
+            image = load_image(sample)
+            textures = [t for i, t in pool if i != index]
+            affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
+            for level in levels:
+                occ = occlude_random(image, sample.points, level, case_rng(args.seed, index, "random"), textures)
+                batch = crops.warp(occ.image, affine, size)[None]
+                with torch.inference_mode():
+                    refined, _, _, first = model.forward_train(
+                        torch.from_numpy(to_input(batch, info.norm_mean, info.norm_std)), with_visibility=False)
+                for name, coords in (("first", first), ("refined", refined)):
+                    pred = crops.units_to_image(coords.numpy(), affine, size)
+                    err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]
+                    errors.setdefault((level, name), []).append(float(err))
+        name = Path(weights).parent.name if Path(weights).stem in ("best", "last") else Path(weights).stem
+        print(f"\n{name} ({info.config.head} head): visible-point NME %, {len(val)} validation faces of {args.config}")
+        print(f"{'level':>5}  {'first stage':>11}  {'refined':>7}  {'gain':>5}")
+        for level in levels:
+            first, refined = (100 * float(np.mean(errors[(level, n)])) for n in ("first", "refined"))
+            print(f"{level:>5}  {first:>11.2f}  {refined:>7.2f}  {first - refined:>5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
