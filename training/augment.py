@@ -34,6 +34,11 @@ class AugmentConfig:
     rectangle of ``occlusion_area``."""
     occlusion_levels: tuple[float, float] = (5.0, 50.0)
     """Range of the landmark-box cover (percent, drawn uniformly) of those occluders."""
+    texture_side: tuple[float, float] = (0.0, 0.0)
+    """For those occluders: the longer side, in pixels (drawn uniformly in this range), that the texture image
+    (another training face's pre-crop) is resized to before the occluder's patch is cut from it; (0, 0) keeps it
+    as it is. ``sdfl occlusion`` cuts its patches from images of at most 256 px and enlarges one that is smaller
+    than the occluder, so a large occluder there often holds a whole other face; a small side here does the same."""
     color: float = 0.4
     blur: float = 0.2
     gray: float = 0.1
@@ -50,6 +55,12 @@ class AugmentConfig:
         if not 0.0 <= self.occlusion_shapes <= 1.0:
             raise ValueError(f"augment.occlusion_shapes must be in [0, 1], got {self.occlusion_shapes}")
         object.__setattr__(self, "occlusion_levels", tuple(float(v) for v in levels))
+        side = tuple(self.texture_side)
+        if len(side) != 2 or not all(isinstance(v, (int, float)) for v in side) or not (
+                side == (0, 0) or 0 < side[0] <= side[1]):
+            raise ValueError(f"augment.texture_side must be [0, 0] (off) or [low, high] pixels with 0 < low <= high, "
+                             f"got {list(self.texture_side)}")
+        object.__setattr__(self, "texture_side", tuple(float(v) for v in side))
 
     def at_epoch(self, epoch: int) -> AugmentConfig:
         if self.ramp_epochs <= 0 or epoch >= self.ramp_epochs:
@@ -161,6 +172,10 @@ def augment_pair(image: np.ndarray, points: np.ndarray, schema: Schema, crop_sca
         if cfg.occlusion_shapes > 0 and rng.random() < cfg.occlusion_shapes:
             # Crop units to pixel-centre coordinates: the pixel of a point is floor(units * size).
             level = rng.uniform(*cfg.occlusion_levels)
+            if texture is not None and cfg.texture_side[1] > 0:  # the extra draw only when the option is on
+                scale = rng.uniform(*cfg.texture_side) / max(texture.shape[:2])
+                texture = cv2.resize(texture, None, fx=scale, fy=scale,
+                                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             shaped = occlude_random(crop, units * out_size - 0.5, level, rng, () if texture is None else (texture,))
             return shaped.image, clean, units, occluded | ~shaped.visible
         mask = occlude(crop, cfg.occlusion_area, rng, texture)

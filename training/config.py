@@ -61,6 +61,7 @@ DEFAULTS: dict = {
         "occlusion_area": 0.2,
         "occlusion_shapes": 0.0,  # share of occluders drawn as sdfl occlusion draws them (rectangles, blobs)
         "occlusion_levels": [5.0, 50.0],  # their cover of the landmark box, percent
+        "texture_side": [0.0, 0.0],  # their texture image resized to this longer side (px) first; [0, 0]: as it is
         "color": 0.4,
         "blur": 0.2,
         "gray": 0.1,

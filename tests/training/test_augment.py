@@ -275,6 +275,37 @@ def test_shaped_occluder_settings_are_checked():
 
 
 
+def test_texture_side_resizes_the_texture_before_the_occluder_patch_is_cut(face, monkeypatch):
+    import training.augment as augment_module
+
+    seen = []
+    draw = augment_module.occlude_random
+
+    def spy(crop, points, level, rng, textures=()):
+        seen.append([t.shape for t in textures])
+        return draw(crop, points, level, rng, textures)
+
+    monkeypatch.setattr(augment_module, "occlude_random", spy)
+    image = np.full((256, 256, 3), 128, np.uint8)
+    texture = np.random.default_rng(1).integers(0, 256, (200, 100, 3), dtype=np.uint8)
+    base = dict(flip=0.0, color=0.0, blur=0.0, gray=0.0, noise=0.0, occlusion=1.0, occlusion_shapes=1.0)
+    for seed in range(6):
+        augment_with_occlusion(image, face, W300, 1.4, 64, AugmentConfig(texture_side=(20, 40), **base),
+                               np.random.default_rng(seed), texture)
+    # The longer side drawn in [20, 40], the aspect kept; the texture given is left as it was.
+    assert len(seen) == 6 and all(len(shapes) == 1 and 20 <= shapes[0][0] <= 40 and shapes[0][2] == 3
+                                  and abs(shapes[0][0] / shapes[0][1] - 2) < 0.1 for shapes in seen)
+    assert len({shapes[0] for shapes in seen}) > 1 and texture.shape == (200, 100, 3)
+    seen.clear()
+    augment_with_occlusion(image, face, W300, 1.4, 64, AugmentConfig(**base), np.random.default_rng(0), texture)
+    assert seen == [[(200, 100, 3)]]  # off by default: the texture as it is
+    with pytest.raises(ValueError, match=r"texture_side must be \[0, 0\] \(off\) or \[low, high\]"):
+        AugmentConfig(texture_side=(40, 20))
+    with pytest.raises(ValueError, match="texture_side must be"):
+        AugmentConfig(texture_side=(0, 20))
+    assert AugmentConfig(texture_side=[10, 30]).texture_side == (10.0, 30.0)
+
+
 def test_dataset_occlusion_flags_are_kept_mirrored_and_joined_with_the_occluder(face):
     image = np.full((256, 256, 3), 128, np.uint8)
     flags = np.zeros(len(face), bool)
