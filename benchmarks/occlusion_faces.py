@@ -14,22 +14,18 @@ from __future__ import annotations
 
 from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
+import val_occlusion
 
 from sdfl_core import crops
 from sdfl_core.checkpoint import load_checkpoint
-from sdfl_core.datasets import load_image
 from sdfl_core.metrics import nme_io
 from sdfl_core.occluders import case_rng, occlude_random
-from sdfl_core.occlusion import OcclusionOptions, texture_pool
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
-from training.config import load_config
-from training.data import split_samples
 
 TOP = 10
 
@@ -42,41 +38,30 @@ def point_errors(weights: str, val: list, levels: list[int], seed: int, pool: li
     model.eval()
     size, schema = info.config.input_size, get_schema("300w")
     out: dict[int, tuple[list, list, list]] = {level: ([], [], []) for level in levels}
-    for index, sample in enumerate(val):
-        image = load_image(sample)
-        textures = [t for i, t in pool if i != index]
-        affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
+    for index, sample, image, affine, level, occ, crop in val_occlusion.occluded_crops(
+            val, pool, levels, seed, info.crop_scale, size):
+        with torch.inference_mode():
+            coords = model(torch.from_numpy(to_input(crop[None], info.norm_mean, info.norm_std)))[0]
+        pred = crops.units_to_image(coords.numpy(), affine, size)[0]
         ocular = np.linalg.norm(sample.points[schema.ocular[0]] - sample.points[schema.ocular[1]])
-        for level in levels:
-            occ = occlude_random(image, sample.points, level, case_rng(seed, index, "random"), textures)
-            with torch.inference_mode():
-                coords = model(torch.from_numpy(to_input(crops.warp(occ.image, affine, size)[None], info.norm_mean,
-                                                         info.norm_std)))[0]
-            pred = crops.units_to_image(coords.numpy(), affine, size)[0]
-            out[level][0].append(np.linalg.norm(pred - sample.points, axis=1) / ocular)
-            out[level][1].append(occ.visible)
-            # The same draw without textures paints the same shape in its colour: a texture fill differs from it.
-            plain = occlude_random(image, sample.points, level, case_rng(seed, index, "random"), ())
-            out[level][2].append(not np.array_equal(occ.image, plain.image))
-            # The per-point errors agree with the project's metric (the mean over visible points is nme_io).
-            assert np.isclose(out[level][0][-1][occ.visible].mean(),
-                              nme_io(pred[None], sample.points[None], schema, point_mask=occ.visible[None])[0])
+        out[level][0].append(np.linalg.norm(pred - sample.points, axis=1) / ocular)
+        out[level][1].append(occ.visible)
+        # The same draw without textures paints the same shape in its colour: a texture fill differs from it.
+        plain = occlude_random(image, sample.points, level, case_rng(seed, index, "random"), ())
+        out[level][2].append(not np.array_equal(occ.image, plain.image))
+        # The per-point errors agree with the project's metric (the mean over visible points is nme_io).
+        assert np.isclose(out[level][0][-1][occ.visible].mean(),
+                          nme_io(pred[None], sample.points[None], schema, point_mask=occ.visible[None])[0])
     return {level: (np.stack(e), np.stack(v), np.array(t)) for level, (e, v, t) in out.items()}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="training config whose validation split to use")
-    parser.add_argument("--weights", action="append", required=True, help="model A, then model B")
-    parser.add_argument("--levels", default="0,30,50")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = val_occlusion.parser(__doc__, "model A, then model B", "0,30,50")
     args = parser.parse_args()
     setup_logging()
     if len(args.weights) != 2:
         parser.error("give two models: --weights A --weights B")
-    levels = [int(v) for v in args.levels.split(",")]
-    _, val = split_samples(load_config(args.config))
-    pool = texture_pool(val, OcclusionOptions().texture_pool, np.random.default_rng([args.seed, 1 << 20]))
+    val, levels, pool = val_occlusion.validation(args)
     names = [Path(w).parent.name if Path(w).stem in ("best", "last") else Path(w).stem for w in args.weights]
     a, b = (point_errors(w, val, levels, args.seed, pool) for w in args.weights)
     groups = get_schema("300w").groups

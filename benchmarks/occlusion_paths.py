@@ -19,22 +19,17 @@ from __future__ import annotations
 
 from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
+import val_occlusion
 
 from sdfl_core import crops
 from sdfl_core.checkpoint import load_checkpoint
-from sdfl_core.datasets import load_image
 from sdfl_core.metrics import nme_io
-from sdfl_core.occluders import case_rng, occlude_random
-from sdfl_core.occlusion import OcclusionOptions, texture_pool
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
-from training.config import load_config
-from training.data import split_samples
 
 VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
 
@@ -63,20 +58,10 @@ def run_variants(model, h_occ: torch.Tensor, h_clean: torch.Tensor, visible: np.
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="training config whose validation split to use")
-    parser.add_argument("--weights", action="append", required=True, help="a graph-head checkpoint (repeat)")
-    parser.add_argument("--levels", default="10,30,50")
-    parser.add_argument("--limit", type=int, default=0, help="first N validation faces only (0: all)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = val_occlusion.parser(__doc__, "a graph-head checkpoint (repeat)", "10,30,50").parse_args()
     setup_logging()
-    levels = [int(v) for v in args.levels.split(",")]
-    _, val = split_samples(load_config(args.config))
-    if args.limit:
-        val = val[: args.limit]
+    val, levels, pool = val_occlusion.validation(args)
     schema = get_schema("300w")
-    pool = texture_pool(val, OcclusionOptions().texture_pool, np.random.default_rng([args.seed, 1 << 20]))
     for weights in args.weights:
         model, info = load_checkpoint(weights)
         if info.config.head != "graph":
@@ -85,21 +70,17 @@ def main() -> int:
         model.eval()
         size = info.config.input_size
         errors: dict[tuple[int, str], list[float]] = {}
-        for index, sample in enumerate(val):
-            image = load_image(sample)
-            textures = [t for i, t in pool if i != index]
-            affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
-            for level in levels:
-                occ = occlude_random(image, sample.points, level, case_rng(args.seed, index, "random"), textures)
-                batch = np.stack([crops.warp(occ.image, affine, size), crops.warp(image, affine, size)])
-                with torch.inference_mode():
-                    feats = model.backbone(torch.from_numpy(to_input(batch, info.norm_mean, info.norm_std)))[-1]
-                    h, ctx = model.embed(feats), model.node_context(feats)
-                    outs = run_variants(model, h[:1], h[1:], occ.visible, *((ctx[:1], ctx[1:]) if ctx is not None else ()))
-                for name, coords in outs.items():
-                    pred = crops.units_to_image(coords.numpy(), affine, size)
-                    err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]
-                    errors.setdefault((level, name), []).append(float(err))
+        for _, sample, image, affine, level, occ, crop in val_occlusion.occluded_crops(
+                val, pool, levels, args.seed, info.crop_scale, size):
+            batch = np.stack([crop, crops.warp(image, affine, size)])
+            with torch.inference_mode():
+                feats = model.backbone(torch.from_numpy(to_input(batch, info.norm_mean, info.norm_std)))[-1]
+                h, ctx = model.embed(feats), model.node_context(feats)
+                outs = run_variants(model, h[:1], h[1:], occ.visible, *((ctx[:1], ctx[1:]) if ctx is not None else ()))
+            for name, coords in outs.items():
+                pred = crops.units_to_image(coords.numpy(), affine, size)
+                err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]
+                errors.setdefault((level, name), []).append(float(err))
         print(f"\n{Path(weights).parent.name if Path(weights).stem in ('best', 'last') else Path(weights).stem}: "
               f"visible-point NME %, {len(val)} validation faces of {args.config}")
         print(f"{'level':>5}  " + "  ".join(f"{v:>14}" for v in VARIANTS) + "   own share  graph share")
