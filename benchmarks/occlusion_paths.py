@@ -26,7 +26,6 @@ import torch
 import val_occlusion
 
 from sdfl_core import crops
-from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.metrics import nme_io
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
@@ -62,12 +61,8 @@ def main() -> int:
     setup_logging()
     val, levels, pool = val_occlusion.validation(args)
     schema = get_schema("300w")
-    for weights in args.weights:
-        model, info = load_checkpoint(weights)
-        if info.config.head != "graph":
-            print(f"{weights}: not a graph model, skipped")
-            continue
-        model.eval()
+    for weights, model, info in val_occlusion.models(args.weights, lambda config: config.head == "graph",
+                                                     "not a graph model"):
         size = info.config.input_size
         errors: dict[tuple[int, str], list[float]] = {}
         for _, sample, image, affine, level, occ, crop in val_occlusion.occluded_crops(

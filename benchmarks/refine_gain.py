@@ -19,7 +19,6 @@ import torch
 import val_occlusion
 
 from sdfl_core import crops
-from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.metrics import nme_io
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
@@ -30,12 +29,7 @@ def main() -> int:
     setup_logging()
     val, levels, pool = val_occlusion.validation(args)
     schema = get_schema("300w")
-    for weights in args.weights:
-        model, info = load_checkpoint(weights)
-        if not info.config.refine:
-            print(f"{weights}: no refinement stage, skipped")
-            continue
-        model.eval()
+    for weights, model, info in val_occlusion.models(args.weights, lambda config: config.refine, "no refinement stage"):
         size = info.config.input_size
         errors: dict[tuple[int, str], list[float]] = {}
         for _, sample, _, affine, level, occ, crop in val_occlusion.occluded_crops(

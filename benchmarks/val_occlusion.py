@@ -4,11 +4,12 @@ as ``sdfl occlusion`` draws them (same seed, same draws). Import it after ``prea
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from sdfl_core import crops
+from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.datasets import load_image
 from sdfl_core.occluders import case_rng, occlude_random
 from sdfl_core.occlusion import OcclusionOptions, texture_pool
@@ -45,3 +46,13 @@ def occluded_crops(val: list, pool: list, levels: list[int], seed: int, crop_sca
         for level in levels:
             occ = occlude_random(image, sample.points, level, case_rng(seed, index, "random"), textures)
             yield index, sample, image, affine, level, occ, crops.warp(occ.image, affine, size)
+
+
+def models(paths: list[str], keep: Callable, skipped: str) -> Iterator:
+    """(path, eval-mode model, info) for each checkpoint whose model config ``keep`` accepts; a line for the others."""
+    for path in paths:
+        model, info = load_checkpoint(path)
+        if not keep(info.config):
+            print(f"{path}: {skipped}, skipped")
+            continue
+        yield path, model.eval(), info
