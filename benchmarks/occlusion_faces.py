@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from sdfl_core.metrics import nme_io
 from sdfl_core.occluders import case_rng, occlude_random
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
+from training.validate import weights_name
 
 TOP = 10
 
@@ -62,7 +62,7 @@ def main() -> int:
     if len(args.weights) != 2:
         parser.error("give two models: --weights A --weights B")
     val, levels, pool = val_occlusion.validation(args)
-    names = [Path(w).parent.name if Path(w).stem in ("best", "last") else Path(w).stem for w in args.weights]
+    names = [weights_name(w) for w in args.weights]
     a, b = (point_errors(w, val, levels, args.seed, pool) for w in args.weights)
     groups = get_schema("300w").groups
     print(f"A = {names[0]}, B = {names[1]}: visible points, % of the inter-ocular distance, {len(val)} validation "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from sdfl_core import crops
 from sdfl_core.metrics import nme_io
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
+from training.validate import weights_name
 
 VARIANTS = ("clean", "occluded", "own features", "graph messages", "cut edges", "uniform adj")
 
@@ -76,7 +76,7 @@ def main() -> int:
                 pred = crops.units_to_image(coords.numpy(), affine, size)
                 err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]
                 errors.setdefault((level, name), []).append(float(err))
-        print(f"\n{Path(weights).parent.name if Path(weights).stem in ('best', 'last') else Path(weights).stem}: "
+        print(f"\n{weights_name(weights)}: "
               f"visible-point NME %, {len(val)} validation faces of {args.config}")
         print(f"{'level':>5}  " + "  ".join(f"{v:>14}" for v in VARIANTS) + "   own share  graph share")
         for level in levels:

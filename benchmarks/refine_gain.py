@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from preamble import setup_logging  # isort: skip  (first: paths, logs, native import order)
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from sdfl_core import crops
 from sdfl_core.metrics import nme_io
 from sdfl_core.preprocess import to_input
 from sdfl_core.schemas import get_schema
+from training.validate import weights_name
 
 
 def main() -> int:
@@ -41,8 +41,7 @@ def main() -> int:
                 pred = crops.units_to_image(coords.numpy(), affine, size)
                 err = nme_io(pred, sample.points[None], schema, point_mask=occ.visible[None])[0]
                 errors.setdefault((level, name), []).append(float(err))
-        name = Path(weights).parent.name if Path(weights).stem in ("best", "last") else Path(weights).stem
-        print(f"\n{name} ({info.config.head} head): visible-point NME %, {len(val)} validation faces of {args.config}")
+        print(f"\n{weights_name(weights)} ({info.config.head} head): visible-point NME %, {len(val)} validation faces of {args.config}")
         print(f"{'level':>5}  {'first stage':>11}  {'refined':>7}  {'gain':>5}")
         for level in levels:
             first, refined = (100 * float(np.mean(errors[(level, n)])) for n in ("first", "refined"))

@@ -23,6 +23,7 @@ from sdfl_core.schemas import get_schema
 
 from .config import load_config
 from .data import split_samples
+from .validate import weights_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     _, val = split_samples(config)
     schema = get_schema(config["data"]["schema"])
-    names = unique_names([Path(w).parent.name if Path(w).stem in ("best", "last") else Path(w).stem
-                          for w in args.weights])
+    names = unique_names([weights_name(w) for w in args.weights])
     models = [load_landmarker(w, device="cpu", name=n) for w, n in zip(args.weights, names)]
     options = OcclusionOptions(levels=parse_levels(args.levels), parts=args.parts, seed=args.seed)
     with tqdm(total=len(val), unit="face", desc="occlusion (val)", dynamic_ncols=True) as bar:

@@ -32,6 +32,12 @@ SOURCE = "source:"
 """Attribute-name prefix that marks a validation face's data entry for ``--by-source``."""
 
 
+def weights_name(path: str | Path) -> str:
+    """A model's name in reports: the run's folder for a run's ``best.pt`` / ``last.pt``, else the file's stem."""
+    path = Path(path)
+    return path.parent.name if path.stem in ("best", "last") else path.stem
+
+
 @torch.no_grad()
 def validate_errors(model: SDFLModel, loader: DataLoader, schema, device) -> np.ndarray:
     """Per-face inter-ocular NME on un-augmented crops (NME is scale-free, so crop units suffice)."""
@@ -74,7 +80,7 @@ def validation_table(config_path: str | Path, weights: list[str | Path], by_sour
     reports = {}
     for path in weights:
         path = Path(path)
-        name = path.parent.name if path.stem in ("best", "last") else path.stem
+        name = weights_name(path)
         if name in reports:
             name = str(path)
         landmarker = load_landmarker(path, device="cpu", crops_per_face=crops_per_face, passes=passes, mirror=mirror)
