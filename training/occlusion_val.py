@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sdfl_core.cli.occlusion import format_table, parse_levels, unique_names
+from sdfl_core.crops import CROPS_PER_FACE
 from sdfl_core.landmarker import load_landmarker
 from sdfl_core.occlusion import OcclusionOptions, evaluate_occlusion
 from sdfl_core.occlusion_report import report_json, write_csv
@@ -34,13 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="0,10,20,30,40,50")
     parser.add_argument("--parts", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crops-per-face", type=int, default=1, choices=CROPS_PER_FACE,
+                        help="test-time crops per face, averaged, as sdfl occlusion's option (default 1: one crop)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     _, val = split_samples(config)
     schema = get_schema(config["data"]["schema"])
     names = unique_names([weights_name(w) for w in args.weights])
-    models = [load_landmarker(w, device="cpu", name=n) for w, n in zip(args.weights, names)]
+    models = [load_landmarker(w, device="cpu", name=n, crops_per_face=args.crops_per_face) for w, n in zip(args.weights, names)]
     options = OcclusionOptions(levels=parse_levels(args.levels), parts=args.parts, seed=args.seed)
     with tqdm(total=len(val), unit="face", desc="occlusion (val)", dynamic_ncols=True) as bar:
         report = evaluate_occlusion(models, val, schema, options, progress=bar)

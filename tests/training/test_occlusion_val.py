@@ -29,3 +29,21 @@ def test_evaluates_exactly_the_validation_split(tmp_path, w300_folder, tiny_chec
         assert all(e["count"] == len(val) for e in entries)
     assert report["tiny_sdfl"][1]["edge_occluded"] is not None and report["tiny_fc"][1]["edge_occluded"] is None
     assert f"{len(val)} validation faces" in capsys.readouterr().out
+
+
+def test_crops_per_face_averages_shifted_crops(tmp_path, w300_folder, tiny_checkpoint):
+    """--crops-per-face 5 scores the mean over five crops, as `sdfl occlusion`'s option: other points than one
+    crop's, on the same faces; a count the landmarker has no crops for is refused by the parser."""
+    tiny_config(w300_folder, tmp_path / "runs")
+    config = str(tmp_path / "runs" / "tiny.yaml")
+    scores = {}
+    for n in (1, 5):
+        out = tmp_path / f"crops{n}"
+        assert main(["--config", config, "--weights", str(tiny_checkpoint), "--levels", "0",
+                     "--crops-per-face", str(n), "--out", str(out)]) == 0
+        (entry,) = json.loads((out / "occlusion.json").read_text())["tiny_sdfl"]
+        scores[n] = entry["nme_visible"]
+    assert scores[1] != scores[5]
+    with pytest.raises(SystemExit) as exc:
+        main(["--config", config, "--weights", str(tiny_checkpoint), "--crops-per-face", "4", "--out", str(tmp_path)])
+    assert exc.value.code == 2
