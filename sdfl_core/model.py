@@ -160,6 +160,8 @@ class SDFLModel(nn.Module):
                 self.node_attn = nn.Conv2d(nn_ch, n, 1, groups=n)
                 nn.init.zeros_(self.node_attn.weight)
                 nn.init.zeros_(self.node_attn.bias)
+                if config.attention_prior:
+                    self.attn_prior = nn.Parameter(torch.zeros(n, side * side))
             nnz = int(mask_t.sum())
             if config.edge_mode == "dynamic":
                 self.edge_fc = nn.Sequential(nn.Linear(nn_ch, config.hidden), nn.ReLU(inplace=True), nn.Linear(config.hidden, nnz))
@@ -350,7 +352,10 @@ class SDFLModel(nn.Module):
         n = self.config.num_points
         nodes = h.unflatten(1, (n, self.config.expansion)).flatten(3)  # (B, N, n, HW)
         if self.config.node_attention:
-            gate = torch.softmax(self.node_attn(h).flatten(2), dim=-1)  # (B, N, HW), sums to 1 per node
+            logits = self.node_attn(h).flatten(2)
+            if self.config.attention_prior:
+                logits = logits + self.attn_prior  # where on the crop each node's landmark lies
+            gate = torch.softmax(logits, dim=-1)  # (B, N, HW), sums to 1 per node
             nodes = nodes * (gate * gate.shape[-1]).unsqueeze(2)  # a uniform gate leaves the features as they are
         nodes_in = nodes.flatten(2)
         gate_logits = None

@@ -26,6 +26,11 @@ class ModelConfig:
     node_attention: bool = False
     """Beyond the paper: gate each node's n x H x W features with its own spatial softmax, so a node reads
     the part of the map around its landmark and an occluder elsewhere reaches it less (graph head only)."""
+    attention_prior: bool = False
+    """Beyond the paper, with ``node_attention``: a learnt logit map per node (N x H x W, one value per node and
+    cell) added to its attention logits, so a node can learn where on the crop its landmark lies and a part of
+    some other face elsewhere in the crop (an occluder, a neighbour) draws its attention less. It starts at zero,
+    so the model starts as the one without it."""
     fc_norm: bool = False
     """FC head only: BatchNorm between its hidden layer and the ReLU. Without it, the large features of a
     pretrained backbone drove almost every hidden unit dead within a few epochs (the head collapsed to one
@@ -111,6 +116,8 @@ class ModelConfig:
             raise ValueError("gate_from_cover_only needs model.visibility_gate")
         if self.node_attention and self.head != "graph":
             raise ValueError("node_attention needs the graph head (the FC head has no nodes)")
+        if self.attention_prior and not self.node_attention:
+            raise ValueError("attention_prior needs node_attention (it is added to the nodes' attention logits)")
         if self.refine and self.feature_level <= -5:
             raise ValueError("refine reads the feature map below feature_level; feature_level must be above -5")
         if self.refine_patch < 1:

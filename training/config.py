@@ -36,6 +36,7 @@ DEFAULTS: dict = {
         "fc_hidden": 256,
         "feature_level": -1,
         "node_attention": False,
+        "attention_prior": False,
         "pretrained": "",
         "fc_norm": False,
         "visibility": False,

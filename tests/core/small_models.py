@@ -32,6 +32,8 @@ def build(head: str, config: dict | None = None, **info_fields) -> tuple[SDFLMod
     torch.nn.init.normal_(last.weight, std=0.02)
     if cfg.node_attention:
         torch.nn.init.normal_(model.node_attn.weight, std=0.5)
+    if cfg.attention_prior:
+        torch.nn.init.normal_(model.attn_prior, std=1.0)
     if cfg.global_context:
         torch.nn.init.normal_(model.context[-1].weight, std=0.02)
     if cfg.refine_context:

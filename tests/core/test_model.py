@@ -256,6 +256,29 @@ def test_node_attention_starts_as_the_plain_map_to_node_and_learns_a_gate():
     assert gated.node_attn.weight.grad is not None and gated.node_attn.weight.grad.abs().sum() > 0
 
 
+def test_attention_prior_starts_as_the_model_without_it_and_moves_each_node_by_position():
+    plain = make(feature_level=-2, node_attention=True).eval()
+    prior = make(feature_level=-2, node_attention=True, attention_prior=True).eval()
+    assert set(prior.state_dict()) - set(plain.state_dict()) == {"attn_prior"}
+    assert prior.attn_prior.shape == (68, prior.feature_side ** 2)
+    prior.load_state_dict({**prior.state_dict(), **plain.state_dict()})
+    for model in (plain, prior):
+        torch.nn.init.normal_(model.node_attn.weight, 0, 1.0)
+    prior.node_attn.weight.data.copy_(plain.node_attn.weight.data)
+    torch.nn.init.normal_(plain.gc_out.linear.weight, 0, 0.1)
+    prior.gc_out.linear.weight.data.copy_(plain.gc_out.linear.weight.data)
+    x = images(2)
+    with torch.no_grad():
+        torch.testing.assert_close(prior(x)[0], plain(x)[0])  # zero-initialised prior: the plain attention
+        prior.attn_prior[:, 0] = 5.0  # every node drawn to the first cell
+        assert not torch.allclose(prior(x)[0], plain(x)[0])
+    prior.train()
+    prior(x)[0].sum().backward()
+    assert prior.attn_prior.grad is not None and prior.attn_prior.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="attention_prior needs node_attention"):
+        ModelConfig(backbone=TINY, feature_level=-2, attention_prior=True)
+
+
 def test_node_attention_needs_the_graph_head():
     with pytest.raises(ValueError, match="node_attention needs the graph head"):
         ModelConfig(backbone=TINY, head="fc", node_attention=True)
