@@ -85,7 +85,7 @@ def test_base_loops_and_missing_bases_are_errors(tmp_path):
         load_config(tmp_path / "d.yaml")
 
 
-LANDMARK_STAGES = sorted(p.stem.removeprefix("sdfl_68") for p in CONFIGS.glob("sdfl_68*.yaml") if p.stem != "sdfl_68_vis")
+LANDMARK_STAGES = sorted(p.stem.removeprefix("sdfl_68") for p in CONFIGS.glob("sdfl_68*.yaml") if not p.stem.endswith("_vis"))
 """Every landmark stage of the shipped chain (the vis stages' learning rates differ by head)."""
 
 
@@ -98,8 +98,8 @@ def test_twins_differ_only_in_the_head(stage):
         config.pop("name")
         config["train"].pop("init_from")
         config["model"] = {k: v for k, v in config["model"].items()
-                           if k not in ("head", "node_attention", "fc_norm", "global_context", "context_width")}
-        config["optim"]["lr_mults"] = {k: v for k, v in config["optim"]["lr_mults"].items() if k != "context."}
+                           if k not in ("head", "node_attention", "attention_prior", "fc_norm", "global_context", "context_width")}
+        config["optim"]["lr_mults"] = {k: v for k, v in config["optim"]["lr_mults"].items() if k not in ("context.", "attn_prior")}
         config["loss"].pop("edge_occlusion")
     assert sdfl == fc
 
