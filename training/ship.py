@@ -244,6 +244,19 @@ def context_text(name: str, config) -> str:
             "overall shape.")
 
 
+def attention_text(name: str, config) -> list[str]:
+    """The model card's lines for ``model.node_attention`` and ``model.attention_prior`` (none without them)."""
+    lines = []
+    if config.node_attention:
+        lines.append(f"`{name}` gates each node's features with its own spatial softmax (`model.node_attention`, "
+                     "beyond the paper), so a node reads the part of the map around its landmark.")
+    if config.attention_prior:
+        lines.append(f"`{name}` adds a learnt logit per node and map cell to that softmax's logits "
+                     "(`model.attention_prior`, beyond the paper), so a node also learns where on the crop its "
+                     "landmark lies.")
+    return lines
+
+
 def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("training/configs")) -> None:
     """MODEL_CARD.md from the shipped models' own metrics (the JSON that ship() wrote beside each)."""
     rows, commands, first, extra, ancestry = [], [], None, [], []
@@ -256,9 +269,7 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
             extra.append(f"`{name}` adds the occluded-edge loss (`loss.edge_occlusion: {edge:g}`, beyond the "
                          "paper: it pushes down the edge weights from visible into occluded landmarks under the "
                          "training occluders), so the twins differ by that loss as well as by the head.")
-        if info.config.node_attention:
-            extra.append(f"`{name}` gates each node's features with its own spatial softmax (`model.node_attention`, "
-                         "beyond the paper), so a node reads the part of the map around its landmark.")
+        extra.extend(attention_text(name, info.config))
         if info.config.global_context:
             extra.append(context_text(name, info.config))
         if info.config.refine:

@@ -153,6 +153,17 @@ def test_card_gives_the_width_of_the_global_context_code():
     assert "one FC layer of 32 units" in line
 
 
+def test_card_describes_the_node_attention_and_its_position_prior():
+    from sdfl_core.model import ModelConfig
+    from training.ship import attention_text
+
+    assert attention_text("fc_68", ModelConfig(head="fc")) == []
+    (gate,) = attention_text("sdfl_68", ModelConfig(node_attention=True))
+    assert gate.startswith("`sdfl_68` gates each node's features") and "`model.node_attention`" in gate
+    lines = attention_text("sdfl_68", ModelConfig(node_attention=True, attention_prior=True))
+    assert lines[0] == gate and len(lines) == 2 and "`model.attention_prior`" in lines[1]
+
+
 def test_card_says_which_runs_started_off_the_chain(tmp_path):
     from training.ship import off_chain_starts, off_chain_text
 
