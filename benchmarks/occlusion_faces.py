@@ -20,7 +20,6 @@ import torch
 import val_occlusion
 
 from sdfl_core import crops
-from sdfl_core.checkpoint import load_checkpoint
 from sdfl_core.metrics import nme_io
 from sdfl_core.occluders import case_rng, occlude_random
 from sdfl_core.preprocess import to_input
@@ -30,12 +29,10 @@ from training.validate import weights_name
 TOP = 10
 
 
-def point_errors(weights: str, val: list, levels: list[int], seed: int, pool: list
+def point_errors(model, info, val: list, levels: list[int], seed: int, pool: list
                  ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per level: (faces, points) errors as a fraction of the inter-ocular distance, the visible mask, and per face
     whether the occluder was filled with a texture (a patch of another image of the split) or a plain colour."""
-    model, info = load_checkpoint(weights)
-    model.eval()
     size, schema = info.config.input_size, get_schema("300w")
     out: dict[int, tuple[list, list, list]] = {level: ([], [], []) for level in levels}
     for index, sample, image, affine, level, occ, crop in val_occlusion.occluded_crops(
@@ -63,7 +60,8 @@ def main() -> int:
         parser.error("give two models: --weights A --weights B")
     val, levels, pool = val_occlusion.validation(args)
     names = [weights_name(w) for w in args.weights]
-    a, b = (point_errors(w, val, levels, args.seed, pool) for w in args.weights)
+    a, b = (point_errors(model, info, val, levels, args.seed, pool)
+            for _, model, info in val_occlusion.models(args.weights, lambda config: True, ""))
     groups = get_schema("300w").groups
     print(f"A = {names[0]}, B = {names[1]}: visible points, % of the inter-ocular distance, {len(val)} validation "
           f"faces of {args.config}")
