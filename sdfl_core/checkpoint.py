@@ -191,8 +191,10 @@ def load_checkpoint(path: str | Path, expect_points: int | None = None) -> tuple
     model = SDFLModel(info.config, info.mask, info.mean_shape)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     try:
+        if "hidden_bound" in state:  # set by training.ship; the model starts without one
+            model.set_hidden_bound(state["hidden_bound"])
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: weights do not match the model they describe: {first_line(exc)}") from exc
     model.eval()
     return model, info

@@ -85,10 +85,11 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def summarize(pred: np.ndarray, gt: np.ndarray, schema: Schema, threshold: float = 0.1) -> dict:
-    """The report's keys, as fractions: count, nme_io, nme_ip, fr_10, auc_10."""
+    """The report's keys, as fractions: count, nme_io, nme_ip, fr_10, auc_10 and worst_io (the largest
+    face's NME, so one face thrown off the image shows as itself and not only through the mean)."""
     io = nme_io(pred, gt, schema)
     return {"count": int(io.size), "nme_io": float(io.mean()), "nme_ip": float(nme_ip(pred, gt, schema).mean()),
-            **summarize_errors(io, threshold)}
+            **summarize_errors(io, threshold), "worst_io": float(io.max()) if io.size else float("nan")}
 
 
 def summarize_errors(errors: np.ndarray, threshold: float = 0.1) -> dict:

@@ -208,6 +208,10 @@ class SDFLModel(nn.Module):
                                               nn.Linear(128, n))
         if config.refine:
             self._build_refine(config)
+        # Per layer and node, the largest hidden-feature norm the graph head may pass on (set_hidden_bound);
+        # None (the default, and in training) bounds nothing.
+        self.register_buffer("hidden_bound", None)
+        self._norm_log: list[torch.Tensor] | None = None
         # Start exactly at the mean shape. With random output weights the quickest early win is to
         # shrink the output's variance, which kills the ReLUs feeding it (the FC head collapsed to a
         # constant that way in training from scratch).
@@ -318,8 +322,10 @@ class SDFLModel(nn.Module):
             hidden = self.refine_in(torch.cat([patches, nodes_out], dim=-1), adj)
             if self.config.refine_context:
                 hidden = hidden + self.refine_context(patches).unflatten(1, (n, self.config.hidden))
-            for block in self.refine_blocks:
-                hidden = block(hidden, adj)
+            start = 1 + len(self.blocks)  # the refinement's layers follow the first stage's in hidden_bound
+            hidden = self._bounded(hidden, start)
+            for layer, block in enumerate(self.refine_blocks, start + 1):
+                hidden = self._bounded(block(hidden, adj), layer)
             coords = first + self.refine_out(hidden, adj)
             node_features += [patches, hidden]
         vis = None
@@ -368,9 +374,53 @@ class SDFLModel(nn.Module):
             hidden = self.gc_in(nodes_in, adj)
         if context is not None:
             hidden = hidden + context
-        for block in self.blocks:
-            hidden = block(hidden, adj)
+        hidden = self._bounded(hidden, 0)
+        for layer, block in enumerate(self.blocks, 1):
+            hidden = self._bounded(block(hidden, adj), layer)
         return self.gc_out(hidden, adj) + self.mean_shape, nodes_in, hidden, gate_logits
+
+    @property
+    def bounded_layers(self) -> int:
+        """How many hidden layers ``hidden_bound`` covers: the graph head's input layer and blocks, then
+        (with ``model.refine``) the refinement's. 0 for the FC head."""
+        if self.config.head != "graph":
+            return 0
+        return 1 + len(self.blocks) + ((1 + len(self.refine_blocks)) if self.config.refine else 0)
+
+    def set_hidden_bound(self, bound: torch.Tensor | None) -> None:
+        """Bound each node's hidden features, per layer, to at most ``bound`` (L, N) in norm (a longer vector
+        keeps its direction and is shortened; ``None`` removes the bound). The graph head is piecewise linear,
+        so a feature far beyond anything seen in training is carried through every block and throws the
+        points off the face; a bound measured on training crops (``training.calibrate.hidden_bound``) leaves
+        those crops as they are and keeps such an input's features in range."""
+        if bound is not None:
+            expected = (self.bounded_layers, self.config.num_points)
+            if not self.bounded_layers or tuple(bound.shape) != expected:
+                raise ValueError(f"hidden bound must be {expected} for this model, got {tuple(bound.shape)}")
+            if not bool((bound > 0).all()):
+                raise ValueError("hidden bound must be positive")
+            bound = bound.detach().float().to(self.mean_shape.device)
+        self.register_buffer("hidden_bound", bound)
+
+    @torch.no_grad()
+    def hidden_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, N): each node's hidden-feature norm at every bounded layer, for one batch (after any bound)."""
+        if not self.bounded_layers:
+            raise ValueError("only the graph head has bounded hidden layers")
+        self._norm_log = []
+        try:
+            self._run(x, with_visibility=False)
+            return torch.stack(self._norm_log, dim=1)
+        finally:
+            self._norm_log = None
+
+    def _bounded(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
+        if self.hidden_bound is not None:
+            norm = torch.linalg.vector_norm(hidden, dim=-1, keepdim=True)
+            hidden = hidden * torch.clamp(self.hidden_bound[layer].unsqueeze(-1) / norm.clamp_min(1e-6), max=1.0)
+        if self._norm_log is not None:
+            self._norm_log.append(torch.linalg.vector_norm(hidden, dim=-1))
+        return hidden
 
     def visibility_parameters(self) -> list[nn.Parameter]:
         """The parameters of the visibility output only (empty without one)."""

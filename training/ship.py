@@ -19,10 +19,14 @@ from sdfl_core.landmarker import load_landmarker
 from sdfl_core.model import SDFLModel
 from sdfl_core.onnx_export import compare, export_onnx
 
-from .calibrate import calibrate_detector_box
+from .calibrate import calibrate_detector_box, hidden_bound
 from .data import gather
 
 log = logging.getLogger(__name__)
+
+HIDDEN_BOUND = {"faces": 2048, "quantile": 0.99, "margin": 2.0}
+"""``training.calibrate.hidden_bound``'s settings for a shipped graph head, chosen on held-out augmented
+training crops (docs/benchmarks/hidden_bound.txt)."""
 
 
 def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
@@ -35,6 +39,11 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     # The shipped file's name is the model's name (a run such as sdfl_68_ft ships as sdfl_68).
     info = replace(info, name=out.stem,
                    detector_box={k: {key: v[key] for key in ("dx", "dy", "scale")} for k, v in boxes.items()})
+    bounded = {}
+    if model.bounded_layers:  # the graph head: keep a far-out input's features in range (SDFLModel.set_hidden_bound)
+        model.set_hidden_bound(hidden_bound(model, info, config, HIDDEN_BOUND["faces"], HIDDEN_BOUND["quantile"],
+                                            HIDDEN_BOUND["margin"]))
+        bounded = {"hidden_bound": HIDDEN_BOUND}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, info, half=True)
     # Evaluate what users get: the half-precision weights, through the ONNX Runtime engine.
@@ -42,7 +51,7 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     onnx_path = export_onnx(model, info, out.with_suffix(".onnx"), source=out)
     diff = compare(model, onnx_path)
     landmarker = load_landmarker(onnx_path, device="cpu", engine="onnxruntime")
-    metrics = {"calibration": boxes, "onnx_max_abs_diff": diff}
+    metrics = {"calibration": boxes, **bounded, "onnx_max_abs_diff": diff}
     curves = {}
     for entry in config["data"]["test"]:
         samples = gather([entry], info.config.num_points)
@@ -257,6 +266,18 @@ def attention_text(name: str, config) -> list[str]:
     return lines
 
 
+def bound_text(name: str, metrics: dict) -> list[str]:
+    """The model card's line for a shipped hidden bound (``metrics['hidden_bound']``, what ship() used)."""
+    settings = metrics.get("hidden_bound")
+    if not settings:
+        return []
+    return [f"`{name}` bounds each node's hidden features, per graph layer, to {settings['margin']:g}x their "
+            f"{settings['quantile'] * 100:g}th-percentile norm over {settings['faces']} training crops "
+            "(`SDFLModel.set_hidden_bound`, measured by `training.ship`): the graph head is piecewise linear, so "
+            "without it a feature far beyond anything met in training is carried through every block and throws "
+            "the points off the face."]
+
+
 def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("training/configs")) -> None:
     """MODEL_CARD.md from the shipped models' own metrics (the JSON that ship() wrote beside each)."""
     rows, commands, first, extra, ancestry = [], [], None, [], []
@@ -270,6 +291,7 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
                          "paper: it pushes down the edge weights from visible into occluded landmarks under the "
                          "training occluders), so the twins differ by that loss as well as by the head.")
         extra.extend(attention_text(name, info.config))
+        extra.extend(bound_text(name, json.loads(path.with_suffix(".json").read_text())))
         if info.config.global_context:
             extra.append(context_text(name, info.config))
         if info.config.refine:

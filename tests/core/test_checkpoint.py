@@ -65,6 +65,26 @@ def test_round_trip_identical_outputs_and_info(tmp_path, trained):
     assert not list(tmp_path.glob("*.tmp"))  # the atomic save leaves no temp file behind
 
 
+def test_a_hidden_bound_round_trips_and_a_wrong_one_is_refused(tmp_path, trained):
+    model, info = trained
+    bound = model.hidden_norms(x_batch()).amax(0) / 2  # tight enough to cut
+    model.set_hidden_bound(bound)
+    try:
+        path = tmp_path / "bounded.pt"
+        save_checkpoint(path, model, info)
+        loaded, _ = load_checkpoint(path)
+        torch.testing.assert_close(loaded.hidden_bound, bound, atol=0, rtol=0)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x_batch())[0], model(x_batch())[0], atol=0, rtol=0)
+        payload = torch.load(path, weights_only=True)
+        payload["state_dict"]["hidden_bound"] = bound[:, :5]
+        torch.save(payload, path)
+        with pytest.raises(CheckpointError, match="weights do not match.*hidden bound must be"):
+            load_checkpoint(path)
+    finally:
+        model.set_hidden_bound(None)
+
+
 def test_half_round_trip_close(tmp_path, trained):
     model, info = trained
     path = tmp_path / "half.pt"

@@ -109,8 +109,9 @@ def test_summarize_keys_and_values():
     pred[0] += [3, 4]  # nme_io 5/60
     pred[1] += [6, 8]  # nme_io 10/60 > 0.1 -> failure
     out = summarize(pred, gt, W300)
-    assert set(out) == {"count", "nme_io", "nme_ip", "fr_10", "auc_10"}
+    assert set(out) == {"count", "nme_io", "nme_ip", "fr_10", "auc_10", "worst_io"}
     assert out["count"] == 2
+    assert out["worst_io"] == pytest.approx(10 / 60)
     assert out["nme_io"] == pytest.approx((5 / 60 + 10 / 60) / 2)
     assert out["nme_ip"] == pytest.approx((5 / 40 + 10 / 40) / 2)
     assert out["fr_10"] == 0.5

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from sdfl_core.model import GATE_START, GraphConv, ModelConfig, SDFLModel, build_model, grid_patch_sample, masked_softmax, patch_window
 
@@ -367,6 +368,46 @@ def test_refine_starts_as_the_identity_and_then_moves_the_first_stage_points(hea
         torch.testing.assert_close(model(x)[0], coords)  # forward returns the refined points
     # The patches come from the next finer map: stride 8 under a stride-16 head.
     assert model.backbone.feature_info.reduction() == [8, 16]
+
+
+def test_hidden_bound_cuts_only_features_beyond_it_and_keeps_their_direction():
+    model = make(refine=True, feature_level=-2, node_attention=True).eval()
+    for last in (model.gc_out.linear, model.refine_out.linear):  # zero at the start: the points would not move
+        nn.init.normal_(last.weight, 0, 0.1)
+    x = images(3)
+    norms = model.hidden_norms(x)
+    assert model.bounded_layers == 1 + len(model.blocks) + 1 + len(model.refine_blocks)
+    assert norms.shape == (3, model.bounded_layers, 68) and bool((norms > 0).all())
+    with torch.no_grad():
+        free = model(x)[0]
+        model.set_hidden_bound(norms.amax(0) * 1.01)  # above every norm: nothing is cut
+        torch.testing.assert_close(model(x)[0], free)
+        tight = norms.amax(0) / 3
+        model.set_hidden_bound(tight)
+        cut = model(x)[0]
+        assert not torch.allclose(cut, free)
+        assert bool((model.hidden_norms(x) <= tight * (1 + 1e-5)).all())
+        # A vector beyond the bound keeps its direction and is shortened to the bound; one within it is kept.
+        hidden = torch.randn(3, 68, model.config.hidden) * norms[:, 0].unsqueeze(-1) / model.config.hidden ** 0.5
+        bounded = model._bounded(hidden, 0)
+        torch.testing.assert_close(nn.functional.cosine_similarity(bounded, hidden, dim=-1), torch.ones(3, 68))
+        over = hidden.norm(dim=-1) > tight[0]
+        torch.testing.assert_close(bounded.norm(dim=-1)[over], tight[0].expand(3, 68)[over])
+        torch.testing.assert_close(bounded[~over], hidden[~over])
+        model.set_hidden_bound(None)
+        torch.testing.assert_close(model(x)[0], free)
+
+
+def test_hidden_bound_errors():
+    model = shared()
+    with pytest.raises(ValueError, match=r"hidden bound must be \(5, 68\)"):
+        model.set_hidden_bound(torch.ones(3, 68))
+    with pytest.raises(ValueError, match="must be positive"):
+        make().set_hidden_bound(torch.zeros(5, 68))
+    with pytest.raises(ValueError, match="only the graph head"):
+        shared(head="fc").hidden_norms(images(1))
+    with pytest.raises(ValueError, match=r"hidden bound must be \(0, 68\)"):
+        make(head="fc").set_hidden_bound(torch.ones(1, 68))
 
 
 def test_refine_context_starts_as_the_model_without_it_and_then_carries_every_patch_to_every_node():

@@ -51,6 +51,40 @@ def test_shipped_files_carry_the_calibration_and_metrics(shipped):
     np.testing.assert_array_equal(onnx_info.mask, info.mask)
 
 
+def test_a_shipped_graph_head_carries_its_hidden_bound_and_onnx_keeps_it(shipped):
+    import torch
+
+    from training.ship import HIDDEN_BOUND
+
+    target, metrics = shipped
+    model, info = load_checkpoint(target)
+    assert info.config.head == "graph" and metrics["hidden_bound"] == HIDDEN_BOUND
+    bound = model.hidden_bound
+    assert bound is not None and tuple(bound.shape) == (model.bounded_layers, info.config.num_points)
+    assert bool((bound > 0).all()) and torch.isfinite(bound).all()
+    # The ONNX file carries the bound too: its points equal torch's with it, and torch's without it differ
+    # once the bound is tight enough to cut.
+    x = np.random.default_rng(0).normal(size=(2, 3, info.config.input_size, info.config.input_size)).astype(np.float32)
+    model.set_hidden_bound(model.hidden_norms(torch.from_numpy(x)).amax(0) / 4)
+    tight = target.parent / "tight.onnx"
+    from sdfl_core.onnx_export import export_onnx
+    export_onnx(model, info, tight)
+    points = OnnxRunner(tight).run_tensor(x)[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(points, model(torch.from_numpy(x))[0].numpy(), atol=1e-4)
+        model.set_hidden_bound(None)
+        assert not np.allclose(points, model(torch.from_numpy(x))[0].numpy(), atol=1e-4)
+
+
+def test_card_describes_the_hidden_bound():
+    from training.ship import HIDDEN_BOUND, bound_text
+
+    assert bound_text("fc_68", {"calibration": {}}) == []
+    (line,) = bound_text("sdfl_68", {"hidden_bound": HIDDEN_BOUND})
+    assert line.startswith("`sdfl_68` bounds each node's hidden features") and "2x their 99th-percentile" in line
+    assert "2048 training crops" in line
+
+
 def test_model_card_lists_the_measured_numbers(shipped, tmp_path):
     target, metrics = shipped
     card = tmp_path / "MODEL_CARD.md"
