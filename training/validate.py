@@ -112,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face, args.boxes, args.passes,
                                args.mirror)
-    print("| model | faces | val faces | NME io % | FR@0.1 % | AUC@0.1 |")
-    print("|---|---|---|---|---|---|")
+    print("| model | faces | val faces | NME io % | FR@0.1 % | AUC@0.1 | worst face % |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in reports.items():
         for part, row in [("all", r), *r.get("sources", {}).items()]:
-            print(f"| {name} | {part} | {row['count']} | {row['nme_io'] * 100:.2f} | {row['fr_10'] * 100:.2f} | {row['auc_10']:.4f} |")
+            print(f"| {name} | {part} | {row['count']} | {row['nme_io'] * 100:.2f} | {row['fr_10'] * 100:.2f} | "
+                  f"{row['auc_10']:.4f} | {row['worst_io'] * 100:.1f} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(reports, indent=2))

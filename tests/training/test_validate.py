@@ -32,6 +32,8 @@ def test_by_source_splits_the_validation_faces_by_their_entry(tmp_path, tiny_che
     assert sources.get("hand", {"count": 0})["count"] == sum("/hand/" in s.image_path for s in val)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny_sdfl |")]
     assert [row.split(" | ")[1] for row in rows] == ["all", *sources]
+    assert rows[0].split(" | ")[-1] == f"{report['worst_io'] * 100:.1f} |"  # the worst face, beside the mean
+    assert report["worst_io"] >= report["nme_io"]
 
 
 def test_boxes_and_passes_reach_the_evaluation(tmp_path, tiny_checkpoint):
