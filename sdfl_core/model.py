@@ -416,8 +416,10 @@ class SDFLModel(nn.Module):
 
     def _bounded(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
         if self.hidden_bound is not None:
-            norm = torch.linalg.vector_norm(hidden, dim=-1, keepdim=True)
-            hidden = hidden * torch.clamp(self.hidden_bound[layer].unsqueeze(-1) / norm.clamp_min(1e-6), max=1.0)
+            # In float32 under CUDA autocast too: a norm of a few hundred over the hidden width overflows float16.
+            norm = torch.linalg.vector_norm(hidden.float(), dim=-1, keepdim=True)
+            scale = torch.clamp(self.hidden_bound[layer].unsqueeze(-1) / norm.clamp_min(1e-6), max=1.0)
+            hidden = hidden * scale.to(hidden.dtype)
         if self._norm_log is not None:
             self._norm_log.append(torch.linalg.vector_norm(hidden, dim=-1))
         return hidden
