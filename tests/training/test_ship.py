@@ -76,6 +76,33 @@ def test_a_shipped_graph_head_carries_its_hidden_bound_and_onnx_keeps_it(shipped
         assert not np.allclose(points, model(torch.from_numpy(x))[0].numpy(), atol=1e-4)
 
 
+def test_the_shipped_bound_is_the_calibration_s_quantile_of_the_training_crops(shipped):
+    import torch
+
+    from training.calibrate import hidden_bound, hidden_norms, training_crops
+    from training.ship import HIDDEN_BOUND
+
+    target, _ = shipped
+    model, info = load_checkpoint(target)
+    config = info.train_config
+    shipped_bound = model.hidden_bound.clone()
+    model.set_hidden_bound(None)  # measured on the model without one, as training.ship does
+    # ship measured it on the run's float32 weights; these are the shipped float16 ones
+    torch.testing.assert_close(hidden_bound(model, info, config, **HIDDEN_BOUND), shipped_bound, rtol=5e-2, atol=1e-3)
+    norms = hidden_norms(model, training_crops(config, info, 6))
+    assert norms.shape == (6, model.bounded_layers, info.config.num_points)
+    torch.testing.assert_close(hidden_bound(model, info, config, faces=6, quantile=0.5, margin=3.0),
+                               torch.quantile(norms, 0.5, dim=0) * 3.0)
+    # skip takes the next faces of the same shuffled split
+    later = hidden_norms(model, training_crops(config, info, 3, skip=3))
+    torch.testing.assert_close(later, norms[3:])
+    assert not torch.allclose(later, norms[:3])
+    with pytest.raises(ValueError, match="quantile"):
+        hidden_bound(model, info, config, faces=6, quantile=0.0)
+    with pytest.raises(ValueError, match="faces must be at least 1"):
+        training_crops(config, info, 0)
+
+
 def test_card_describes_the_hidden_bound():
     from training.ship import HIDDEN_BOUND, bound_text
 
