@@ -458,6 +458,9 @@ def train(config: dict, resume: str | None = None) -> Path:
     if tc["init_from"] and not resume:
         # Warm start (e.g. from a shipped model in a new session): weights only, fresh optimizer/schedule.
         init, init_info = load_checkpoint(tc["init_from"], expect_points=schema.num_points)
+        if init.hidden_bound is not None:  # a shipped file's: measured on the finished run, so not trained with
+            init.set_hidden_bound(None)
+            log.info("%s has a hidden bound; training runs without one (training.ship measures a new one)", tc["init_from"])
         if tc["init_half"]:
             round_half(init)
         if tc["init_partial"]:

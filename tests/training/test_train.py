@@ -111,6 +111,24 @@ def test_init_from_a_checkpoint_warm_starts_the_weights(trained, tmp_path):
     torch.testing.assert_close(after.gc_out.linear.weight, start.gc_out.linear.weight)
 
 
+def test_init_from_a_shipped_file_leaves_its_hidden_bound_behind(trained, tmp_path):
+    import torch
+
+    from sdfl_core.checkpoint import save_checkpoint
+
+    config, best = trained
+    model, info = load_checkpoint(best)
+    x = torch.zeros(1, 3, info.config.input_size, info.config.input_size)
+    model.set_hidden_bound(model.hidden_norms(x).amax(0) + 1)
+    shipped = tmp_path / "shipped.pt"
+    save_checkpoint(shipped, model, info, half=True)
+    config = {**config, "name": "from_shipped", "train": {**config["train"], "out_dir": str(tmp_path), "max_steps": 1,
+                                                          "init_from": str(shipped)}, "optim": {**config["optim"], "epochs": 1}}
+    warm, _ = load_checkpoint(train(config))
+    assert warm.hidden_bound is None and "hidden_bound" not in torch.load(shipped.parent / "from_shipped" / "best.pt",
+                                                                          weights_only=True)["state_dict"]
+
+
 def test_init_from_another_architecture_is_refused(trained, tmp_path):
     config, best = trained
     config = {**config, "model": {**config["model"], "input_size": 96},
