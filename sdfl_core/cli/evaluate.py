@@ -35,5 +35,5 @@ def run(args) -> int:
     if args.plot:
         plot_ced(args.plot, {landmarker.info.name or Path(weights).stem: errors})
     print(f"{report['count']} faces: NME(io) {report['nme_io'] * 100:.2f}%  NME(ip) {report['nme_ip'] * 100:.2f}%  "
-          f"FR@0.1 {report['fr_10'] * 100:.2f}%  AUC@0.1 {report['auc_10']:.4f}  -> {out}")
+          f"FR@0.1 {report['fr_10'] * 100:.2f}%  AUC@0.1 {report['auc_10']:.4f}  worst face {report['worst_io'] * 100:.1f}%  -> {out}")
     return 0

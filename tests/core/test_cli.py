@@ -135,6 +135,9 @@ def test_eval_records_its_passes_and_crops_defaults_them_by_box_and_refuses_an_u
                  "--mirror"]) == 0, capsys.readouterr().err
     mirrored = json.loads(out.read_text())
     assert mirrored["mirror"] is True and mirrored["boxes"] == "gt"
+    # the worst face beside the mean, in the report and the printed line
+    assert mirrored["worst_io"] >= mirrored["nme_io"]
+    assert f"worst face {mirrored['worst_io'] * 100:.1f}%" in capsys.readouterr().out
     assert mirrored["nme_io"] != plain["nme_io"], "the mirror images change the points"
 
 
