@@ -404,7 +404,8 @@ class SDFLModel(nn.Module):
 
     @torch.no_grad()
     def hidden_norms(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, N): each node's hidden-feature norm at every bounded layer, for one batch (after any bound)."""
+        """(B, L, N): each node's hidden-feature norm at every bounded layer, for one batch (after any bound), in
+        the model's current mode (call it in eval mode: in train mode BatchNorm would use and update batch statistics)."""
         if not self.bounded_layers:
             raise ValueError("only the graph head has bounded hidden layers")
         self._norm_log = []

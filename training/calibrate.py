@@ -3,6 +3,9 @@
 The model learns crops around landmark boxes; at run time it gets detector boxes, which sit higher
 (forehead) and have another size. The median offset and size ratio over labelled training images let
 the pipeline turn one into the other (stored in the checkpoint as ``crop.detector_box``).
+
+Also the graph head's hidden bound (``hidden_bound``): each node's hidden-feature norm on the run's own training
+crops, which ``training.ship`` stores with the model (``SDFLModel.set_hidden_bound``).
 """
 from __future__ import annotations
 
