@@ -41,8 +41,7 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
                    detector_box={k: {key: v[key] for key in ("dx", "dy", "scale")} for k, v in boxes.items()})
     bounded = {}
     if model.bounded_layers:  # the graph head: keep a far-out input's features in range (SDFLModel.set_hidden_bound)
-        model.set_hidden_bound(hidden_bound(model, info, config, HIDDEN_BOUND["faces"], HIDDEN_BOUND["quantile"],
-                                            HIDDEN_BOUND["margin"]))
+        model.set_hidden_bound(hidden_bound(model, info, config, **HIDDEN_BOUND))
         bounded = {"hidden_bound": HIDDEN_BOUND}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, info, half=True)
