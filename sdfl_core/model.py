@@ -31,16 +31,23 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class GraphConv(nn.Module):
-    """H' = psi(sigma(A) H W), psi = BN-ReLU (or identity for the output layer)."""
+    """H' = psi(sigma(A) H W), psi = BN-ReLU (or identity for the output layer). With ``self_path``,
+    H' = psi(sigma(A) H W + H W_self): each node also reads its own features through weights of their own
+    (``model.refine_self``), which start at zero, so the layer starts as the one without them."""
 
-    def __init__(self, in_dim: int, out_dim: int, activate: bool = True) -> None:
+    def __init__(self, in_dim: int, out_dim: int, activate: bool = True, self_path: bool = False) -> None:
         super().__init__()
         self.activate = activate
         self.linear = nn.Linear(in_dim, out_dim, bias=not activate)
         self.bn = nn.BatchNorm1d(out_dim) if activate else None
+        self.self_linear = nn.Linear(in_dim, out_dim, bias=False) if self_path else None
+        if self.self_linear is not None:
+            nn.init.zeros_(self.self_linear.weight)
 
     def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         out = adj @ self.linear(h)
+        if self.self_linear is not None:
+            out = out + self.self_linear(h)
         if self.bn is not None:
             out = self.bn(out.transpose(1, 2)).transpose(1, 2)
         return torch.relu(out) if self.activate else out
@@ -48,10 +55,13 @@ class GraphConv(nn.Module):
     @torch.no_grad()
     def fold_batchnorm(self) -> None:
         """Fold the (eval-mode) BatchNorm into the linear layer, for inference graphs: BN(A H W) = A H W' + b'
-        exactly, because each row of the edge weights A sums to 1 (a softmax), so the shift passes through A."""
+        exactly, because each row of the edge weights A sums to 1 (a softmax), so the shift passes through A
+        (a self path's weights take the scale alone)."""
         if self.bn is None:
             return
         scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        if self.self_linear is not None:
+            self.self_linear.weight.mul_(scale[:, None])
         folded = nn.Linear(self.linear.in_features, self.linear.out_features, bias=True).to(self.linear.weight)
         folded.weight.copy_(self.linear.weight * scale[:, None])
         bias = self.linear.bias if self.linear.bias is not None else torch.zeros_like(scale)
@@ -62,10 +72,10 @@ class GraphConv(nn.Module):
 class GraphBlock(nn.Module):
     """Residual graph block (Eq. 5)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, self_path: bool = False) -> None:
         super().__init__()
-        self.conv1 = GraphConv(dim, dim)
-        self.conv2 = GraphConv(dim, dim)
+        self.conv1 = GraphConv(dim, dim, self_path=self_path)
+        self.conv2 = GraphConv(dim, dim, self_path=self_path)
 
     def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(h, adj), adj) + h
@@ -233,9 +243,10 @@ class SDFLModel(nn.Module):
         self.patch_window = patch_window(float(ticks[-1] - ticks[0]), fine_side)
         patch_dim = reduced * p * p
         if config.head == "graph":
-            self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden)
-            self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden) for _ in range(config.refine_blocks))
-            self.refine_out = GraphConv(config.hidden, 2, activate=False)
+            own = config.refine_self
+            self.refine_in = GraphConv(patch_dim + config.hidden, config.hidden, self_path=own)
+            self.refine_blocks = nn.ModuleList(GraphBlock(config.hidden, self_path=own) for _ in range(config.refine_blocks))
+            self.refine_out = GraphConv(config.hidden, 2, activate=False, self_path=own)
             last = self.refine_out.linear
             if config.refine_context:
                 # Each patch to a short code (one layer shared by the points), then every code to the width and back

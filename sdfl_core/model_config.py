@@ -66,6 +66,11 @@ class ModelConfig:
     layer over all the patches, as the FC twin's refinement reads them), projected to each node and added to the
     refinement's first graph-conv features, so a node's offset can follow the whole face's fine evidence and not
     only its graph neighbours'. 0: none. The projection starts at zero, so the model starts as the one without it."""
+    refine_self: bool = False
+    """Graph head only, with ``refine``, beyond the paper: each graph conv of the refinement stage also reads the
+    node's own features through weights of their own (``GraphConv``'s self path, as in GraphSAGE), added to the
+    edge-weighted mean over its neighbourhood, so a node's offset can rest on its own patch more than on its
+    neighbours' (which may be covered). The self weights start at zero, so the model starts as the one without them."""
     visibility_gate: bool = False
     """Graph head only, with ``visibility``, beyond the paper: the visibility logits come from each node's own
     map-to-node features (before the graph) and gate those features before the first graph conv, so a node
@@ -110,6 +115,8 @@ class ModelConfig:
             raise ValueError(f"refine_context must be 0 (none) or positive, got {self.refine_context}")
         if self.refine_context and (self.head != "graph" or not self.refine):
             raise ValueError("refine_context needs the graph head and model.refine (it codes the refinement's patches)")
+        if self.refine_self and (self.head != "graph" or not self.refine):
+            raise ValueError("refine_self needs the graph head and model.refine (it is a path in the refinement's graph convs)")
         if self.visibility_gate and (self.head != "graph" or not self.visibility):
             raise ValueError("visibility_gate needs the graph head and model.visibility (the gate is the visibility output)")
         if self.gate_from_cover_only and not self.visibility_gate:

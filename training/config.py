@@ -46,6 +46,7 @@ DEFAULTS: dict = {
         "refine_patch": 5,
         "refine_blocks": 2,
         "refine_context": 0,
+        "refine_self": False,
         "head_side": 0,
         "skip_blocks": [],
         "global_context": False,

@@ -161,7 +161,8 @@ class CropMeanTeacher:
 def make_teacher(distill: dict, init_from: str, device: torch.device, num_points: int,
                  init_half: bool = False) -> tuple[CropMeanTeacher | None, dict]:
     """``distill``'s teacher (``distill.teacher``, else ``train.init_from``, rounded to float16 under
-    ``train.init_half``) and its provenance entry, or (None, {}) when ``distill.weight`` is 0."""
+    ``train.init_half``, without a shipped file's hidden bound) and its provenance entry, or (None, {}) when
+    ``distill.weight`` is 0."""
     weight = float(distill["weight"])
     if not weight:
         if distill.get("clean"):
@@ -175,6 +176,9 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
     from .pretrained import sha256
 
     teacher, info = load_checkpoint(path, expect_points=num_points)
+    if teacher.hidden_bound is not None:  # a shipped file's, as for the warm start: the run it came from had none
+        teacher.set_hidden_bound(None)
+        log.info("%s has a hidden bound; the teacher runs without one, as the run it was shipped from", path)
     half = init_half and not distill["teacher"]
     if half:
         round_half(teacher)

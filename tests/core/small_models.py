@@ -38,6 +38,10 @@ def build(head: str, config: dict | None = None, **info_fields) -> tuple[SDFLMod
         torch.nn.init.normal_(model.context[-1].weight, std=0.02)
     if cfg.refine_context:
         torch.nn.init.normal_(model.refine_context[-1].weight, std=0.02)
+    if cfg.refine_self:
+        for name, weight in model.named_parameters():
+            if name.endswith("self_linear.weight"):
+                torch.nn.init.normal_(weight, std=0.02)
     if cfg.refine:
         torch.nn.init.normal_((model.refine_out.linear if head == "graph" else model.refine_fc[-1]).weight, std=0.02)
     info = ModelInfo(config=cfg, schema="300w", k=3, mask=ring_mask(68), mean_shape=mean, **info_fields)

@@ -445,6 +445,42 @@ def test_refine_context_starts_as_the_model_without_it_and_then_carries_every_pa
         ModelConfig(backbone=TINY, feature_level=-2, refine=True, refine_context=-1)
 
 
+def test_graph_conv_self_path_adds_each_nodes_own_features_to_the_neighbourhood_mean():
+    torch.manual_seed(0)
+    conv = GraphConv(6, 4, activate=False, self_path=True)
+    h, adj = torch.randn(2, 10, 6), masked_softmax(torch.randn(2, 10, 10), torch.as_tensor(ring_mask(10, 2)))
+    with torch.no_grad():
+        torch.testing.assert_close(conv(h, adj), adj @ conv.linear(h))  # zero self weights: the plain conv
+        conv.self_linear.weight.normal_()
+        torch.testing.assert_close(conv(h, adj), adj @ conv.linear(h) + h @ conv.self_linear.weight.T)
+    assert conv.self_linear.bias is None  # the bias is the neighbourhood path's
+
+
+def test_refine_self_starts_as_the_model_without_it_and_then_reads_each_nodes_own_patch():
+    plain = make(feature_level=-2, refine=True).eval()
+    own = make(feature_level=-2, refine=True, refine_self=True).eval()
+    extra = set(own.state_dict()) - set(plain.state_dict())
+    assert extra == {f"{layer}.self_linear.weight" for layer in
+                     ["refine_in", "refine_out"] + [f"refine_blocks.{b}.conv{c}" for b in (0, 1) for c in (1, 2)]}
+    own.load_state_dict({**own.state_dict(), **plain.state_dict()})
+    for model in (plain, own):
+        torch.nn.init.normal_(model.refine_out.linear.weight, 0, 0.1)
+    own.refine_out.linear.weight.data.copy_(plain.refine_out.linear.weight.data)
+    x = images(1)
+    with torch.no_grad():
+        torch.testing.assert_close(own(x)[0], plain(x)[0])  # zero self weights: the plain model
+        for name, weight in own.named_parameters():
+            if name.endswith("self_linear.weight"):
+                torch.nn.init.normal_(weight, 0, 0.1)
+        assert not torch.allclose(own(x)[0], plain(x)[0])
+        # The first stage is untouched: the self path is the refinement's only.
+        torch.testing.assert_close(own.forward_train(x, False)[3], plain.forward_train(x, False)[3])
+    with pytest.raises(ValueError, match="refine_self needs the graph head and model.refine"):
+        ModelConfig(backbone=TINY, feature_level=-2, refine_self=True)
+    with pytest.raises(ValueError, match="refine_self needs the graph head and model.refine"):
+        ModelConfig(backbone=TINY, head="fc", feature_level=-2, refine=True, refine_self=True)
+
+
 def test_refine_samples_each_point_at_its_own_place_in_the_fine_map():
     model = make(feature_level=-2, refine=True, refine_patch=1).eval()
     # A fine map whose reduced channels equal x and y of the map, so a sample tells where it was taken.
@@ -458,10 +494,12 @@ def test_refine_samples_each_point_at_its_own_place_in_the_fine_map():
     torch.testing.assert_close(sampled, points)
 
 
-@pytest.mark.parametrize("activate", [True, False])
-def test_graph_conv_folds_its_batchnorm_into_the_linear_layer(activate):
+@pytest.mark.parametrize("activate, self_path", [(True, False), (False, False), (True, True), (False, True)])
+def test_graph_conv_folds_its_batchnorm_into_the_linear_layer(activate, self_path):
     torch.manual_seed(0)
-    conv = GraphConv(12, 8, activate=activate)
+    conv = GraphConv(12, 8, activate=activate, self_path=self_path)
+    if self_path:
+        torch.nn.init.normal_(conv.self_linear.weight)
     if activate:
         conv.bn.running_mean.normal_()
         conv.bn.running_var.uniform_(0.5, 2.0)

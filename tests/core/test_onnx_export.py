@@ -32,9 +32,10 @@ def build(head: str):
         return _build("graph", {**LOCAL, "refine": True, "visibility": True, "backbone": "tf_efficientnet_lite0",
                                 "head_side": SIZE // 16 + 1}, name=head, train_config={"not": "exported"})
     if head == "graph-ctx":  # each node also reads a code of the whole map (model.global_context) and, in the
-        # refinement, of every point's patch (model.refine_context); its attention has a learnt prior (model.attention_prior)
+        # refinement, of every point's patch (model.refine_context) and its own features (model.refine_self); its
+        # attention has a learnt prior (model.attention_prior)
         return _build("graph", {**LOCAL, "refine": True, "visibility": True, "global_context": True, "refine_context": 8,
-                                "attention_prior": True},
+                                "refine_self": True, "attention_prior": True},
                       name=head, train_config={"not": "exported"})
     if head.endswith("-refine"):  # the second stage samples the fine map
         return _build(head[: -len("-refine")], {**LOCAL, "refine": True, "node_attention": head.startswith("graph")},

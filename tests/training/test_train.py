@@ -111,11 +111,20 @@ def test_init_from_a_checkpoint_warm_starts_the_weights(trained, tmp_path):
     torch.testing.assert_close(after.gc_out.linear.weight, start.gc_out.linear.weight)
 
 
-def test_init_from_a_shipped_file_leaves_its_hidden_bound_behind(trained, tmp_path):
+def test_init_from_a_shipped_file_leaves_its_hidden_bound_behind(trained, tmp_path, monkeypatch):
     import torch
 
+    import training.train as train_module
     from sdfl_core.checkpoint import save_checkpoint
 
+    teachers = []
+    teacher_init = train_module.CropMeanTeacher.__init__
+
+    def record(self, model, *args, **kwargs):
+        teachers.append(model)
+        teacher_init(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.CropMeanTeacher, "__init__", record)
     config, best = trained
     model, info = load_checkpoint(best)
     x = torch.zeros(1, 3, info.config.input_size, info.config.input_size)
@@ -123,10 +132,13 @@ def test_init_from_a_shipped_file_leaves_its_hidden_bound_behind(trained, tmp_pa
     shipped = tmp_path / "shipped.pt"
     save_checkpoint(shipped, model, info, half=True)
     config = {**config, "name": "from_shipped", "train": {**config["train"], "out_dir": str(tmp_path), "max_steps": 1,
-                                                          "init_from": str(shipped)}, "optim": {**config["optim"], "epochs": 1}}
+                                                          "init_from": str(shipped)}, "optim": {**config["optim"], "epochs": 1},
+              "distill": {**config["distill"], "weight": 0.5, "teacher": "", "crops": 1}}
     warm, _ = load_checkpoint(train(config))
     assert warm.hidden_bound is None and "hidden_bound" not in torch.load(shipped.parent / "from_shipped" / "best.pt",
                                                                           weights_only=True)["state_dict"]
+    # The teacher (the same file, by default) runs without it too: the run the file was shipped from had none.
+    assert len(teachers) == 1 and teachers[0].hidden_bound is None
 
 
 def test_init_from_another_architecture_is_refused(trained, tmp_path):
