@@ -410,14 +410,18 @@ def test_hidden_bound_errors():
         make(head="fc").set_hidden_bound(torch.ones(1, 68))
 
 
+def share_plain_weights(plain: SDFLModel, extended: SDFLModel) -> None:
+    """Give ``extended`` (``plain`` plus a zero-initialised addition) every weight of ``plain``, after a random
+    refinement output layer for both (a fresh one is zero, which would hide any difference in the points)."""
+    torch.nn.init.normal_(plain.refine_out.linear.weight, 0, 0.1)
+    extended.load_state_dict({**extended.state_dict(), **plain.state_dict()})
+
+
 def test_refine_context_starts_as_the_model_without_it_and_then_carries_every_patch_to_every_node():
     plain = make(feature_level=-2, refine=True).eval()
     ctx = make(feature_level=-2, refine=True, refine_context=8).eval()
     assert {k.split(".")[0] for k in set(ctx.state_dict()) - set(plain.state_dict())} == {"refine_context"}
-    ctx.load_state_dict({**ctx.state_dict(), **plain.state_dict()})
-    for model in (plain, ctx):
-        torch.nn.init.normal_(model.refine_out.linear.weight, 0, 0.1)
-    ctx.refine_out.linear.weight.data.copy_(plain.refine_out.linear.weight.data)
+    share_plain_weights(plain, ctx)
     x = images(1)
     with torch.no_grad():
         torch.testing.assert_close(ctx(x)[0], plain(x)[0])  # zero-initialised projection: the plain model
@@ -462,10 +466,7 @@ def test_refine_self_starts_as_the_model_without_it_and_then_reads_each_nodes_ow
     extra = set(own.state_dict()) - set(plain.state_dict())
     assert extra == {f"{layer}.self_linear.weight" for layer in
                      ["refine_in", "refine_out"] + [f"refine_blocks.{b}.conv{c}" for b in (0, 1) for c in (1, 2)]}
-    own.load_state_dict({**own.state_dict(), **plain.state_dict()})
-    for model in (plain, own):
-        torch.nn.init.normal_(model.refine_out.linear.weight, 0, 0.1)
-    own.refine_out.linear.weight.data.copy_(plain.refine_out.linear.weight.data)
+    share_plain_weights(plain, own)
     x = images(1)
     with torch.no_grad():
         torch.testing.assert_close(own(x)[0], plain(x)[0])  # zero self weights: the plain model

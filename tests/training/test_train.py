@@ -111,20 +111,27 @@ def test_init_from_a_checkpoint_warm_starts_the_weights(trained, tmp_path):
     torch.testing.assert_close(after.gc_out.linear.weight, start.gc_out.linear.weight)
 
 
-def test_init_from_a_shipped_file_leaves_its_hidden_bound_behind(trained, tmp_path, monkeypatch):
-    import torch
-
+@pytest.fixture
+def teachers(monkeypatch) -> list:
+    """The models every CropMeanTeacher made during the test was built on, in order."""
     import training.train as train_module
-    from sdfl_core.checkpoint import save_checkpoint
 
-    teachers = []
+    made = []
     teacher_init = train_module.CropMeanTeacher.__init__
 
     def record(self, model, *args, **kwargs):
-        teachers.append(model)
+        made.append(model)
         teacher_init(self, model, *args, **kwargs)
 
     monkeypatch.setattr(train_module.CropMeanTeacher, "__init__", record)
+    return made
+
+
+def test_init_from_a_shipped_file_leaves_its_hidden_bound_behind(trained, tmp_path, teachers):
+    import torch
+
+    from sdfl_core.checkpoint import save_checkpoint
+
     config, best = trained
     model, info = load_checkpoint(best)
     x = torch.zeros(1, 3, info.config.input_size, info.config.input_size)
@@ -223,19 +230,9 @@ def test_distill_run_records_its_teacher(trained, tmp_path, views):
     assert info.train_config["distill"]["weight"] == 1.0
 
 
-def test_init_half_starts_from_the_warm_start_rounded_as_a_shipped_file_holds_it(trained, tmp_path, monkeypatch):
+def test_init_half_starts_from_the_warm_start_rounded_as_a_shipped_file_holds_it(trained, tmp_path, teachers):
     import torch
 
-    import training.train as train_module
-
-    teachers = []
-    teacher_init = train_module.CropMeanTeacher.__init__
-
-    def record(self, model, *args, **kwargs):
-        teachers.append(model)
-        teacher_init(self, model, *args, **kwargs)
-
-    monkeypatch.setattr(train_module.CropMeanTeacher, "__init__", record)
     config, best = trained
     config = {**config, "name": "rounded", "distill": {**config["distill"], "weight": 1.0, "teacher": "", "crops": 1},
               "train": {**config["train"], "out_dir": str(tmp_path), "init_from": str(best), "init_half": True,
