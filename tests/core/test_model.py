@@ -460,7 +460,7 @@ def test_graph_conv_self_path_adds_each_nodes_own_features_to_the_neighbourhood_
     assert conv.self_linear.bias is None  # the bias is the neighbourhood path's
 
 
-def test_refine_self_starts_as_the_model_without_it_and_then_reads_each_nodes_own_patch():
+def test_refine_self_starts_as_the_model_without_it_and_moves_only_the_refined_points():
     plain = make(feature_level=-2, refine=True).eval()
     own = make(feature_level=-2, refine=True, refine_self=True).eval()
     extra = set(own.state_dict()) - set(plain.state_dict())
