@@ -158,6 +158,17 @@ class CropMeanTeacher:
         return (points + self.moves.repeat(len(points) // count, 1)[:, None, None, :]).mean(dim=0)
 
 
+def load_unbounded(path: str, num_points: int, role: str):
+    """``load_checkpoint`` for a warm start or a teacher, without a shipped file's hidden bound: ``training.ship``
+    measures it on the finished run, so the run a shipped file came from had none (``role`` names the user in the
+    log line)."""
+    model, info = load_checkpoint(path, expect_points=num_points)
+    if model.hidden_bound is not None:
+        model.set_hidden_bound(None)
+        log.info("%s has a hidden bound; %s runs without one, as the run it was shipped from", path, role)
+    return model, info
+
+
 def make_teacher(distill: dict, init_from: str, device: torch.device, num_points: int,
                  init_half: bool = False) -> tuple[CropMeanTeacher | None, dict]:
     """``distill``'s teacher (``distill.teacher``, else ``train.init_from``, rounded to float16 under
@@ -175,10 +186,7 @@ def make_teacher(distill: dict, init_from: str, device: torch.device, num_points
         raise ValueError("distill.weight > 0 needs a teacher: set distill.teacher or train.init_from")
     from .pretrained import sha256
 
-    teacher, info = load_checkpoint(path, expect_points=num_points)
-    if teacher.hidden_bound is not None:  # a shipped file's, as for the warm start: the run it came from had none
-        teacher.set_hidden_bound(None)
-        log.info("%s has a hidden bound; the teacher runs without one, as the run it was shipped from", path)
+    teacher, info = load_unbounded(path, num_points, "the teacher")
     half = init_half and not distill["teacher"]
     if half:
         round_half(teacher)
@@ -461,10 +469,7 @@ def train(config: dict, resume: str | None = None) -> Path:
     start_epoch, best, step = 0, float("inf"), 0
     if tc["init_from"] and not resume:
         # Warm start (e.g. from a shipped model in a new session): weights only, fresh optimizer/schedule.
-        init, init_info = load_checkpoint(tc["init_from"], expect_points=schema.num_points)
-        if init.hidden_bound is not None:  # a shipped file's: measured on the finished run, so not trained with
-            init.set_hidden_bound(None)
-            log.info("%s has a hidden bound; training runs without one (training.ship measures a new one)", tc["init_from"])
+        init, init_info = load_unbounded(tc["init_from"], schema.num_points, "training")
         if tc["init_half"]:
             round_half(init)
         if tc["init_partial"]:
