@@ -37,10 +37,11 @@ class InferenceWorker(QObject):
     model_failed = pyqtSignal(str)
     busy = pyqtSignal(str)               # a long operation started ("" when it ended)
 
-    def __init__(self, queue: LatestFrameQueue, device: str = "auto") -> None:
+    def __init__(self, queue: LatestFrameQueue, device: str = "auto", runtime: str = "auto") -> None:
         super().__init__()
         self.queue = queue
         self.device = device
+        self.runtime = runtime  # the models' engine (landmarker.ENGINES)
         self.pipeline: Pipeline | None = None
         self._weights = Path()
         self.compare_engine: Landmarker | None = None
@@ -84,7 +85,7 @@ class InferenceWorker(QObject):
         self.busy.emit(f"loading model {choice} ...")
         try:
             weights = require_model_file(choice)
-            engine = load_landmarker(weights, self.device, crops_per_face=self._crops(), passes=self._passes())
+            engine = load_landmarker(weights, self.device, self.runtime, crops_per_face=self._crops(), passes=self._passes())
             pipeline = Pipeline(self._options(), landmarker=engine)
         except Exception as exc:  # any broken file must leave the app running with a message
             log.warning("model %s failed to load: %s", choice, exc)
@@ -103,7 +104,7 @@ class InferenceWorker(QObject):
     def load_compare_model(self, choice: str) -> None:
         self.busy.emit(f"loading comparison model {choice} ...")
         try:
-            engine = load_landmarker(require_model_file(choice), self.device, crops_per_face=self._crops(),
+            engine = load_landmarker(require_model_file(choice), self.device, self.runtime, crops_per_face=self._crops(),
                                      passes=self._passes())
         except Exception as exc:
             log.warning("comparison model %s failed to load: %s", choice, exc)

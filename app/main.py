@@ -76,7 +76,7 @@ def run(args) -> int:
     app = _application()
     from .window import MainWindow
 
-    window = MainWindow(weights=args.weights, device=args.device, interactive=not smoke)
+    window = MainWindow(weights=args.weights, device=args.device, interactive=not smoke, engine=args.engine)
     window.show()
     try:
         if smoke:

@@ -52,7 +52,8 @@ class MainWindow(QMainWindow):
     frame_shown = pyqtSignal(object)       # FrameBundle, after it was drawn
     source_finished = pyqtSignal(int, int)  # generation, frames shown in it
 
-    def __init__(self, weights: str | None = None, device: str = "auto", interactive: bool = True) -> None:
+    def __init__(self, weights: str | None = None, device: str = "auto", interactive: bool = True,
+                 engine: str = "auto") -> None:
         super().__init__()
         self.setWindowTitle("sdfl - face landmark tracker")
         self.resize(1320, 820)
@@ -83,7 +84,7 @@ class MainWindow(QMainWindow):
 
         build_ui(self)
         build_menus(self)
-        start_workers(self, device)
+        start_workers(self, device, engine)
         self.ask_load_model.emit(self._model_choice)
         self.view.setFocus()
 

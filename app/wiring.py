@@ -65,10 +65,10 @@ def build_ui(window) -> None:
     c.freeze_toggled.connect(window.set_frozen)
 
 
-def start_workers(window, device: str) -> None:
+def start_workers(window, device: str, engine: str = "auto") -> None:
     window.queue = LatestFrameQueue()
     window.capture = CaptureWorker(window.queue)
-    window.inference = InferenceWorker(window.queue, device)
+    window.inference = InferenceWorker(window.queue, device, engine)
     window.capture_thread = QThread(window)
     window.capture_thread.setObjectName("capture")
     window.inference_thread = QThread(window)

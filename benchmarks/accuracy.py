@@ -20,7 +20,7 @@ twice the work; it is meant for detector boxes (a ground-truth box is already th
 """
 from __future__ import annotations
 
-from preamble import AFW, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import AFW, add_engine_arg, engine_label, setup_logging  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import sys
@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--crops-per-face", default="1,5", help="test-time crop counts to score each model with (default 1,5)")
     parser.add_argument("--passes", default="1,2", help="landmark pass counts to score each model with (default 1,2)")
+    add_engine_arg(parser)
     args = parser.parse_args()
     setup_logging()
 
@@ -89,12 +90,13 @@ def main() -> int:
     if args.limit:
         samples = samples[: args.limit]
     use_dlib = not args.no_dlib and dlib_available() and samples[0].points.shape[0] == 68
-    print(f"{len(samples)} faces from {args.data}" + ("" if use_dlib else " (dlib baseline not available)"))
+    engine = engine_label(load_landmarker(weights[0], engine=args.engine))
+    print(f"{len(samples)} faces from {args.data}, engine {engine}" + ("" if use_dlib else " (dlib baseline not available)"))
     for protocol in args.protocols.split(","):
         rows = []
         for w in weights:
             for count, times in ((c, p) for c in counts for p in passes):
-                predictor = load_landmarker(w, crops_per_face=count, passes=times)
+                predictor = load_landmarker(w, engine=args.engine, crops_per_face=count, passes=times)
                 pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
                 name = (predictor.info.name or Path(w).stem) + (f" x{count}" if count > 1 else "") + (f" p{times}" if times > 1 else "")
                 rows.append((name, summarize(pred, gt, predictor.info.schema), missed))

@@ -15,7 +15,7 @@ Not a test; goals are printed beside the numbers (jitter ratio <= 0.5, lag <= 1 
 """
 from __future__ import annotations
 
-from preamble import ASTRONAUT, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+from preamble import ASTRONAUT, add_video_args, parse_video_args, resolved_engine  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import logging
@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amplitude", type=float, default=60.0, help="amplitude of the synthetic motion, px")
     parser.add_argument("--static", type=float, default=0.01, help="near-static: centre moves < this x IOD per frame")
     args = parse_video_args(parser, argv)
-    options = PipelineOptions(weights=args.weights, device=args.device, tracker=TrackerOptions(smoothing=args.smoothing))
+    options = PipelineOptions(weights=args.weights, device=args.device, engine=args.engine,
+                              tracker=TrackerOptions(smoothing=args.smoothing))
 
-    print(f"weights: {args.weights}   smoothing: {args.smoothing}   Savitzky-Golay window {SAVGOL_WINDOW}, "
+    print(f"weights: {args.weights}   engine: {resolved_engine(args)}   smoothing: {args.smoothing}   "
+          f"Savitzky-Golay window {SAVGOL_WINDOW}, "
           f"order {SAVGOL_ORDER}; all values / inter-ocular distance")
     lines = [f"{'measure':<44} {'raw':>9} {'smoothed':>9} {'ratio':>7} {'goal':>8}", "-" * 82]
     with Pipeline(options) as pipeline:

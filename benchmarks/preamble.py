@@ -42,12 +42,33 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def add_engine_arg(parser) -> None:
+    parser.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino", "torch"),
+                        help="the landmark model's runtime (as sdfl's --engine; default auto: OpenVINO where installed)")
+
+
+def engine_label(landmarker) -> str:
+    """The engine a landmarker runs on, with OpenVINO's precision: 'onnxruntime', 'openvino bf16'."""
+    precision = getattr(landmarker.runner, "precision", "")
+    return f"{landmarker.engine} {precision}".strip()
+
+
+def resolved_engine(args) -> str:
+    """The engine ``--engine`` (and ``--device``) name: 'auto' as the CPU resolves it, the way sdfl does."""
+    from sdfl_core.landmarker import cpu_engine
+
+    if args.engine != "auto":
+        return args.engine
+    return "torch" if args.device == "cuda" else f"{cpu_engine()} (auto)"
+
+
 def add_video_args(parser, frames: int) -> None:
-    """--weights, --video, --frames and --device, as the video benchmarks take them."""
+    """--weights, --video, --frames, --device and --engine, as the video benchmarks take them."""
     parser.add_argument("--weights", help="sdfl checkpoint or ONNX; default: the shipped model")
     parser.add_argument("--video", type=Path, default=FRANCK)
     parser.add_argument("--frames", type=int, default=frames, help="video frames to use (franck.mp4 has 4800)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    add_engine_arg(parser)
 
 
 def parse_video_args(parser, argv):

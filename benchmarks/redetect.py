@@ -14,7 +14,7 @@ Not a test.
 """
 from __future__ import annotations
 
-from preamble import AFW, add_video_args, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+from preamble import AFW, add_video_args, parse_video_args, resolved_engine  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import logging
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, reference, ocular = [], None, None
     for k, deadband in settings:
-        options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads,
+        options = PipelineOptions(weights=args.weights, device=args.device, engine=args.engine, num_threads=args.threads,
                                   redetect=RedetectOptions(every=k, crop_deadband=deadband))
         fps_v, samples, stages = run(options, video)
         fps_s, _, _ = run(options, synthetic)
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((k, deadband, fps_v, fps_s, np.median(stages["detect"]), np.median(stages["landmarks"]),
                      stages["calls_per_frame"], len(samples) / len(video), hf_raw, hf_s, *drift, nme, found))
     base = rows[0]
-    print(f"weights: {args.weights}   franck: {len(video)} frames   640x480 1 face: {len(synthetic)} frames   "
+    print(f"weights: {args.weights}   engine: {resolved_engine(args)}   franck: {len(video)} frames   "
+          f"640x480 1 face: {len(synthetic)} frames   "
           f"cpu cores: {os.cpu_count()}; jitter and drift / inter-ocular distance")
     if clips:
         print(f"truth: {len(clips)} faces of {args.truth} x {args.truth_length} frames moving along a known path; "

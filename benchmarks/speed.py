@@ -13,7 +13,7 @@ it never fails on timing, and numbers on a shared machine are only comparable wi
 """
 from __future__ import annotations
 
-from preamble import ASTRONAUT, add_video_args, cpu_name, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+from preamble import ASTRONAUT, add_video_args, cpu_name, engine_label, parse_video_args  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import csv
@@ -105,7 +105,7 @@ def csv_writer_for(kind: str):
 
 def bench_sdfl(args, kind: str, n: int) -> Row:
     row = Row("sdfl", GOALS[kind][0])
-    options = PipelineOptions(weights=args.weights, device=args.device, num_threads=args.threads)
+    options = PipelineOptions(weights=args.weights, device=args.device, engine=args.engine, num_threads=args.threads)
     if kind == "video":
         options = streaming_options(options)  # as sdfl track sets them
     with Pipeline(options) as pipeline:
@@ -135,7 +135,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
         if kind == "video":
             sink.close()
             source.close()
-    row.note = f"{pipeline.landmarker.engine}, input {pipeline.info.config.input_size}"
+    row.note = f"{engine_label(pipeline.landmarker)}, input {pipeline.info.config.input_size}"
     if kind == "video":
         row.note += (f"; detection runs ahead in a thread, so 'other' < 0 is the overlap; "
                      f"ORT threads {options.num_threads or 'default'}")
@@ -257,7 +257,8 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     one-face scene's detector box through sdfl and through the face mesh, each with ``threads`` threads, in
     alternating rounds so that the machine's drift hits both alike, sdfl with 5 crops per face (the
     test-time averaging), and with the photo default of ``PHOTO_PASSES`` landmark passes of ``PHOTO_CROPS`` crops
-    per face. Medians in ms."""
+    per face. sdfl runs on ``--engine``; where that is not ONNX Runtime, ONNX Runtime is timed beside it in the same
+    rounds. Medians in ms."""
     from sdfl_core.crops import PHOTO_CROPS, PHOTO_PASSES
     from sdfl_core.landmarker import load_landmarker
 
@@ -270,15 +271,18 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     if not detections:
         return f"landmark stage alone, {threads} thread(s): skipped (no face detected in the scene)"
     det = detections[0]
-    landmarker = load_landmarker(args.weights, device=args.device, num_threads=threads)
-    averaged = load_landmarker(args.weights, device=args.device, num_threads=threads, crops_per_face=5)
-    photo = load_landmarker(args.weights, device=args.device, num_threads=threads, passes=PHOTO_PASSES,
+    landmarker = load_landmarker(args.weights, device=args.device, engine=args.engine, num_threads=threads)
+    averaged = load_landmarker(args.weights, device=args.device, engine=args.engine, num_threads=threads, crops_per_face=5)
+    photo = load_landmarker(args.weights, device=args.device, engine=args.engine, num_threads=threads, passes=PHOTO_PASSES,
                             crops_per_face=PHOTO_CROPS)
     rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     calls_of = {"sdfl": lambda: landmarker.predict_boxes(image, [det]),
                 "mesh": lambda: mesh_points(interpreter, rgb, det.box),
                 "sdfl x5": lambda: averaged.predict_boxes(image, [det]),
                 "sdfl photo": lambda: photo.predict_boxes(image, [det])}
+    if landmarker.engine != "onnxruntime":
+        plain = load_landmarker(args.weights, device=args.device, engine="onnxruntime", num_threads=threads)
+        calls_of["sdfl onnxruntime"] = lambda: plain.predict_boxes(image, [det])
     times: dict[str, list[float]] = {name: [] for name in calls_of}
     for call in calls_of.values():  # warm-up: first calls allocate
         for _ in range(20):
@@ -296,12 +300,18 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     rounds_ratio = [statistics.median(times["sdfl"][k:k + per_round]) / statistics.median(times["mesh"][k:k + per_round])
                     for k in range(0, len(times["sdfl"]), per_round)]
     five, passes = statistics.median(times["sdfl x5"]), statistics.median(times["sdfl photo"])
-    return (f"landmark stage alone, one face, {threads} thread(s) each (crop + model): sdfl {ours:.2f} ms, "
+    beside = ""
+    if "sdfl onnxruntime" in times:
+        plain_ms = statistics.median(times["sdfl onnxruntime"])
+        beside = (f"; the same on onnxruntime: {plain_ms:.2f} ms, {plain_ms / theirs:.2f}x the mesh "
+                  f"({engine_label(landmarker)} in {ours / plain_ms:.3f}x its time)")
+    return (f"landmark stage alone, one face, {threads} thread(s) each (crop + model), sdfl on {engine_label(landmarker)}: "
+            f"sdfl {ours:.2f} ms, "
             f"MediaPipe mesh {theirs:.2f} ms: {ratio:.2f}x the mesh (goal <= 2x: {'ok' if ratio <= 2 else 'MISS'}; "
             f"{min(rounds_ratio):.2f}-{max(rounds_ratio):.2f}x over its {rounds} rounds); "
             f"photos' default of {PHOTO_PASSES} passes of {PHOTO_CROPS} crops: {passes:.2f} ms, {passes / ours:.2f}x one "
             f"crop and pass; "
-            f"with 5 crops per face (--crops-per-face 5): {five:.2f} ms, {five / ours:.2f}x one crop")
+            f"with 5 crops per face (--crops-per-face 5): {five:.2f} ms, {five / ours:.2f}x one crop{beside}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     add_video_args(parser, frames=500)
     parser.add_argument("--repeats", type=int, default=150, help="frames per synthetic 640x480 case")
     parser.add_argument("--threads", type=int, default=PipelineOptions().num_threads,
-                        help="ONNX Runtime / LiteRT threads (default: the pipeline's)")
+                        help="landmark engine / LiteRT threads (default: the pipeline's)")
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--no-mesh", action="store_true")
     parser.add_argument("--csv-dir", default=None, help="where the video row writes its CSV (default: a temp dir)")

@@ -30,7 +30,7 @@ points' jitter no worse (ratio <= 1).
 """
 from __future__ import annotations
 
-from preamble import FRANCK, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import FRANCK, add_engine_arg, engine_label, setup_logging  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import logging
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--skip", type=int, default=0, help="frames to skip before the window")
     parser.add_argument("--smoothing", type=float, default=TrackerOptions.smoothing, help="default: the CLI's")
+    add_engine_arg(parser)
     args = parser.parse_args(argv)
     setup_logging()
     if args.frames <= 0 or args.skip < 0:
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.video.is_file():
         print(f"benchmarks/visibility.py: video not found: {args.video}", file=sys.stderr)
         return 2
-    engine = load_landmarker(args.weights, device="cpu")
+    engine = load_landmarker(args.weights, device="cpu", engine=args.engine)
     if not engine.has_visibility:
         print(f"benchmarks/visibility.py: {args.weights or 'the shipped model'} has no visibility output "
               f"(pass --weights a model trained with model.visibility: true)", file=sys.stderr)
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return float(residual[keep].mean())
 
     vis = data["visibility"]
-    print(f"weights: {args.weights or 'shipped'}   video: {args.video.name}   frames with a face: {len(clean)}   "
+    print(f"weights: {args.weights or 'shipped'}   engine: {engine_label(engine)}   video: {args.video.name}   "
+          f"frames with a face: {len(clean)}   "
           f"smoothing: {args.smoothing}   window: frames {args.skip}-{args.skip + args.frames - 1}")
     print(f"covered (frame, point) pairs: {int(covered.sum())} in {int(covered.any(axis=1).sum())} frames; "
           f"visibility AUROC (visible = positive) {auroc(vis, ~covered):.3f}; mean visibility covered "

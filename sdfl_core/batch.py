@@ -200,7 +200,8 @@ class TrackWorker:
         path.write_bytes(onnx_model)
         detector = DetectorOptions(model=options["detector"], running_mode="video", max_faces=5)
         threads = streaming_options(PipelineOptions(detector=detector)).num_threads
-        self.landmarker = load_landmarker(path, "cpu", num_threads=threads, crops_per_face=options.get("crops_per_face", 1),
+        self.landmarker = load_landmarker(path, "cpu", options.get("engine", "onnxruntime"), num_threads=threads,
+                                          crops_per_face=options.get("crops_per_face", 1),
                                           passes=options.get("passes", 1))
         self.options = PipelineOptions(detector=detector)
 
@@ -246,20 +247,28 @@ def _import_ray():
 def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | Path | None = None,
               detector: str = "short", video: bool = False, address: str | None = None,
               workers: int | None = None, retries: int = 2, progress: bool = True, crops_per_face: int = 1,
-              passes: int = 1) -> list[dict]:
+              passes: int = 1, engine: str = "auto") -> list[dict]:
     """Track every input video into ``out_dir``; returns this run's manifest rows. ``crops_per_face``:
     test-time crops per face, ``passes``: landmark passes per face (:class:`landmarker.Landmarker`).
+    ``engine``: the workers' CPU runtime, 'onnxruntime' or 'openvino'; 'auto' is decided here
+    (``landmarker.cpu_engine``), so that every worker runs the same one.
 
     Uses the Ray instance already initialised in this process if there is one; otherwise joins the
     cluster at ``address``, or starts a local one with ``workers`` CPUs (default: all of them).
     """
     ray = _import_ray()
     from .crops import check_crops_per_face, check_passes
-    from .landmarker import load_runner
+    from .extras import require
+    from .landmarker import cpu_engine, load_runner
     from .registry import resolve_weights
 
     check_crops_per_face(crops_per_face)
     check_passes(passes)
+    if engine not in ("auto", "onnxruntime", "openvino"):
+        raise ValueError(f"engine must be auto, onnxruntime or openvino, got {engine!r}")
+    engine = cpu_engine() if engine == "auto" else engine
+    if engine == "openvino":
+        require("openvino", "the openvino engine")
     if retries < 0:
         raise ValueError(f"--retries must be >= 0, got {retries}")
     if workers is not None and workers < 1:
@@ -277,6 +286,8 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
     model = {"weights": file_sha256(weights_path), "detector": detector_id}
     # Only when not 1, so a manifest written before the option still matches its runs.
     model.update({key: count for key, count in (("crops_per_face", crops_per_face), ("passes", passes)) if count != 1})
+    if engine != "onnxruntime":  # its points differ a little from ONNX Runtime's, so a run with it is not one without
+        model["engine"] = engine
 
     manifest = Manifest(out)
     todo, rows = [], []
@@ -300,7 +311,7 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
         else:
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
     try:
-        options = {"detector": detector, "crops_per_face": crops_per_face, "passes": passes}
+        options = {"detector": detector, "crops_per_face": crops_per_face, "passes": passes, "engine": engine}
         rows += _run_jobs(ray, todo, out, onnx_path.read_bytes(), options, video, workers, retries,
                           manifest, model, progress)
     finally:

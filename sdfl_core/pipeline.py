@@ -37,8 +37,11 @@ class PipelineOptions:
     weights: str | Path | None = None
     """Checkpoint or ONNX export, or 'sdfl' / 'fc'; None = the shipped SDFL model."""
     device: str = "auto"
+    engine: str = "auto"
+    """The landmark model's runtime (``landmarker.ENGINES``); 'auto': torch on CUDA, on the CPU OpenVINO where
+    installed, else ONNX Runtime."""
     num_threads: int | None = None
-    """ONNX Runtime intra-op threads; None = ORT's default (see :func:`streaming_options`)."""
+    """The CPU engine's threads; None = its default (see :func:`streaming_options`)."""
     crops_per_face: int | None = None
     """Test-time crops per face (1, 5 or 9; :class:`Landmarker`), at that many times the landmark model's
     time. None: the detector's running mode chooses (:func:`~sdfl_core.crops.default_crops_per_face`: more
@@ -100,12 +103,13 @@ class Pipeline:
         preloading = preload_filterpy() if self.options.running_mode == "video" else None
         if landmarker is not None:
             given = [n for n, v in (("weights", self.options.weights), ("device", self.options.device != "auto" and self.options.device),
+                                    ("engine", self.options.engine != "auto" and self.options.engine),
                                     ("num_threads", self.options.num_threads),
                                     ("crops_per_face", self.options.crops_per_face is not None),
                                     ("passes", self.options.passes is not None), ("mirror", self.options.mirror)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
-        self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device,
+        self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device, self.options.engine,
                                                         num_threads=self.options.num_threads,
                                                         crops_per_face=self.options.crops_to_run(),
                                                         passes=self.options.passes_to_run(),

@@ -37,13 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crops-per-face", type=int, default=1, choices=CROPS_PER_FACE,
                         help="test-time crops per face, averaged, as sdfl occlusion's option (default 1: one crop)")
+    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "openvino", "auto"),
+                        help="the runtime to score on (default onnxruntime, float32, as every figure in the README; "
+                             "auto or openvino: OpenVINO, bfloat16 where the CPU has it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     _, val = split_samples(config)
     schema = get_schema(config["data"]["schema"])
     names = unique_names([weights_name(w) for w in args.weights])
-    models = [load_landmarker(w, device="cpu", name=n, crops_per_face=args.crops_per_face) for w, n in zip(args.weights, names)]
+    models = [load_landmarker(w, device="cpu", engine=args.engine, name=n, crops_per_face=args.crops_per_face)
+              for w, n in zip(args.weights, names)]
     options = OcclusionOptions(levels=parse_levels(args.levels), parts=args.parts, seed=args.seed)
     with tqdm(total=len(val), unit="face", desc="occlusion (val)", dynamic_ncols=True) as bar:
         report = evaluate_occlusion(models, val, schema, options, progress=bar)

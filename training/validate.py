@@ -63,11 +63,13 @@ def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
 
 
 def validation_table(config_path: str | Path, weights: list[str | Path], by_source: bool = False,
-                     crops_per_face: int = 1, boxes: str = "gt", passes: int = 1, mirror: bool = False) -> dict[str, dict]:
+                     crops_per_face: int = 1, boxes: str = "gt", passes: int = 1, mirror: bool = False,
+                     engine: str = "onnxruntime") -> dict[str, dict]:
     """{model: evaluate()'s report (nme_io, fr_10, auc_10, ...)} on the config's validation faces, cropped
     from their ground-truth landmark boxes (the standard protocol), or with ``boxes='detector'`` from
     MediaPipe's boxes through each model's calibration; ``passes``: landmark passes per face; ``mirror``: each crop
-    also seen mirrored (``Landmarker.mirror``). ``by_source`` adds ``sources``: count, NME,
+    also seen mirrored (``Landmarker.mirror``); ``engine``: the runtime (``landmarker.ENGINES``; ONNX Runtime by default,
+    so that figures stay comparable across machines and installs). ``by_source`` adds ``sources``: count, NME,
     FR and AUC of the faces of each data entry (hand-labelled 300-W and machine-labelled YouTube-Faces),
     from the same predictions."""
     config = load_config(config_path)
@@ -83,7 +85,8 @@ def validation_table(config_path: str | Path, weights: list[str | Path], by_sour
         name = weights_name(path)
         if name in reports:
             name = str(path)
-        landmarker = load_landmarker(path, device="cpu", crops_per_face=crops_per_face, passes=passes, mirror=mirror)
+        landmarker = load_landmarker(path, device="cpu", engine=engine, crops_per_face=crops_per_face, passes=passes,
+                                     mirror=mirror)
         report, _ = evaluate(landmarker, val, boxes)
         if by_source:
             subsets = report.pop("subsets", {})
@@ -108,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="landmark passes per face: each after the first crops from the landmarks before (default 1)")
     parser.add_argument("--mirror", action="store_true",
                         help="also run each crop's mirror image and average (twice the work)")
+    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "openvino", "auto"),
+                        help="the runtime to score on (default onnxruntime, float32, as every figure in the README; "
+                             "auto or openvino: OpenVINO, bfloat16 where the CPU has it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face, args.boxes, args.passes,
-                               args.mirror)
+                               args.mirror, args.engine)
     print("| model | faces | val faces | NME io % | FR@0.1 % | AUC@0.1 | worst face % |")
     print("|---|---|---|---|---|---|---|")
     for name, r in reports.items():

@@ -66,6 +66,16 @@ def _add_mirror(p: argparse.ArgumentParser) -> None:
                         "landmark model's work (more accurate on hand-labelled faces; see the README)")
 
 
+ENGINE_CHOICES = ("auto", "onnxruntime", "openvino", "torch")
+"""``landmarker.ENGINES``, spelt out so that building the parser imports no runtime."""
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
+                   help="the landmark model's runtime: auto (default) is torch on CUDA and, on the CPU, OpenVINO where "
+                        "sdfl[openvino] is installed (bfloat16 where the CPU has it), else ONNX Runtime")
+
+
 def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="video file, image, folder of images, camera:N, or 'demo' (built-in synthetic clip); "
                                   "an image or a folder of images runs in image mode (every photo on its own)")
@@ -77,6 +87,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoothing", type=float, default=0.5, help="smoothing strength in [0, 1] (default 0.5)")
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add_engine(p)
     p.add_argument("--max-faces", type=int, default=5,
                    help="track at most this many faces per frame, the most confident ones (default 5); "
                         "a warning says when faces were left out")
@@ -106,6 +117,9 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
+    p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino"),
+                   help="the workers' CPU runtime: auto (default) is OpenVINO where sdfl[openvino] is installed here, "
+                        "else ONNX Runtime; every worker uses the same one")
     _add_crops_per_face(p, "default 1")
     _add_passes(p, "default 1 (video)", default=1)
 
@@ -119,6 +133,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--boxes", default="gt", choices=("gt", "detector"),
                    help="crop from ground-truth landmark boxes (standard) or MediaPipe boxes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add_engine(p)
     p.add_argument("--batch-size", type=int, default=32)
     from ..crops import PHOTO_CROPS, PHOTO_PASSES
 
@@ -164,6 +179,7 @@ def _add_occlusion(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dlib", action="store_true", help="skip the dlib baseline even when installed")
     p.add_argument("--limit", type=int, default=0, help="use at most this many faces")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add_engine(p)
     _add_crops_per_face(p, "default 1 (the model alone)")
 
 
@@ -173,6 +189,7 @@ def _add_gui(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=0, help="smoke mode: play this many frames, then exit")
     p.add_argument("--screenshot", help="smoke mode: save the window to this PNG before exiting")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add_engine(p)
 
 
 ADDERS = {"track": _add_track, "batch": _add_batch, "eval": _add_eval, "train": _add_train, "export": _add_export,

@@ -24,12 +24,12 @@ def run(args) -> int:
     mode = "image" if args.boxes == "detector" else "video"
     passes = args.passes or default_passes(mode)
     crops_per_face = args.crops_per_face or default_crops_per_face(mode)
-    landmarker = load_landmarker(weights, device=args.device, crops_per_face=crops_per_face, passes=passes,
+    landmarker = load_landmarker(weights, device=args.device, engine=args.engine, crops_per_face=crops_per_face, passes=passes,
                                  mirror=args.mirror)
     samples = load_samples(args.data, args.format)
     report, errors = evaluate(landmarker, samples, args.boxes, args.batch_size)
     report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes,
-              "crops_per_face": crops_per_face, "passes": passes,
+              "engine": landmarker.engine, "crops_per_face": crops_per_face, "passes": passes,
               "mirror": args.mirror}
     out.write_text(json.dumps(report, indent=2))
     if args.plot:

@@ -63,7 +63,7 @@ def run(args) -> int:
     n = samples[0].num_points
     schema = get_schema(n)
 
-    landmarkers = [load_landmarker(w, device=args.device, crops_per_face=args.crops_per_face) for w in weights]
+    landmarkers = [load_landmarker(w, device=args.device, engine=args.engine, crops_per_face=args.crops_per_face) for w in weights]
     names = unique_names([lm.info.name or w.stem for lm, w in zip(landmarkers, weights)])
     for landmarker, name in zip(landmarkers, names):
         landmarker.name = name

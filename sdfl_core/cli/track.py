@@ -81,7 +81,7 @@ def run(args) -> int:
         if args.sequence and source.running_mode != "video":
             log.warning("--sequence applies to a folder of images; %s runs as it is", args.source)
         options = streaming_options(PipelineOptions(
-            weights=args.weights, device=args.device, crops_per_face=args.crops_per_face, passes=args.passes,
+            weights=args.weights, device=args.device, engine=args.engine, crops_per_face=args.crops_per_face, passes=args.passes,
             mirror=args.mirror,
             detector=DetectorOptions(model=args.detector, min_confidence=args.min_confidence, max_faces=args.max_faces,
                                      running_mode=source.running_mode),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,12 @@ def read_manifest(out: Path) -> dict[str, dict]:
         reader = csv.DictReader(fh)
         assert reader.fieldnames == MANIFEST_COLUMNS
         return {Path(row["input"]).name: row for row in reader}
+
+
+def fingerprint(out: Path, name: str = "a.mp4") -> dict:
+    """The model fingerprint manifest.json keeps for the input ``name``."""
+    records = json.loads((out / "manifest.json").read_text())["records"]
+    return next(r["model"] for key, r in records.items() if Path(key).name == name)
 
 
 def statuses(out: Path) -> dict[str, str]:
@@ -130,6 +137,24 @@ def test_passes_reach_the_workers_and_a_changed_count_runs_again(ray_cluster, ti
     assert batch(folder, "--out", out, "--weights", tiny_checkpoint) == 0
     assert statuses(out) == {"a.mp4": "done"}
     assert_same_csv(out / "a.csv", once)
+
+
+@pytest.mark.slow
+def test_the_engine_reaches_the_workers_and_a_changed_one_runs_again(ray_cluster, tiny_checkpoint, tmp_path):
+    """Every worker runs the engine the driver chose ('auto' decided once, before any worker starts), its CSV is
+    `sdfl track`'s on that engine, and a run on the other engine is not taken for a finished one."""
+    pytest.importorskip("openvino")
+    folder, out = one_clip(tmp_path)
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--engine", "onnxruntime") == 0
+    plain = track_csv(folder / "a.mp4", tiny_checkpoint, tmp_path / "ort.csv", "--engine", "onnxruntime")
+    assert_same_csv(out / "a.csv", plain)
+    assert "engine" not in fingerprint(out)  # manifests from before the option still match
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint) == 0  # auto: OpenVINO, installed here
+    assert statuses(out) == {"a.mp4": "done"}
+    assert fingerprint(out)["engine"] == "openvino"
+    assert_same_csv(out / "a.csv", track_csv(folder / "a.mp4", tiny_checkpoint, tmp_path / "ov.csv", "--engine", "openvino"))
+    assert batch(folder, "--out", out, "--weights", tiny_checkpoint, "--engine", "openvino") == 0
+    assert statuses(out) == {"a.mp4": "skipped"}
 
 
 @pytest.mark.slow

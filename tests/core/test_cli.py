@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sdfl_core.cli import COMMANDS, build_parser, main
+from sdfl_core.landmarker import cpu_engine
 
 
 @pytest.mark.slow
@@ -121,6 +122,7 @@ def test_eval_records_its_passes_and_crops_defaults_them_by_box_and_refuses_an_u
                      "--passes", str(passes)]) == 0, capsys.readouterr().err
         report = json.loads(out.read_text())
         assert report["passes"] == passes and report["count"] == 3
+        assert report["engine"] == cpu_engine()  # the report says which runtime scored it
     # Unless told: ground-truth boxes are the training crop, detector boxes are cropped as photos are.
     plain = {}
     for boxes, passes, crops in (("gt", 1, 1), ("detector", 2, 5), ("detector", 2, 1)):
@@ -139,6 +141,21 @@ def test_eval_records_its_passes_and_crops_defaults_them_by_box_and_refuses_an_u
     assert mirrored["worst_io"] >= mirrored["nme_io"]
     assert f"worst face {mirrored['worst_io'] * 100:.1f}%" in capsys.readouterr().out
     assert mirrored["nme_io"] != plain["nme_io"], "the mirror images change the points"
+    assert main(["eval", "--weights", str(weights), "--data", str(data), "--format", "300w", "--out", str(out),
+                 "--engine", "onnxruntime"]) == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["engine"] == "onnxruntime"
+
+
+def test_engine_choices_are_the_landmarkers():
+    """The commands that load a model offer every engine the landmarker has, spelt out in the parser."""
+    from sdfl_core.landmarker import ENGINES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("track", "eval", "occlusion", "gui"):
+        [engine] = [a for a in sub.choices[name]._actions if a.dest == "engine"]
+        assert engine.default == "auto" and tuple(engine.choices) == ENGINES, name
+    [engine] = [a for a in sub.choices["batch"]._actions if a.dest == "engine"]
+    assert set(engine.choices) == set(ENGINES) - {"torch"}  # Ray's workers run the ONNX export on their CPUs
 
 
 def test_photo_default_help_follows_the_constants(monkeypatch):

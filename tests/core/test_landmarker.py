@@ -9,9 +9,9 @@ from small_models import SIZE, build
 
 from sdfl_core.checkpoint import CheckpointError, save_checkpoint
 from sdfl_core.crops import crop_affine
-from sdfl_core.landmarker import Landmarker, load_runner
+from sdfl_core.landmarker import Landmarker, cpu_engine, load_runner
 from sdfl_core.registry import default_weights
-from sdfl_core.runners import OnnxRunner, TorchRunner
+from sdfl_core.runners import OnnxRunner, OpenVinoRunner, TorchRunner
 
 
 def test_default_weights_unknown_kind():
@@ -44,7 +44,7 @@ def test_load_runner_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
     model, info = build("graph")
     weights = tmp_path / "weights.pt"
     save_checkpoint(weights, model, info)
-    pred = load_runner(weights, device="cpu")
+    pred = load_runner(weights, device="cpu", engine="onnxruntime")
     assert isinstance(pred, OnnxRunner)
     assert pred.path.parent == tmp_path / "cache"
     crops = np.random.default_rng(0).integers(0, 256, size=(2, SIZE, SIZE, 3), dtype=np.uint8)
@@ -53,13 +53,41 @@ def test_load_runner_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
     for a, b in zip(ref, got):
         np.testing.assert_allclose(b, a, atol=1e-4, rtol=0)
     # The second load reuses the cached export.
-    assert load_runner(weights, device="cpu").path == pred.path
+    assert load_runner(weights, device="cpu", engine="onnxruntime").path == pred.path
     assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
     # An .onnx file loads directly; torch cannot run it.
-    assert isinstance(load_runner(pred.path, device="cpu"), OnnxRunner)
-    with pytest.raises(ValueError, match="runs on ONNX Runtime on the CPU only"):
+    assert isinstance(load_runner(pred.path, device="cpu", engine="onnxruntime"), OnnxRunner)
+    with pytest.raises(ValueError, match="runs on the CPU only"):
         load_runner(pred.path, device="cpu", engine="torch")
     assert isinstance(load_runner(weights, device="cpu", engine="torch"), TorchRunner)
+
+
+def test_auto_runs_openvino_on_the_cpu_where_it_is_installed(tmp_path, monkeypatch):
+    """'auto' on the CPU is OpenVINO when its module can be found, else ONNX Runtime, for a .pt (through its
+    export) and an .onnx alike; asking for OpenVINO without it is a one-line error naming the extra."""
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("fc")
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, model, info)
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def hiding(hidden: bool):
+        return lambda name, *rest: None if hidden and name == "openvino" else real(name, *rest)
+
+    for installed in (True, False):
+        if installed and real("openvino") is None:
+            continue
+        monkeypatch.setattr(importlib.util, "find_spec", hiding(not installed))
+        assert cpu_engine() == ("openvino" if installed else "onnxruntime")
+        expected = OpenVinoRunner if installed else OnnxRunner
+        runner = load_runner(weights, device="cpu")
+        assert isinstance(runner, expected) and runner.engine == cpu_engine()
+        assert isinstance(load_runner(runner.path, device="cpu"), expected)
+    # The loop ended with OpenVINO hidden.
+    with pytest.raises(ImportError, match=r"needs openvino, .*pip install 'sdfl\[openvino\]'"):
+        load_runner(weights, device="cpu", engine="openvino")
 
 
 def test_load_runner_errors(tmp_path):
@@ -194,7 +222,7 @@ def test_visibility_agrees_between_torch_and_onnx(tmp_path, monkeypatch):
     weights = tmp_path / "vis.pt"
     save_checkpoint(weights, model, info)
     crops = np.random.default_rng(1).integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
-    onnx_pred = load_runner(weights, device="cpu")
+    onnx_pred = load_runner(weights, device="cpu", engine="onnxruntime")
     torch_pred = load_runner(weights, device="cpu", engine="torch")
     assert isinstance(onnx_pred, OnnxRunner) and onnx_pred.has_visibility and torch_pred.has_visibility
     got, ref = onnx_pred.predict(crops)[2], torch_pred.predict(crops)[2]

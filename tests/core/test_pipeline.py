@@ -629,3 +629,13 @@ def test_a_video_pipeline_has_filterpy_loaded_before_its_first_frame(mode, loade
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(loaded)
+
+
+def test_a_shared_landmarker_refuses_options_that_would_load_another():
+    """Options that choose the model (weights, device, engine, threads, crops, passes, mirror) cannot come with
+    a landmarker already loaded: the error names each one given."""
+    shared = object()  # refused before it is used
+    with pytest.raises(ValueError, match=r"PipelineOptions\.engine: pass one or the other"):
+        Pipeline(PipelineOptions(engine="openvino"), landmarker=shared)
+    with pytest.raises(ValueError, match=r"PipelineOptions\.weights, device, engine, passes: pass one"):
+        Pipeline(PipelineOptions(weights="fc", device="cpu", engine="onnxruntime", passes=2), landmarker=shared)
