@@ -138,7 +138,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
     row.note = f"{engine_label(pipeline.landmarker)}, input {pipeline.info.config.input_size}"
     if kind == "video":
         row.note += (f"; detection runs ahead in a thread, so 'other' < 0 is the overlap; "
-                     f"ORT threads {options.num_threads or 'default'}")
+                     f"engine threads {options.num_threads or 'default'}")
     return row
 
 

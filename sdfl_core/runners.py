@@ -159,7 +159,10 @@ class OpenVinoRunner:
         names = {name for port in self._model.outputs for name in port.get_names()}
         self.has_visibility = VISIBILITY_OUTPUT in names
         self._outputs = ["landmarks", "edge_weights"] + ([VISIBILITY_OUTPUT] if self.has_visibility else [])
-        self._config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        # No pinning: OpenVINO would pin the calling thread to a core, and the pipeline's detector thread and
+        # the GUI share those cores with it (pinning made no difference to the model's time here).
+        self._config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY",
+                        "ENABLE_CPU_PINNING": False}
         if num_threads:
             self._config["INFERENCE_NUM_THREADS"] = int(num_threads)
         self._requests: dict[bool, object] = {}  # batch of one or not -> its compiled model's request
@@ -181,7 +184,7 @@ class OpenVinoRunner:
         x = np.ascontiguousarray(x, np.float32)
         with self._lock:
             request = self.request_for(x.shape[0])
-            request.infer({0: x})
+            request.infer({0: x}, share_inputs=True)  # x is ours until infer returns
             # Copies: the request's output tensors are overwritten by its next inference.
             out = [np.array(request.get_tensor(name).data, np.float32) for name in self._outputs]
         return split_outputs(out, self.has_visibility)
