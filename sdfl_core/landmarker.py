@@ -16,7 +16,6 @@ from a face detector's box to the crop the model was trained on.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import subprocess
@@ -32,21 +31,22 @@ from .devices import resolve_device, torch_installed, torch_loadable_here
 from .extras import install_hint, require
 from .onnx_meta import file_sha256, is_export_of
 from .registry import resolve_weights
-from .runners import OnnxRunner, OpenVinoRunner, TorchRunner
+from .runners import OnnxRunner, OpenVinoRunner, TorchRunner, openvino_bf16_native
 from .types import Detection, Landmarks
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "onnxruntime", "openvino", "torch")
-"""'auto': torch on CUDA; on the CPU OpenVINO where ``sdfl[openvino]`` is installed, else ONNX Runtime."""
+"""'auto': torch on CUDA; on the CPU :func:`cpu_engine`."""
 
 Runner = OnnxRunner | OpenVinoRunner | TorchRunner
 
 
 def cpu_engine() -> str:
-    """The engine 'auto' picks on the CPU: OpenVINO where it is installed (the faster of the two on the same
-    ONNX file, ``docs/benchmarks/openvino.txt``), else ONNX Runtime."""
-    return "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
+    """The engine 'auto' picks on the CPU: OpenVINO where ``sdfl[openvino]`` is installed and the CPU computes
+    bfloat16 natively, where it is the faster of the two on the same ONNX file (``docs/benchmarks/engines.txt``);
+    else ONNX Runtime (OpenVINO in float32 was no faster)."""
+    return "openvino" if openvino_bf16_native() else "onnxruntime"
 
 
 def onnx_runner(path: Path, engine: str, num_threads: int | None) -> OnnxRunner | OpenVinoRunner:

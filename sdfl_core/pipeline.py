@@ -38,8 +38,8 @@ class PipelineOptions:
     """Checkpoint or ONNX export, or 'sdfl' / 'fc'; None = the shipped SDFL model."""
     device: str = "auto"
     engine: str = "auto"
-    """The landmark model's runtime (``landmarker.ENGINES``); 'auto': torch on CUDA, on the CPU OpenVINO where
-    installed, else ONNX Runtime."""
+    """The landmark model's runtime (``landmarker.ENGINES``); 'auto': torch on CUDA, on the CPU
+    ``landmarker.cpu_engine()``."""
     num_threads: int | None = None
     """The CPU engine's threads; None = its default (see :func:`streaming_options`)."""
     crops_per_face: int | None = None

@@ -8,6 +8,7 @@ probability that each point is visible ((B, 0) for a model without a visibility 
 """
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -131,10 +132,23 @@ def openvino_precision(core, precision: str = "auto") -> str:
     return "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
 
 
+@functools.lru_cache(maxsize=1)
+def openvino_bf16_native() -> bool:
+    """Whether OpenVINO is installed and computes bfloat16 natively on this CPU ('auto' precision is then
+    bfloat16)."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return False
+    import openvino as ov
+
+    return openvino_precision(ov.Core()) == "bf16"
+
+
 class OpenVinoRunner:
     """The ONNX export on OpenVINO's CPU plugin (the optional ``sdfl[openvino]``), with the outputs of
-    :class:`OnnxRunner`. The CPU's bfloat16 instructions, where it has them, run the model in about 0.6x
-    ONNX Runtime's time at the same validation NME (``docs/benchmarks/openvino.txt``). Like ONNX Runtime's
+    :class:`OnnxRunner`. Where the CPU has bfloat16 instructions it runs the model in bfloat16, faster than ONNX
+    Runtime at the same validation NME (``docs/benchmarks/engines.txt``). Like ONNX Runtime's
     batch-of-one session, a batch of one runs in a model compiled for that size; any other batch runs in one
     compiled for any batch. One inference at a time (a lock), since a compiled model's request is not
     shared between threads."""

@@ -72,8 +72,8 @@ ENGINE_CHOICES = ("auto", "onnxruntime", "openvino", "torch")
 
 def _add_engine(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
-                   help="the landmark model's runtime: auto (default) is torch on CUDA and, on the CPU, OpenVINO where "
-                        "sdfl[openvino] is installed (bfloat16 where the CPU has it), else ONNX Runtime")
+                   help="the landmark model's runtime: auto (default) is torch on CUDA and, on the CPU, OpenVINO in "
+                        "bfloat16 where sdfl[openvino] is installed and the CPU has bfloat16 instructions, else ONNX Runtime")
 
 
 def _add_track(p: argparse.ArgumentParser) -> None:
@@ -118,8 +118,8 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino"),
-                   help="the workers' CPU runtime: auto (default) is OpenVINO where sdfl[openvino] is installed here, "
-                        "else ONNX Runtime; every worker uses the same one")
+                   help="the workers' CPU runtime: auto (default) is decided on this machine as sdfl track decides it "
+                        "(OpenVINO in bfloat16 or ONNX Runtime); every worker uses the same one")
     _add_crops_per_face(p, "default 1")
     _add_passes(p, "default 1 (video)", default=1)
 

@@ -62,30 +62,36 @@ def test_load_runner_cpu_uses_onnx_and_matches_torch(tmp_path, monkeypatch):
     assert isinstance(load_runner(weights, device="cpu", engine="torch"), TorchRunner)
 
 
-def test_auto_runs_openvino_on_the_cpu_where_it_is_installed(tmp_path, monkeypatch):
-    """'auto' on the CPU is OpenVINO when its module can be found, else ONNX Runtime, for a .pt (through its
-    export) and an .onnx alike; asking for OpenVINO without it is a one-line error naming the extra."""
+def test_auto_runs_openvino_where_the_cpu_computes_bfloat16(tmp_path, monkeypatch):
+    """'auto' on the CPU is OpenVINO when it is installed and the CPU has bfloat16 instructions (where it is the
+    faster engine), else ONNX Runtime, for a .pt (through its export) and an .onnx alike; asking for OpenVINO
+    without it installed is a one-line error naming the extra."""
+    import importlib.util
+
+    from sdfl_core import landmarker, runners
+
     monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
     model, info = build("fc")
     weights = tmp_path / "w.pt"
     save_checkpoint(weights, model, info)
-    import importlib.util
-
-    real = importlib.util.find_spec
-
-    def hiding(hidden: bool):
-        return lambda name, *rest: None if hidden and name == "openvino" else real(name, *rest)
-
-    for installed in (True, False):
-        if installed and real("openvino") is None:
+    installed = importlib.util.find_spec("openvino") is not None
+    for native in (True, False):
+        if native and not installed:
             continue
-        monkeypatch.setattr(importlib.util, "find_spec", hiding(not installed))
-        assert cpu_engine() == ("openvino" if installed else "onnxruntime")
-        expected = OpenVinoRunner if installed else OnnxRunner
+        monkeypatch.setattr(landmarker, "openvino_bf16_native", lambda native=native: native)
+        assert cpu_engine() == ("openvino" if native else "onnxruntime")
+        expected = OpenVinoRunner if native else OnnxRunner
         runner = load_runner(weights, device="cpu")
         assert isinstance(runner, expected) and runner.engine == cpu_engine()
         assert isinstance(load_runner(runner.path, device="cpu"), expected)
-    # The loop ended with OpenVINO hidden.
+    # Without OpenVINO, the check says no without importing it.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "openvino" else real(name, *rest))
+    runners.openvino_bf16_native.cache_clear()
+    try:
+        assert runners.openvino_bf16_native() is False
+    finally:
+        runners.openvino_bf16_native.cache_clear()
     with pytest.raises(ImportError, match=r"needs openvino, .*pip install 'sdfl\[openvino\]'"):
         load_runner(weights, device="cpu", engine="openvino")
 
