@@ -124,7 +124,8 @@ class InferenceWorker(QObject):
         self.model_loaded.emit(ModelSummary(name=info.name or self._weights.stem, path=str(self._weights),
                                             schema=info.schema, mask=np.asarray(info.mask, bool),
                                             has_graph=info.config.head != "fc", compare_name=compare,
-                                            has_visibility=self.pipeline.landmarker.has_visibility))
+                                            has_visibility=self.pipeline.landmarker.has_visibility,
+                                            engine=self.pipeline.landmarker.engine_label))
 
     @pyqtSlot()
     def reset_tracking(self) -> None:

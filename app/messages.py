@@ -32,6 +32,8 @@ class ModelSummary:
     compare_name: str = ""
     has_visibility: bool = False
     """The model reports per-point visibility (the CSV gets ``vis_i`` columns, occluded points are drawn hollow)."""
+    engine: str = ""
+    """The runtime that runs it and its precision (``Landmarker.engine_label``)."""
 
 
 @dataclass(frozen=True)

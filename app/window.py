@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
     def on_model_loaded(self, summary: ModelSummary) -> None:
         self.model = summary
         kind = "graph head" if summary.has_graph else "FC head (no graph)"
-        text = f"{summary.name} ({kind}, {summary.schema.num_points} points)\n{summary.path}"
+        text = f"{summary.name} ({kind}, {summary.schema.num_points} points, {summary.engine})\n{summary.path}"
         if summary.compare_name:
             text += f"\ncompare: {summary.compare_name}"
         self.controls.model_label.setText(text)

@@ -20,7 +20,7 @@ twice the work; it is meant for detector boxes (a ground-truth box is already th
 """
 from __future__ import annotations
 
-from preamble import AFW, add_engine_arg, engine_label, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import AFW, add_engine_arg, setup_logging  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import sys
@@ -90,7 +90,7 @@ def main() -> int:
     if args.limit:
         samples = samples[: args.limit]
     use_dlib = not args.no_dlib and dlib_available() and samples[0].points.shape[0] == 68
-    engine = engine_label(load_landmarker(weights[0], engine=args.engine))
+    engine = load_landmarker(weights[0], engine=args.engine).engine_label
     print(f"{len(samples)} faces from {args.data}, engine {engine}" + ("" if use_dlib else " (dlib baseline not available)"))
     for protocol in args.protocols.split(","):
         rows = []

@@ -47,12 +47,6 @@ def add_engine_arg(parser) -> None:
                         help="the landmark model's runtime (as sdfl's --engine; default auto: OpenVINO where installed)")
 
 
-def engine_label(landmarker) -> str:
-    """The engine a landmarker runs on, with OpenVINO's precision: 'onnxruntime', 'openvino bf16'."""
-    precision = getattr(landmarker.runner, "precision", "")
-    return f"{landmarker.engine} {precision}".strip()
-
-
 def resolved_engine(args) -> str:
     """The engine ``--engine`` (and ``--device``) name: 'auto' as the CPU resolves it, the way sdfl does."""
     from sdfl_core.landmarker import cpu_engine

@@ -13,7 +13,7 @@ it never fails on timing, and numbers on a shared machine are only comparable wi
 """
 from __future__ import annotations
 
-from preamble import ASTRONAUT, add_video_args, cpu_name, engine_label, parse_video_args  # isort: skip  (first: paths, logs, native import order)
+from preamble import ASTRONAUT, add_video_args, cpu_name, parse_video_args  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import csv
@@ -135,7 +135,7 @@ def bench_sdfl(args, kind: str, n: int) -> Row:
         if kind == "video":
             sink.close()
             source.close()
-    row.note = f"{engine_label(pipeline.landmarker)}, input {pipeline.info.config.input_size}"
+    row.note = f"{pipeline.landmarker.engine_label}, input {pipeline.info.config.input_size}"
     if kind == "video":
         row.note += (f"; detection runs ahead in a thread, so 'other' < 0 is the overlap; "
                      f"engine threads {options.num_threads or 'default'}")
@@ -304,8 +304,8 @@ def isolated_landmark_stage(args, threads: int, calls: int = 400, rounds: int = 
     if "sdfl onnxruntime" in times:
         plain_ms = statistics.median(times["sdfl onnxruntime"])
         beside = (f"; the same on onnxruntime: {plain_ms:.2f} ms, {plain_ms / theirs:.2f}x the mesh "
-                  f"({engine_label(landmarker)} in {ours / plain_ms:.3f}x its time)")
-    return (f"landmark stage alone, one face, {threads} thread(s) each (crop + model), sdfl on {engine_label(landmarker)}: "
+                  f"({landmarker.engine_label} in {ours / plain_ms:.3f}x its time)")
+    return (f"landmark stage alone, one face, {threads} thread(s) each (crop + model), sdfl on {landmarker.engine_label}: "
             f"sdfl {ours:.2f} ms, "
             f"MediaPipe mesh {theirs:.2f} ms: {ratio:.2f}x the mesh (goal <= 2x: {'ok' if ratio <= 2 else 'MISS'}; "
             f"{min(rounds_ratio):.2f}-{max(rounds_ratio):.2f}x over its {rounds} rounds); "

@@ -30,7 +30,7 @@ points' jitter no worse (ratio <= 1).
 """
 from __future__ import annotations
 
-from preamble import FRANCK, add_engine_arg, engine_label, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import FRANCK, add_engine_arg, setup_logging  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import logging
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return float(residual[keep].mean())
 
     vis = data["visibility"]
-    print(f"weights: {args.weights or 'shipped'}   engine: {engine_label(engine)}   video: {args.video.name}   "
+    print(f"weights: {args.weights or 'shipped'}   engine: {engine.engine_label}   video: {args.video.name}   "
           f"frames with a face: {len(clean)}   "
           f"smoothing: {args.smoothing}   window: frames {args.skip}-{args.skip + args.frames - 1}")
     print(f"covered (frame, point) pairs: {int(covered.sum())} in {int(covered.any(axis=1).sum())} frames; "

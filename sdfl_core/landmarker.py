@@ -119,6 +119,11 @@ class Landmarker:
         return self.runner.engine
 
     @property
+    def engine_label(self) -> str:
+        """The runtime and the precision it computes in: 'onnxruntime f32', 'openvino bf16', 'torch f32'."""
+        return f"{self.runner.engine} {self.runner.precision}"
+
+    @property
     def has_visibility(self) -> bool:
         """Whether the model reports per-point visibility (``Landmarks.visibility`` is then (N,), else (0,))."""
         return bool(self.runner.has_visibility)

@@ -22,6 +22,7 @@ from .preprocess import to_input
 
 class TorchRunner:
     engine = "torch"
+    precision = "f32"  # float16 autocast on CUDA: see run_tensor
 
     def __init__(self, model, info: ModelInfo, device: str = "cpu") -> None:
         import torch
@@ -29,6 +30,8 @@ class TorchRunner:
         self.info = info
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.precision = "f16 autocast"
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.has_visibility = bool(model.config.visibility)
@@ -69,6 +72,7 @@ def split_outputs(out: list[np.ndarray], has_visibility: bool) -> tuple[np.ndarr
 
 class OnnxRunner:
     engine = "onnxruntime"
+    precision = "f32"
 
     def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
         path = Path(path)

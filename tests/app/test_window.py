@@ -406,3 +406,18 @@ def test_gui_without_a_display_says_so(monkeypatch, capsys):
     assert main(["gui"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no display" in err[0]
+
+
+def test_the_model_panel_names_the_engine(qtbot, tiny_checkpoint):
+    """The engine asked for is the one that runs the model, and the model panel says which, with its precision."""
+    win = MainWindow(weights=str(tiny_checkpoint), device="cpu", interactive=False, engine="onnxruntime")
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.model is not None or bool(win.errors), timeout=WAIT_MS)
+        assert win.model is not None, win.errors
+        assert win.inference.pipeline.landmarker.engine == "onnxruntime"
+        assert win.model.engine == "onnxruntime f32"
+        assert "points, onnxruntime f32)" in win.controls.model_label.text()
+    finally:
+        win.shutdown()

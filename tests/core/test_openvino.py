@@ -9,6 +9,7 @@ import torch
 
 from sdfl_core.assets import asset_path
 from sdfl_core.checkpoint import CheckpointError
+from sdfl_core.landmarker import Landmarker
 from sdfl_core.runners import PRECISIONS, OnnxRunner, OpenVinoRunner, openvino_precision
 
 pytest.importorskip("openvino")
@@ -37,6 +38,7 @@ def test_float32_equals_onnx_runtime(name, count):
     path = MODELS / f"{name}.onnx"
     ours, theirs = OpenVinoRunner(path, 1, precision="f32"), OnnxRunner(path, 1)
     assert ours.precision == "f32" and ours.engine == "openvino"
+    assert Landmarker(ours).engine_label == "openvino f32" and Landmarker(theirs).engine_label == "onnxruntime f32"
     assert ours.info.config == theirs.info.config and ours.has_visibility == theirs.has_visibility
     batch = crops(count)
     for got, ref in zip(ours.predict(batch), theirs.predict(batch)):
