@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-measures every figure the README and the issue notes quote, with the shipped models, into docs/.
 # Needs ../shared/data, the baselines extra (dlib), the openvino extra for engines.py and, for the screenshot,
-# xvfb (apt: xvfb libxcb-cursor0). Accuracy is measured on ONNX Runtime (float32, as the model card states it);
+# xvfb (apt: xvfb libxcb-cursor0). Accuracy is measured on ONNX Runtime (float32), as every earlier figure was;
 # engines.py scores OpenVINO's bfloat16 beside it, and speed.py times both.
 set -euo pipefail
 cd "$(dirname "$0")/.."

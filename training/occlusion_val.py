@@ -24,7 +24,7 @@ from sdfl_core.schemas import get_schema
 
 from .config import load_config
 from .data import split_samples
-from .validate import weights_name
+from .validate import add_engine_arg, weights_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crops-per-face", type=int, default=1, choices=CROPS_PER_FACE,
                         help="test-time crops per face, averaged, as sdfl occlusion's option (default 1: one crop)")
-    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "openvino", "auto"),
-                        help="the runtime to score on (default onnxruntime, float32, as every figure in the README; "
-                             "auto or openvino: OpenVINO, bfloat16 where the CPU has it)")
+    add_engine_arg(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)

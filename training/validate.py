@@ -62,6 +62,12 @@ def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
     return auroc(np.concatenate(scores), np.concatenate(labels))
 
 
+def add_engine_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "openvino", "auto"),
+                        help="the runtime to score on (default onnxruntime, float32, as every figure in the README; "
+                             "openvino: bfloat16 where the CPU has it; auto: as sdfl's --engine)")
+
+
 def validation_table(config_path: str | Path, weights: list[str | Path], by_source: bool = False,
                      crops_per_face: int = 1, boxes: str = "gt", passes: int = 1, mirror: bool = False,
                      engine: str = "onnxruntime") -> dict[str, dict]:
@@ -111,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="landmark passes per face: each after the first crops from the landmarks before (default 1)")
     parser.add_argument("--mirror", action="store_true",
                         help="also run each crop's mirror image and average (twice the work)")
-    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "openvino", "auto"),
-                        help="the runtime to score on (default onnxruntime, float32, as every figure in the README; "
-                             "auto or openvino: OpenVINO, bfloat16 where the CPU has it)")
+    add_engine_arg(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reports = validation_table(args.config, args.weights, args.by_source, args.crops_per_face, args.boxes, args.passes,

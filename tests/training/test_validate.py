@@ -51,3 +51,29 @@ def test_boxes_and_passes_reach_the_evaluation(tmp_path, tiny_checkpoint):
     assert reports["--mirror"]["count"] == one["count"]
     assert abs(one["nme_io"] - reports["--mirror"]["nme_io"]) > 1e-6, "the mirror images change the points"
     assert "missed_detections" not in one and 0 <= detector["missed_detections"] <= detector["count"]
+
+
+def test_it_scores_on_onnx_runtime_unless_told(tmp_path, tiny_checkpoint, monkeypatch):
+    """Validation figures choose runs, so they come from one engine (ONNX Runtime, float32) whatever is
+    installed; --engine scores on another."""
+    import importlib.util
+
+    import training.validate as validate
+
+    folder = make_300w_folder(tmp_path / "hand", count=8, seed=0)
+    tiny_config(folder, tmp_path / "runs")
+    path = tmp_path / "runs" / "tiny.yaml"
+    engines = []
+    real = validate.load_landmarker
+
+    def recording(*args, **kwargs):
+        landmarker = real(*args, **kwargs)
+        engines.append(landmarker.engine)
+        return landmarker
+
+    monkeypatch.setattr(validate, "load_landmarker", recording)
+    assert main(["--config", str(path), "--weights", str(tiny_checkpoint)]) == 0
+    assert engines == ["onnxruntime"]
+    if importlib.util.find_spec("openvino") is not None:
+        assert main(["--config", str(path), "--weights", str(tiny_checkpoint), "--engine", "openvino"]) == 0
+        assert engines == ["onnxruntime", "openvino"]
