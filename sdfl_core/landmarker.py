@@ -50,10 +50,19 @@ def cpu_engine() -> str:
 
 
 def onnx_runner(path: Path, engine: str, num_threads: int | None) -> OnnxRunner | OpenVinoRunner:
-    if engine == "openvino":
-        require("openvino", "the openvino engine")
+    """A CPU runner for an ONNX export: ``engine`` 'onnxruntime' or 'openvino', or 'auto' (:func:`cpu_engine`;
+    a model OpenVINO cannot compile then runs on ONNX Runtime, with a warning)."""
+    chosen = cpu_engine() if engine == "auto" else engine
+    if chosen == "onnxruntime":
+        return OnnxRunner(path, num_threads)
+    require("openvino", "the openvino engine")
+    try:
         return OpenVinoRunner(path, num_threads)
-    return OnnxRunner(path, num_threads)
+    except CheckpointError as exc:
+        if engine != "auto":
+            raise
+        log.warning("%s; running it on ONNX Runtime", exc)
+        return OnnxRunner(path, num_threads)
 
 
 def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> np.ndarray:
@@ -261,10 +270,10 @@ def load_runner(weights: str | Path | None = None, device: str = "auto", engine:
         if engine == "torch" or device == "cuda":
             raise ValueError("an .onnx model runs on the CPU only (ONNX Runtime or OpenVINO); pass a .pt checkpoint "
                              "for torch/CUDA")
-        return onnx_runner(weights, cpu_engine() if engine == "auto" else engine, num_threads)
+        return onnx_runner(weights, engine, num_threads)
     device = resolve_device(device)
-    if engine == "auto":
-        engine = "torch" if device == "cuda" else cpu_engine()
+    if engine == "auto" and device == "cuda":
+        engine = "torch"
     if engine != "torch":
         return onnx_runner(onnx_for_checkpoint(weights), engine, num_threads)
     model, info = load_checkpoint(weights)

@@ -153,9 +153,9 @@ class OpenVinoRunner:
     """The ONNX export on OpenVINO's CPU plugin (the optional ``sdfl[openvino]``), with the outputs of
     :class:`OnnxRunner`. Where the CPU has bfloat16 instructions it runs the model in bfloat16, faster than ONNX
     Runtime at the same validation NME (``docs/benchmarks/engines.txt``). Like ONNX Runtime's
-    batch-of-one session, a batch of one runs in a model compiled for that size; any other batch runs in one
-    compiled for any batch. One inference at a time (a lock), since a compiled model's request is not
-    shared between threads."""
+    batch-of-one session, a batch of one runs in a model compiled for that size (at construction); any other
+    batch runs in one compiled for any batch (on its first use). One inference at a time (a lock), since a
+    compiled model's request is not shared between threads."""
 
     engine = "openvino"
 
@@ -185,9 +185,13 @@ class OpenVinoRunner:
             self._config["INFERENCE_NUM_THREADS"] = int(num_threads)
         self._requests: dict[bool, object] = {}  # batch of one or not -> its compiled model's request
         self._lock = threading.Lock()
+        try:  # the batch-of-one model (a video's), now: a model OpenVINO cannot compile fails here, not mid-run
+            self.request_for(1)
+        except Exception as exc:  # OpenVINO raises its own exception types
+            raise CheckpointError(f"OpenVINO cannot compile {path}: {first_line(exc)}") from exc
 
     def request_for(self, batch: int):
-        """The infer request for a batch of ``batch`` crops, compiled on first use."""
+        """The infer request for a batch of ``batch`` crops, its model compiled on first use."""
         single = batch == 1
         if single not in self._requests:
             model = self._model

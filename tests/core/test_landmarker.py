@@ -426,3 +426,27 @@ def test_passes_are_checked():
     assert type(landmarker.passes) is int and landmarker.passes == 3
     with pytest.raises(ValueError, match="got 5"):
         Landmarker(BrightestPixelRunner(), passes=5)
+
+
+def test_auto_falls_back_to_onnx_runtime_for_a_model_openvino_cannot_compile(tmp_path, monkeypatch, caplog):
+    """Asked for by name, OpenVINO's failure is the error; chosen by 'auto', the model runs on ONNX Runtime and a
+    warning says why."""
+    from sdfl_core import landmarker
+
+    monkeypatch.setenv("SDFL_CACHE", str(tmp_path / "cache"))
+    model, info = build("fc")
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, model, info)
+
+    def refusing(path, num_threads=None):
+        raise CheckpointError(f"OpenVINO cannot compile {path}: unsupported op")
+
+    monkeypatch.setattr(landmarker, "openvino_bf16_native", lambda: True)
+    monkeypatch.setattr(landmarker, "require", lambda module, purpose: None)
+    monkeypatch.setattr(landmarker, "OpenVinoRunner", refusing)
+    with caplog.at_level("WARNING", logger="sdfl_core.landmarker"):
+        runner = load_runner(weights, device="cpu")
+    assert isinstance(runner, OnnxRunner)
+    assert "OpenVINO cannot compile" in caplog.text and "running it on ONNX Runtime" in caplog.text
+    with pytest.raises(CheckpointError, match="OpenVINO cannot compile"):
+        load_runner(weights, device="cpu", engine="openvino")

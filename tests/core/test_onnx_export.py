@@ -17,7 +17,7 @@ from sdfl_core.onnx_export import (
     info_from_json,
     info_to_json,
 )
-from sdfl_core.runners import OnnxRunner
+from sdfl_core.runners import OnnxRunner, OpenVinoRunner
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
@@ -60,8 +60,17 @@ def images(b: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(b, 3, SIZE, SIZE)).astype(np.float32)
 
 
+def cpu_runner(engine: str, path):
+    if engine == "openvino":
+        pytest.importorskip("openvino")
+        return OpenVinoRunner(path, precision="f32")  # float32, to compare at ONNX Runtime's tolerance
+    return OnnxRunner(path)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_onnxruntime_matches_torch(exported, batch):
+def test_cpu_engines_match_torch(exported, batch, engine):
+    """Every kind of head the exporter writes runs on both CPU engines with torch's outputs."""
     model, info, path = exported
     x = images(batch)
     with torch.no_grad():
@@ -70,7 +79,7 @@ def test_onnxruntime_matches_torch(exported, batch):
             ref = [coords.numpy(), weights.numpy(), torch.sigmoid(logits).numpy()]
         else:
             ref = [t.numpy() for t in model(torch.from_numpy(x))] + [np.zeros((batch, 0), np.float32)]
-    got = OnnxRunner(path).run_tensor(x)
+    got = cpu_runner(engine, path).run_tensor(x)
     assert len(got) == 3
     for a, b in zip(ref, got):
         assert a.shape == b.shape
