@@ -165,15 +165,15 @@ class OpenVinoRunner:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
-        self.info = export_info(path, onnx_metadata(path))  # also rejects a file that is no ONNX model
-        self.path = path
         core = ov.Core()
         self.precision = openvino_precision(core, precision)
         self._core = core
         try:
             self._model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises its own exception types
-            raise CheckpointError(f"{path} is not a model OpenVINO can read: {first_line(exc)}") from exc
+            raise CheckpointError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
+        self.path = path
+        self.info = export_info(path, self._metadata())
         names = {name for port in self._model.outputs for name in port.get_names()}
         self.has_visibility = VISIBILITY_OUTPUT in names
         self._outputs = ["landmarks", "edge_weights"] + ([VISIBILITY_OUTPUT] if self.has_visibility else [])
@@ -189,6 +189,14 @@ class OpenVinoRunner:
             self.request_for(1)
         except Exception as exc:  # OpenVINO raises its own exception types
             raise CheckpointError(f"OpenVINO cannot compile {path}: {first_line(exc)}") from exc
+
+    def _metadata(self) -> dict[str, str]:
+        """The file's ONNX metadata, as OpenVINO's reader keeps it (its 'framework' runtime info); read with
+        ONNX Runtime where a release keeps it elsewhere."""
+        info = self._model.get_rt_info()
+        if "framework" not in info:
+            return onnx_metadata(self.path)
+        return {key: self._model.get_rt_info(["framework", key]).astype(str) for key in info["framework"].keys()}
 
     def request_for(self, batch: int):
         """The infer request for a batch of ``batch`` crops, its model compiled on first use."""

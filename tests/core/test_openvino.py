@@ -119,3 +119,16 @@ def test_precision_auto_follows_the_cpu():
     assert set(PRECISIONS) == {"auto", "f32", "bf16"}
     with pytest.raises(ValueError, match="precision must be one of auto, f32, bf16, got 'fp8'"):
         openvino_precision(core("FP32"), "fp8")
+
+
+def test_metadata_is_read_where_openvino_keeps_it_or_with_onnx_runtime():
+    """The sdfl metadata comes from OpenVINO's reader; a release that kept it elsewhere is read with ONNX
+    Runtime instead, to the same map."""
+    from sdfl_core.onnx_meta import META_KEY, SOURCE_KEY, onnx_metadata
+
+    runner = OpenVinoRunner(MODELS / "sdfl_68.onnx", 1, precision="f32")
+    expected = onnx_metadata(runner.path)
+    assert {META_KEY, SOURCE_KEY} <= set(expected)
+    assert runner._metadata() == expected
+    runner._model = SimpleNamespace(get_rt_info=lambda *key: {})  # no 'framework' entry
+    assert runner._metadata() == expected
