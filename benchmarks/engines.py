@@ -28,12 +28,10 @@ import numpy as np
 
 def runners_for(path: Path, threads: int) -> dict:
     """{label: runner} for ``path``: ONNX Runtime, OpenVINO float32, and OpenVINO bfloat16 where it is native."""
-    import openvino as ov
-
-    from sdfl_core.runners import OnnxRunner, OpenVinoRunner, openvino_precision
+    from sdfl_core.runners import OnnxRunner, OpenVinoRunner, openvino_bf16_native
 
     runners = {"onnxruntime": OnnxRunner(path, threads), "openvino f32": OpenVinoRunner(path, threads, "f32")}
-    if openvino_precision(ov.Core()) == "bf16":
+    if openvino_bf16_native():
         runners["openvino bf16"] = OpenVinoRunner(path, threads, "bf16")
     return runners
 
@@ -93,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_val:
         return 0
 
-    from sdfl_core.landmarker import load_runner
+    from sdfl_core.runners import openvino_bf16_native
     from training.validate import validation_table
 
     print(f"\nvalidation: {args.config.name}'s split, ground-truth boxes, one crop")
@@ -101,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in weights:
         for engine in ("onnxruntime", "openvino"):
             report = next(iter(validation_table(args.config, [path], engine=engine).values()))
-            label = engine if engine == "onnxruntime" else f"openvino {load_runner(path, 'cpu', 'openvino').precision}"
+            label = engine if engine == "onnxruntime" else f"openvino {'bf16' if openvino_bf16_native() else 'f32'}"
             print(f"{path.stem:<14} {label:<15} {report['nme_io'] * 100:>9.2f} {report['fr_10'] * 100:>9.2f} "
                   f"{report['auc_10']:>8.4f}")
     return 0

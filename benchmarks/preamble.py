@@ -43,7 +43,9 @@ def cpu_name() -> str:
 
 
 def add_engine_arg(parser) -> None:
-    parser.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino", "torch"),
+    from sdfl_core.landmarker import ENGINES
+
+    parser.add_argument("--engine", default="auto", choices=ENGINES,
                         help="the landmark model's runtime (as sdfl's --engine; default auto: OpenVINO in bfloat16 where it "
                              "is installed and the CPU has bfloat16 instructions, else ONNX Runtime)")
 

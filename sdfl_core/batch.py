@@ -259,13 +259,14 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
     ray = _import_ray()
     from .crops import check_crops_per_face, check_passes
     from .extras import require
-    from .landmarker import cpu_engine, load_runner
+    from .landmarker import ENGINES, cpu_engine, load_runner
     from .registry import resolve_weights
 
     check_crops_per_face(crops_per_face)
     check_passes(passes)
-    if engine not in ("auto", "onnxruntime", "openvino"):
-        raise ValueError(f"engine must be auto, onnxruntime or openvino, got {engine!r}")
+    cpu_engines = [name for name in ENGINES if name != "torch"]  # the workers run the ONNX export on their CPUs
+    if engine not in cpu_engines:
+        raise ValueError(f"engine must be one of {', '.join(cpu_engines)}, got {engine!r}")
     engine = cpu_engine() if engine == "auto" else engine
     if engine == "openvino":
         require("openvino", "the openvino engine")
