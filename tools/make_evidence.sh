@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-measures every figure the README and the issue notes quote, with the shipped models, into docs/.
-# Needs ../shared/data, the baselines extra (dlib), the openvino extra for engines.py and, for the screenshot,
-# xvfb (apt: xvfb libxcb-cursor0). Accuracy is measured on ONNX Runtime (float32), as every earlier figure was;
+# Needs ../shared/data, the baselines extra (dlib) and the openvino extra for engines.py. The screenshot uses xvfb
+# (apt: xvfb libxcb-cursor0) where it is installed, else Qt's offscreen platform. Accuracy is measured on ONNX Runtime (float32), as every earlier figure was;
 # engines.py scores OpenVINO's bfloat16 beside it, and speed.py times both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +15,6 @@ python benchmarks/jitter.py | tee docs/benchmarks/jitter.txt
 python benchmarks/redetect.py | tee docs/benchmarks/redetect.txt
 if command -v xvfb-run >/dev/null; then
   xvfb-run -a -s "-screen 0 1400x900x24" sdfl gui --source demo --frames 90 --screenshot docs/screenshot.png
+else
+  QT_QPA_PLATFORM=offscreen sdfl gui --source demo --frames 90 --screenshot docs/screenshot.png
 fi
