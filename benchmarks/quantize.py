@@ -3,6 +3,7 @@ model (ONNX Runtime's ``quantize_static``, QDQ, per-channel weights, calibrated 
 the float model, speed and validation accuracy measured in the same run.
 
     python benchmarks/quantize.py [--weights assets/models/sdfl_68.onnx] [--config training/configs/sdfl_68_helen.yaml]
+                                  [--threads 1,2]
 
 Variants: every convolution; the backbone's convolutions; the backbone's pointwise (1x1) convolutions only; those
 and the head's linear layers (its MatMul and Gemm nodes with constant weights).
@@ -95,6 +96,17 @@ def time_models(paths: dict[str, Path], size: int | dict[str, int], rounds: int,
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def thread_counts(text: str) -> list[int]:
+    """``--threads``: comma-separated positive thread counts."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated thread counts such as 1,2, got {text!r}")
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=REPO / "assets" / "models" / "sdfl_68.onnx")
@@ -102,10 +114,11 @@ def main() -> int:
     parser.add_argument("--calibration", type=int, default=256, help="training crops to calibrate on")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--runs", type=int, default=100, help="model runs per variant per round")
-    parser.add_argument("--threads", default="1,2", help="ONNX Runtime thread counts to time, comma-separated")
+    parser.add_argument("--threads", type=thread_counts, default=[1, 2],
+                        help="ONNX Runtime thread counts to time, comma-separated (default 1,2)")
     args = parser.parse_args()
     setup_logging()
-    threads = [int(t) for t in args.threads.split(",")]
+    threads = args.threads
 
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -140,7 +153,7 @@ def main() -> int:
             quantize(prepared, paths[name], batch, exclude, args.weights, op_types)
         speed = {n: time_models(paths, info.config.input_size, args.rounds, args.runs, n) for n in threads}
         reports = validation_table(args.config, list(paths.values()), by_source=True)
-    print(f"# python benchmarks/quantize.py --weights {args.weights.name} --threads {args.threads}   (calibration: "
+    print(f"# python benchmarks/quantize.py --weights {args.weights.name} --threads {','.join(map(str, threads))}   (calibration: "
           f"{len(batch)} training crops; speed: model alone, ONNX Runtime, median of {args.rounds} rounds)")
     timing = "".join(f" {f'ms {n}t':>7s} {'x float':>8s}" for n in threads)
     print(f"{'model':26s}{timing} {'val NME %':>10s} {'Helen NME %':>12s} {'x float':>8s}")
