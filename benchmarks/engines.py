@@ -12,18 +12,16 @@ Not a test; the validation part needs the train extra. The result is in docs/ben
 """
 from __future__ import annotations
 
-from preamble import ASTRONAUT, REPO, cpu_name, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import ASTRONAUT, REPO, cpu_name, setup_logging, time_calls  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import importlib.util
 import os
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 
 def runners_for(path: Path, threads: int) -> dict:
@@ -34,20 +32,6 @@ def runners_for(path: Path, threads: int) -> dict:
     if openvino_bf16_native():
         runners["openvino bf16"] = OpenVinoRunner(path, threads, "bf16")
     return runners
-
-
-def time_runners(runners: dict, x: np.ndarray, rounds: int, runs: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for runner in runners.values():  # warm-up: the first call compiles the batch-of-one model
-        for _ in range(10):
-            runner.run_tensor(x)
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            start = time.perf_counter()
-            for _ in range(runs):
-                runner.run_tensor(x)
-            times[name].append((time.perf_counter() - start) / runs * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             info = next(iter(runners.values())).info
             x = to_input(crop if info.config.input_size == 128 else
                          cv2.resize(crop[0], (info.config.input_size,) * 2)[None], info.norm_mean, info.norm_std)
-            ms = time_runners(runners, x, args.rounds, args.runs)
+            # time_calls's warm-up compiles OpenVINO's batch-of-one model before the first timed call.
+            ms = time_calls({name: partial(runner.run_tensor, x) for name, runner in runners.items()},
+                            args.rounds, args.runs)
             for name, value in ms.items():
                 print(f"{path.stem:<14} {count:>7} {name:<15} {value:>7.3f} {value / ms['onnxruntime']:>14.3f}")
     if args.no_val:

@@ -12,28 +12,14 @@ docs/benchmarks/export_graph.txt.
 """
 from __future__ import annotations
 
-from preamble import REPO, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import REPO, setup_logging, time_calls  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-
-
-def time_sessions(sessions: dict, x: np.ndarray, rounds: int, runs: int) -> dict[str, float]:
-    """Median ms per run of each session on ``x``, the sessions in alternating rounds."""
-    times = {name: [] for name in sessions}
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            for _ in range(10):
-                session.run(None, {"image": x})
-            start = time.perf_counter()
-            for _ in range(runs):
-                session.run(None, {"image": x})
-            times[name].append((time.perf_counter() - start) / runs * 1e3)
-    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def main() -> int:
@@ -64,7 +50,8 @@ def main() -> int:
                 sessions[f"{name} export, batch of one"] = runner.session_for(1)
             outputs = {name: session.run(None, {"image": x}) for name, session in sessions.items()}
             reference = next(iter(outputs.values()))
-            times = time_sessions(sessions, x, args.rounds, args.runs)
+            times = time_calls({name: partial(session.run, None, {"image": x}) for name, session in sessions.items()},
+                               args.rounds, args.runs)
             base = next(iter(times.values()))
             print(f"{threads} thread(s)                         ms   x plain  max |diff|")
             for name, ms in times.items():

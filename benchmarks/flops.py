@@ -15,11 +15,9 @@ ai-edge-litert). The result is in docs/benchmarks/flops.txt.
 """
 from __future__ import annotations
 
-from preamble import REPO, cpu_name, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import REPO, cpu_name, setup_logging, time_calls  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from speed import mesh_interpreter
@@ -87,16 +85,7 @@ def time_alone(threads: int, rounds: int, runs: int) -> dict[str, float]:
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], np.random.default_rng(0).random(detail["shape"], dtype=np.float32))
     calls["mesh"] = interpreter.invoke
-    times = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            for _ in range(10):
-                call()
-            start = time.perf_counter()
-            for _ in range(runs):
-                call()
-            times[name].append((time.perf_counter() - start) / runs * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return time_calls(calls, rounds, runs)
 
 
 def main() -> int:

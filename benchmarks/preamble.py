@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +79,22 @@ def parse_video_args(parser, argv):
     setup_logging()
     args.weights = resolve_weights(args.weights)
     return args
+
+
+def time_calls(calls: dict[str, Callable[[], object]], rounds: int, runs: int, warmup: int = 10) -> dict[str, float]:
+    """Median ms per call of each of ``calls`` ({name: callable without arguments}): the calls in alternating rounds,
+    so that the machine's drift hits them alike, each warmed up ``warmup`` times in every round and then called
+    ``runs`` times; the median over rounds."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            for _ in range(warmup):
+                call()
+            start = time.perf_counter()
+            for _ in range(runs):
+                call()
+            times[name].append((time.perf_counter() - start) / runs * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def setup_logging(level: int = logging.WARNING) -> None:

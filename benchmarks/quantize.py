@@ -18,11 +18,11 @@ docs/benchmarks/quantize.txt.
 """
 from __future__ import annotations
 
-from preamble import REPO, setup_logging  # isort: skip  (first: paths, logs, native import order)
+from preamble import REPO, setup_logging, time_calls  # isort: skip  (first: paths, logs, native import order)
 
 import argparse
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,18 +82,9 @@ def time_models(paths: dict[str, Path], size: int | dict[str, int], rounds: int,
         sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     sizes = size if isinstance(size, dict) else dict.fromkeys(paths, size)
     rng = np.random.default_rng(0)
-    inputs = {name: rng.random((1, 3, sizes[name], sizes[name]), dtype=np.float32) for name in sessions}
-    times = {name: [] for name in sessions}
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            x = {"image": inputs[name]}
-            for _ in range(10):
-                session.run(None, x)
-            start = time.perf_counter()
-            for _ in range(runs):
-                session.run(None, x)
-            times[name].append((time.perf_counter() - start) / runs * 1e3)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    feeds = {name: {"image": rng.random((1, 3, sizes[name], sizes[name]), dtype=np.float32)} for name in sessions}
+    return time_calls({name: partial(session.run, None, feeds[name]) for name, session in sessions.items()},
+                      rounds, runs)
 
 
 def thread_counts(text: str) -> list[int]:
