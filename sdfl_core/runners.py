@@ -20,7 +20,17 @@ from .onnx_meta import BATCH_AXIS, META_KEY, VISIBILITY_OUTPUT, info_from_json, 
 from .preprocess import to_input
 
 
-class TorchRunner:
+class CropRunner:
+    """What every runner shares: ``predict`` normalises the crops as the model was trained (``self.info``) and
+    hands the tensor to the subclass's ``run_tensor``."""
+
+    info: ModelInfo
+
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
+
+
+class TorchRunner(CropRunner):
     engine = "torch"
     precision = "f32"  # float16 autocast on CUDA: see run_tensor
 
@@ -52,9 +62,6 @@ class TorchRunner:
                     vis = pts.new_zeros((pts.shape[0], 0))
             return pts.float().cpu().numpy(), weights.float().cpu().numpy(), vis.float().cpu().numpy()
 
-    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
-
 
 def export_info(path: Path, meta) -> ModelInfo:
     """The ``ModelInfo`` in an ONNX model's metadata map, or a one-line error for an ONNX model that is no sdfl
@@ -70,7 +77,7 @@ def split_outputs(out: list[np.ndarray], has_visibility: bool) -> tuple[np.ndarr
     return out[0], out[1], vis
 
 
-class OnnxRunner:
+class OnnxRunner(CropRunner):
     engine = "onnxruntime"
     precision = "f32"
 
@@ -118,9 +125,6 @@ class OnnxRunner:
         x = np.ascontiguousarray(x, np.float32)
         return split_outputs(self.session_for(x.shape[0]).run(self._outputs, {"image": x}), self.has_visibility)
 
-    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
-
 
 PRECISIONS = ("auto", "f32", "bf16")
 
@@ -149,7 +153,7 @@ def openvino_bf16_native() -> bool:
     return openvino_precision(ov.Core()) == "bf16"
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(CropRunner):
     """The ONNX export on OpenVINO's CPU plugin (the optional ``sdfl[openvino]``), with the outputs of
     :class:`OnnxRunner`. Where the CPU has bfloat16 instructions it runs the model in bfloat16, faster than ONNX
     Runtime at the same validation NME (``docs/benchmarks/engines.txt``). Like ONNX Runtime's
@@ -218,6 +222,3 @@ class OpenVinoRunner:
             # Copies: the request's output tensors are overwritten by its next inference.
             out = [np.array(request.get_tensor(name).data, np.float32) for name in self._outputs]
         return split_outputs(out, self.has_visibility)
-
-    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.run_tensor(to_input(crops, self.info.norm_mean, self.info.norm_std))
