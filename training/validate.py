@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from sdfl_core.crops import CROPS_PER_FACE, PASSES
 from sdfl_core.evaluate import evaluate
-from sdfl_core.landmarker import load_landmarker
+from sdfl_core.landmarker import ENGINES, load_landmarker
 from sdfl_core.metrics import auroc, nme_io
 from sdfl_core.model import SDFLModel
 from sdfl_core.schemas import get_schema
@@ -63,7 +63,7 @@ def validate_visibility(model: SDFLModel, loader: DataLoader, device) -> float:
 
 
 def add_engine_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "openvino", "auto"),
+    parser.add_argument("--engine", default="onnxruntime", choices=[name for name in ENGINES if name != "torch"],
                         help="the runtime to score on (default onnxruntime, float32, as every figure in the README; "
                              "openvino: bfloat16 where the CPU has it; auto: as sdfl's --engine)")
 

@@ -68,6 +68,8 @@ def _add_mirror(p: argparse.ArgumentParser) -> None:
 
 ENGINE_CHOICES = ("auto", "onnxruntime", "openvino", "torch")
 """``landmarker.ENGINES``, spelt out so that building the parser imports no runtime."""
+CPU_ENGINE_CHOICES = tuple(name for name in ENGINE_CHOICES if name != "torch")
+"""The engines that run the ONNX export on the CPU (``sdfl batch``'s workers)."""
 
 
 def _add_engine(p: argparse.ArgumentParser) -> None:
@@ -117,7 +119,7 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
     p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
-    p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino"),
+    p.add_argument("--engine", default="auto", choices=CPU_ENGINE_CHOICES,
                    help="the workers' CPU runtime: auto (default) is decided on this machine as sdfl track decides it "
                         "(OpenVINO in bfloat16 or ONNX Runtime); every worker uses the same one")
     _add_crops_per_face(p, "default 1")
