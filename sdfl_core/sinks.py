@@ -1,7 +1,9 @@
-"""Result sinks: a CSV writer that flushes every frame and an MP4 writer, both context managers.
+"""Result sinks: a CSV writer that flushes every frame, an MP4 writer (both context managers) and a folder
+of annotated images, one per frame.
 
-Both write to a temporary file beside their target (``partial_path``, a hidden name in the same folder)
-and move it into place when they close: an existing file is only replaced by a finished one. Leaving the
+The CSV and MP4 write to a temporary file beside their target (``partial_path``, a hidden name in the same
+folder) and move it into place when they close: an existing file is only replaced by a finished one. Each
+image of the folder is written the same way, so an interrupt never leaves half an image. Leaving the
 ``with`` block normally or by an interrupt (KeyboardInterrupt, which ``sdfl track`` also raises on
 SIGTERM) keeps the output; leaving it by an error discards it and leaves the target as it was.
 Missing folders of the target are created.
@@ -18,6 +20,7 @@ import cv2
 import numpy as np
 
 from .files import plain_file_mode
+from .images import is_image_path
 from .types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,14 @@ def check_writable(path: str | Path, what: str) -> None:
     if path.is_dir():
         raise OSError(f"cannot write {what} to {path}: it is a folder")
     _PartialFile(path, what).discard()
+
+
+def check_folder_writable(folder: str | Path, what: str) -> None:
+    """Raise a clear OSError now, before any work, if files cannot be written into ``folder`` (created if missing)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"cannot write {what} into {folder}: it is a file, not a folder")
+    check_writable(folder / "probe", what)
 
 
 def _keeps_output(exc_type) -> bool:
@@ -180,7 +191,8 @@ class CsvSink:
 class VideoSink:
     """MP4 writer (fourcc ``mp4v``; avc1/H.264 is not available in this OpenCV build).
 
-    ``frame_size`` is (width, height); frames of another size are resized to it.
+    ``frame_size`` is (width, height); a frame of another size (a folder of photos of many sizes) is scaled
+    to fit inside it, its aspect ratio kept, on black bars (:func:`letterbox`).
     """
 
     FOURCC = "mp4v"
@@ -256,8 +268,54 @@ class VideoSink:
             raise ValueError(f"video frames must be (H, W, 3) BGR, got shape {frame.shape}")
         if (frame.shape[1], frame.shape[0]) != self.frame_size:
             if not self._warned_resize:
-                log.warning("resizing %dx%d frames to the video's %dx%d", frame.shape[1], frame.shape[0], *self.frame_size)
+                log.warning("fitting %dx%d frames into the video's %dx%d (aspect kept, black bars)",
+                            frame.shape[1], frame.shape[0], *self.frame_size)
                 self._warned_resize = True
-            frame = cv2.resize(frame, self.frame_size, interpolation=cv2.INTER_AREA)
+            frame = letterbox(frame, self.frame_size)
         self._writer.write(np.ascontiguousarray(frame))
         self.frames_written += 1
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit inside ``size`` (width, height) with its aspect ratio kept, centred on black."""
+    width, height = size
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    fit_w, fit_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    canvas = np.zeros((height, width) + image.shape[2:], image.dtype)
+    x, y = (width - fit_w) // 2, (height - fit_h) // 2
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas[y:y + fit_h, x:x + fit_w] = cv2.resize(image, (fit_w, fit_h), interpolation=interpolation)
+    return canvas
+
+
+class ImageFolderSink:
+    """Annotated frames as image files in ``folder`` (created if missing): a photo's frame keeps the photo's
+    file name, so ``photo.jpg`` becomes ``folder/photo.jpg``; a video's frames are ``000000.png``,
+    ``000001.png`` ... by frame index. Each image is written to a temporary file beside its target and moved
+    into place when complete, so an existing image is only replaced by a finished one."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.images_written = 0
+
+    def name_for(self, index: int, source: str = "") -> str:
+        """The file name of frame ``index`` from ``source`` (the frame's ``Frame.source``)."""
+        return Path(source).name if is_image_path(source) else f"{index:06d}.png"
+
+    def write(self, image_bgr: np.ndarray, index: int, source: str = "") -> Path:
+        target = self.folder / self.name_for(index, source)
+        partial = _PartialFile(target, "image")
+        try:
+            try:
+                written = cv2.imwrite(str(partial.partial), np.ascontiguousarray(image_bgr))
+            except cv2.error:
+                written = False
+            if not written:
+                raise OSError(f"cannot write image to {target}: OpenCV could not encode it")
+        except BaseException:
+            partial.discard()
+            raise
+        partial.commit()
+        self.images_written += 1
+        return target

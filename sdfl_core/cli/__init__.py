@@ -85,6 +85,9 @@ def _add_track(p: argparse.ArgumentParser) -> None:
                    help="treat a folder of images as consecutive video frames (tracking and smoothing across them)")
     p.add_argument("--csv", help="write landmarks CSV here")
     p.add_argument("--video", help="write the annotated video here (.mp4, mp4v)")
+    p.add_argument("--images", metavar="DIR",
+                   help="write each annotated frame into this folder as an image, at the frame's own size: a photo "
+                        "keeps its file name, video frames are 000000.png, 000001.png, ...")
     p.add_argument("--no-smooth", action="store_true", help="disable Kalman smoothing")
     p.add_argument("--smoothing", type=float, default=0.5, help="smoothing strength in [0, 1] (default 0.5)")
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")

@@ -1,9 +1,9 @@
-"""`sdfl track SOURCE [--csv OUT] [--video OUT.mp4] ...`: headless tracking with progress and fps.
+"""`sdfl track SOURCE [--csv OUT] [--video OUT.mp4] [--images DIR] ...`: headless tracking with progress and fps.
 
 Outputs are never lost: every argument is checked and the source opened before any output is touched;
 outputs are written beside their targets and moved into place at the end, on success and on Ctrl-C or
 SIGTERM (rows flushed, MP4 finished, summary printed, exit code 130); a failed run leaves existing files
-as they were.
+as they were. ``--images`` moves each annotated image into place as soon as it is complete.
 """
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..detector import DetectorOptions
+from ..images import is_image_path
 from ..pipeline import Pipeline, PipelineOptions, streaming_options
 from ..redetect import RedetectOptions
-from ..sinks import CsvSink, check_writable
+from ..sinks import CsvSink, ImageFolderSink, check_folder_writable, check_writable
 from ..smoothing import smoothing_knob
 from ..sources import open_source
 from ..tracker import TrackerOptions
@@ -52,7 +53,7 @@ def sigterm_as_interrupt():
 
 def check_outputs(args) -> None:
     """Distinct outputs that are not the source, and writable (before any work)."""
-    outputs = {"--csv": args.csv, "--video": args.video}
+    outputs = {"--csv": args.csv, "--video": args.video, "--images": args.images}
     seen: dict[str, str] = {}
     source = Path(args.source)
     for flag, path in outputs.items():
@@ -66,10 +67,17 @@ def check_outputs(args) -> None:
         seen[key] = flag
     if args.video and Path(args.video).suffix.lower() != ".mp4":
         raise ValueError(f"--video must be an .mp4 path, got {args.video}")
+    if args.images and (source.is_dir() or (source.is_file() and is_image_path(source))):
+        # A photo's annotated copy keeps its file name: never in the folder the photos come from.
+        photos = source if source.is_dir() else source.parent
+        if os.path.realpath(args.images) == os.path.realpath(photos):
+            raise ValueError(f"--images {args.images} is the folder of the source's images; they would be overwritten")
     if args.csv:
         check_writable(args.csv, "CSV")
     if args.video:
         check_writable(args.video, "video")
+    if args.images:
+        check_folder_writable(args.images, "images")
 
 
 def run(args) -> int:
@@ -92,6 +100,7 @@ def run(args) -> int:
         # Entered last, so they close first: the outputs are in place before the model and source go.
         csv_sink = stack.enter_context(CsvSink(args.csv, n_points, include_raw=not args.no_raw,
                                                visibility=pipeline.landmarker.has_visibility)) if args.csv else None
+        images = ImageFolderSink(args.images) if args.images else None
         total = source.num_frames if not args.frames else min(args.frames, source.num_frames or args.frames)
         progress = TrackProgress()
         interrupted = False
@@ -103,7 +112,7 @@ def run(args) -> int:
 
         try:
             with sigterm_as_interrupt():
-                track_source(pipeline, source, csv_sink, args.video, stack, progress, args.frames, show)
+                track_source(pipeline, source, csv_sink, args.video, stack, progress, args.frames, show, images)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was written, say so
             interrupted = True
             log.warning("%s: stopping after %d frames, keeping the outputs",
@@ -122,5 +131,6 @@ def run(args) -> int:
     print(f"{frames} frames, {faces} face detections, {rate}"
           + (f"; CSV: {args.csv}" if args.csv and frames else "")
           + (f"; video: {args.video}" if args.video and frames else "")
+          + (f"; images: {args.images} ({images.images_written})" if images is not None and images.images_written else "")
           + ("; interrupted" if interrupted else ""))
     return 130 if interrupted else 0

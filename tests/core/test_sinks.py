@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdfl_core.sinks import CsvSink, VideoSink, csv_columns
+from sdfl_core.sinks import CsvSink, ImageFolderSink, VideoSink, csv_columns, letterbox
 from sdfl_core.types import Detection, FrameResult, Landmarks, Track
 
 
@@ -135,6 +135,60 @@ def test_video_sink_round_trip(tmp_path):
     assert len(frames) == 9
     assert all(f.shape == (h, w, 3) for f in frames)
     assert abs(float(frames[4].mean()) - 120.0) < 10.0
+
+
+@pytest.mark.parametrize(("shape", "size", "fit"), [
+    ((100, 200, 3), (100, 100), (50, 100)),  # wide: bars above and below
+    ((200, 100, 3), (100, 100), (100, 50)),  # tall: bars left and right
+    ((30, 40, 3), (80, 60), (60, 80)),  # same aspect, smaller: scaled up, no bars
+])
+def test_letterbox_keeps_the_aspect_on_black(shape, size, fit):
+    image = np.full(shape, 200, np.uint8)
+    out = letterbox(image, size)
+    assert out.shape == (size[1], size[0], 3) and out.dtype == np.uint8
+    rows, cols = np.nonzero(out[..., 0])
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == fit
+    # Centred: the bars on either side differ by at most one pixel.
+    assert abs(rows.min() - (size[1] - 1 - rows.max())) <= 1 and abs(cols.min() - (size[0] - 1 - cols.max())) <= 1
+    assert (out[rows.min():rows.max() + 1, cols.min():cols.max() + 1] == 200).all()
+
+
+def test_video_sink_fits_other_sizes_without_stretching(tmp_path):
+    path = tmp_path / "photos.mp4"
+    with VideoSink(path, fps=10.0, frame_size=(64, 64)) as sink:
+        sink.write(np.full((32, 128, 3), 255, np.uint8))  # 4:1 into 1:1: a 64 x 16 band
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (64, 64, 3)
+    grey = frame.mean(axis=(1, 2))
+    assert grey[:20].max() < 30 and grey[-20:].max() < 30  # black bars (mp4v is lossy)
+    assert grey[28:36].min() > 200  # the band in the middle
+
+
+def test_image_folder_sink_names_and_sizes(tmp_path):
+    sink = ImageFolderSink(tmp_path / "out" / "annotated")  # missing folders are created
+    photo = np.full((30, 50, 3), 90, np.uint8)
+    assert sink.write(photo, 0, "portrait.jpg") == tmp_path / "out" / "annotated" / "portrait.jpg"
+    assert sink.write(photo[:, :20], 7, "scan.png").name == "scan.png"
+    assert sink.write(photo, 12, "clip.mp4").name == "000012.png"  # a video's frame: by index
+    assert sink.write(photo, 13, "").name == "000013.png"
+    assert sink.images_written == 4
+    folder = tmp_path / "out" / "annotated"
+    assert sorted(p.name for p in folder.iterdir()) == ["000012.png", "000013.png", "portrait.jpg", "scan.png"]
+    np.testing.assert_array_equal(cv2.imread(str(folder / "scan.png")), photo[:, :20])  # lossless, own size
+    assert cv2.imread(str(folder / "portrait.jpg")).shape == (30, 50, 3)
+
+
+def test_image_folder_sink_failure_leaves_the_old_image(tmp_path):
+    old = np.full((10, 10, 3), 7, np.uint8)
+    cv2.imwrite(str(tmp_path / "face.png"), old)
+    sink = ImageFolderSink(tmp_path)
+    with pytest.raises(OSError, match="cannot write image to .*face.png"):
+        sink.write(np.zeros((0, 10, 3), np.uint8), 0, "face.png")  # nothing to encode
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "face.png")), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png"]  # no partial file left behind
+    assert sink.images_written == 0
 
 
 def test_video_sink_errors(tmp_path):

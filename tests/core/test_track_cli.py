@@ -242,6 +242,43 @@ def test_photos_get_two_passes_of_five_crops_and_a_sequence_one_of_one_unless_to
     np.testing.assert_array_equal(sequence, points("sequence1", "--sequence", "--passes", "1", "--crops-per-face", "1"))
 
 
+def test_images_keep_each_photos_name_and_size(tiny_checkpoint, tmp_path, capsys):
+    folder = _photo_folder(tmp_path / "photos", count=3)
+    # Another size and aspect (the face itself unchanged): 20 px more above and below.
+    cv2.imwrite(str(folder / "photo1.png"), cv2.copyMakeBorder(synthetic_frame(1), 20, 20, 0, 0, cv2.BORDER_REPLICATE))
+    out = tmp_path / "annotated"
+    assert track(folder, "--images", out, "--weights", tiny_checkpoint) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo0.png", "photo1.png", "photo2.png"]
+    for name in ("photo0.png", "photo1.png"):
+        photo, annotated = cv2.imread(str(folder / name)), cv2.imread(str(out / name))
+        assert annotated.shape == photo.shape  # each photo at its own size, not a video's
+        assert np.abs(annotated.astype(int) - photo).max() > 100  # the landmarks were drawn
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith(f"images: {out} (3)")
+
+
+def test_images_of_a_video_are_numbered_frames(video, tiny_checkpoint, tmp_path):
+    out = tmp_path / "frames"
+    assert track(video, "--images", out, "--weights", tiny_checkpoint, "--frames", 3) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert cv2.imread(str(out / "000002.png")).shape == (240, 320, 3)
+
+
+def test_images_never_overwrite_the_photos(tiny_checkpoint, tmp_path, capsys):
+    folder = _photo_folder(tmp_path / "photos", count=2)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert track(folder / "photo0.png", "--images", folder, "--weights", tiny_checkpoint) == 2
+    _one_line_error(capsys, "--images", "folder of the source's images")
+    assert track(folder, "--images", folder, "--weights", tiny_checkpoint) == 2
+    _one_line_error(capsys, "--images", "source itself")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    (tmp_path / "file").write_text("a file")
+    assert track(folder, "--images", tmp_path / "file", "--weights", tiny_checkpoint) == 2
+    _one_line_error(capsys, "cannot write images", "not a folder")
+    assert track(folder, "--images", tmp_path / "both", "--csv", tmp_path / "both", "--weights", tiny_checkpoint) == 2
+    _one_line_error(capsys, "--csv and --images", "same file")
+    assert not (tmp_path / "both").exists()
+
+
 def test_single_image_reports_its_time_not_a_rate(tiny_checkpoint, capsys):
     assert track(FIXTURE, "--weights", tiny_checkpoint) == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]
