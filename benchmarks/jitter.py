@@ -121,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=60.0, help="period of the synthetic motion, frames")
     parser.add_argument("--amplitude", type=float, default=60.0, help="amplitude of the synthetic motion, px")
     parser.add_argument("--static", type=float, default=0.01, help="near-static: centre moves < this x IOD per frame")
+    parser.add_argument("--no-upright", dest="upright", action="store_false",
+                        help="axis-aligned crops (as sdfl --no-upright) instead of tilted faces cut upright")
     args = parse_video_args(parser, argv)
     options = PipelineOptions(weights=args.weights, device=args.device, engine=args.engine,
-                              tracker=TrackerOptions(smoothing=args.smoothing))
+                              tracker=TrackerOptions(smoothing=args.smoothing), upright=args.upright)
 
-    print(f"weights: {args.weights}   engine: {resolved_engine(args)}   smoothing: {args.smoothing}   "
+    print(f"weights: {args.weights}   engine: {resolved_engine(args)}   crops: {'upright' if args.upright else 'axis-aligned'}   "
+          f"smoothing: {args.smoothing}   "
           f"Savitzky-Golay window {SAVGOL_WINDOW}, "
           f"order {SAVGOL_ORDER}; all values / inter-ocular distance")
     lines = [f"{'measure':<44} {'raw':>9} {'smoothed':>9} {'ratio':>7} {'goal':>8}", "-" * 82]

@@ -202,7 +202,7 @@ class TrackWorker:
         threads = streaming_options(PipelineOptions(detector=detector)).num_threads
         self.landmarker = load_landmarker(path, "cpu", options.get("engine", "onnxruntime"), num_threads=threads,
                                           crops_per_face=options.get("crops_per_face", 1),
-                                          passes=options.get("passes", 1))
+                                          passes=options.get("passes", 1), upright=options.get("upright", True))
         self.options = PipelineOptions(detector=detector)
 
     def track(self, job: Job, out_dir: str, video: bool) -> Outcome:
@@ -247,9 +247,10 @@ def _import_ray():
 def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | Path | None = None,
               detector: str = "short", video: bool = False, address: str | None = None,
               workers: int | None = None, retries: int = 2, progress: bool = True, crops_per_face: int = 1,
-              passes: int = 1, engine: str = "auto") -> list[dict]:
+              passes: int = 1, engine: str = "auto", upright: bool = True) -> list[dict]:
     """Track every input video into ``out_dir``; returns this run's manifest rows. ``crops_per_face``:
-    test-time crops per face, ``passes``: landmark passes per face (:class:`landmarker.Landmarker`).
+    test-time crops per face, ``passes``: landmark passes per face, ``upright``: tilted faces cut upright
+    (:class:`landmarker.Landmarker`).
     ``engine``: the workers' CPU runtime, 'onnxruntime' or 'openvino'; 'auto' is decided here
     (``landmarker.cpu_engine``), so that every worker runs the same one.
 
@@ -289,6 +290,8 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
     model.update({key: count for key, count in (("crops_per_face", crops_per_face), ("passes", passes)) if count != 1})
     if engine != "onnxruntime":  # its points differ a little from ONNX Runtime's, so a run with it is not one without
         model["engine"] = engine
+    if upright:  # a manifest from before upright crops (axis-aligned) matches only a --no-upright run
+        model["crops"] = "upright"
 
     manifest = Manifest(out)
     todo, rows = [], []
@@ -312,7 +315,8 @@ def run_batch(inputs: list[str | Path], out_dir: str | Path, *, weights: str | P
         else:
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
     try:
-        options = {"detector": detector, "crops_per_face": crops_per_face, "passes": passes, "engine": engine}
+        options = {"detector": detector, "crops_per_face": crops_per_face, "passes": passes, "engine": engine,
+                   "upright": upright}
         rows += _run_jobs(ray, todo, out, onnx_path.read_bytes(), options, video, workers, retries,
                           manifest, model, progress)
     finally:

@@ -38,6 +38,51 @@ def crop_affine(center: np.ndarray, side: float, out_size: int, angle_deg: float
     return m
 
 
+def roll_degrees(right_eye: np.ndarray, left_eye: np.ndarray) -> float:
+    """The in-plane roll of a face from its two eye centres (image pixels; the subject's right eye is on the
+    image's left when the face is upright): the image angle of the line from the right eye to the left one,
+    0 upright, positive when the face is turned clockwise on screen. ``crop_affine`` with this angle cuts
+    the face upright."""
+    dx, dy = np.asarray(left_eye, np.float64) - np.asarray(right_eye, np.float64)
+    if not np.isfinite([dx, dy]).all() or dx == dy == 0:
+        return 0.0
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def rotate_about(offset: np.ndarray, angle_deg: float) -> np.ndarray:
+    """A vector given in an upright face's own axes, in image axes for the face rolled by ``angle_deg``."""
+    a = np.radians(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    x, y = np.asarray(offset, np.float64)
+    return np.array([c * x - s * y, s * x + c * y])
+
+
+def upright_square(points: np.ndarray, scale: float, angle_deg: float) -> tuple[np.ndarray, float]:
+    """:func:`square_from_box` of the landmark box in the face's own upright axes (the face rolled by
+    ``angle_deg``): centre in image pixels and side. With angle 0 it is the standard protocol's square."""
+    points = np.asarray(points, np.float64)
+    origin = points.mean(axis=0)
+    upright = (points - origin) @ _rotation(-angle_deg).T
+    center, side = square_from_box(landmark_box(upright), scale)
+    return origin + rotate_about(center, angle_deg), side
+
+
+def landmark_square(points: np.ndarray, crop_scale: float, eyes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+                    ) -> tuple[np.ndarray, float, float]:
+    """(centre, side, angle) of the crop around ``points``: the standard protocol's square (angle 0) or, with
+    ``eyes`` (the indices of the right and the left eye's points, ``Schema.pupils``), the upright one: turned
+    by the eyes' roll (:func:`roll_degrees`), the square of the landmark box in the face's own axes."""
+    points = np.asarray(points, np.float64)
+    angle = 0.0 if eyes is None else roll_degrees(points[list(eyes[0])].mean(axis=0), points[list(eyes[1])].mean(axis=0))
+    center, side = upright_square(points, crop_scale, angle)
+    return center, side, angle
+
+
+def _rotation(angle_deg: float) -> np.ndarray:
+    a = np.radians(angle_deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
 def landmark_crop_affine(points: np.ndarray, crop_scale: float, out_size: int) -> np.ndarray:
     """The standard protocol's crop: a square of ``crop_scale`` x the larger landmark-box side."""
     center, side = square_from_box(landmark_box(points), crop_scale)
@@ -129,14 +174,18 @@ def check_passes(count: int) -> int:
     return count
 
 
-def recrop_affine(points: np.ndarray, previous: np.ndarray, crop_scale: float, out_size: int) -> np.ndarray:
+def recrop_affine(points: np.ndarray, previous: np.ndarray, crop_scale: float, out_size: int,
+                  eyes: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> np.ndarray:
     """The standard crop around predicted ``points`` (:func:`landmark_crop_affine`), or ``previous`` when
-    the points give no box to crop (not finite, or all on one horizontal or vertical line)."""
+    the points give no box to crop (not finite, or all on one horizontal or vertical line). With ``eyes``
+    (the indices of the right and the left eye's points, ``Schema.pupils``) the crop is cut upright: turned
+    by the roll of the predicted eyes (:func:`roll_degrees`), its square that of the landmark box in the
+    face's own axes (:func:`upright_square`)."""
     box = landmark_box(points)
     if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
         return previous
-    center, side = square_from_box(box, crop_scale)
-    return crop_affine(center, side, out_size)
+    center, side, angle = landmark_square(points, crop_scale, eyes)
+    return crop_affine(center, side, out_size, angle)
 
 
 def crop_steps(count: int) -> list[tuple[int, int]]:

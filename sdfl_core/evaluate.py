@@ -70,7 +70,7 @@ def predict_samples(landmarker, samples: list[Sample], boxes: str = "gt", batch_
                 if det is None:
                     missed += 1
                 else:
-                    affine = detection_to_crop(det, info, "full")
+                    affine = detection_to_crop(det, info, "full", landmarker.upright)
             if affine is None:
                 affine = crops.landmark_crop_affine(sample.points, info.crop_scale, size)
             batch_images.append(image)

@@ -9,7 +9,7 @@ times, shifted a little (``crops.shifted_affines``), and its points are the mean
 test-time averaging, for photos and offline evaluation, at 5 or 9 times the network's work. With
 ``passes`` 2 or 3 each face is cut again from the landmarks the pass before found (``crops.recrop_affine``),
 the crop the model was trained on, which a detector's box only approximates: for photos, at that many times
-the work.
+the work. With ``upright`` (the default) a tilted face is cut upright, turned by the roll of its eyes.
 
 The detector-box calibration (:func:`detection_to_crop`) lives here too: it is the checkpoint's own map
 from a face detector's box to the crop the model was trained on.
@@ -65,27 +65,33 @@ def onnx_runner(path: Path, engine: str, num_threads: int | None) -> OnnxRunner 
         return OnnxRunner(path, num_threads)
 
 
-def detection_to_crop(det: Detection, info, detector: str | Path = "short") -> np.ndarray:
+def detection_to_crop(det: Detection, info, detector: str | Path = "short", upright: bool = True) -> np.ndarray:
     """The crop affine for a detector box, through the checkpoint's calibration for that detector
-    (a custom detector model uses the short-range calibration)."""
+    (a custom detector model uses the short-range calibration). ``upright`` (with the detector's eye
+    keypoints, MediaPipe's first two) cuts the face upright: the crop turns by the eyes' roll
+    (``crops.roll_degrees``) and the calibration's offset turns with it, so a tilted head reaches the
+    network as the upright faces it was mostly trained on."""
     x, y, w, h = det.box.astype(np.float64)
     cal = info.detector_box.get(str(detector), info.detector_box.get("short", {}))
-    cx = x + w / 2 + cal.get("dx", 0.0) * w
-    cy = y + h / 2 + cal.get("dy", 0.0) * h
+    angle = crops.roll_degrees(det.keypoints[0], det.keypoints[1]) if upright and len(det.keypoints) >= 2 else 0.0
+    center = np.array([x + w / 2, y + h / 2]) + crops.rotate_about([cal.get("dx", 0.0) * w, cal.get("dy", 0.0) * h], angle)
     side = info.crop_scale * cal.get("scale", 1.0) * max(w, h)
-    return crops.crop_affine(np.array([cx, cy]), side, info.config.input_size)
+    return crops.crop_affine(center, side, info.config.input_size, angle)
 
 
 class Landmarker:
     """A landmark model behind one interface, whichever runtime runs it. ``name`` labels it in reports."""
 
     def __init__(self, runner: Runner, name: str = "", crops_per_face: int = 1,
-                 passes: int = 1, mirror: bool = False) -> None:
+                 passes: int = 1, mirror: bool = False, upright: bool = True) -> None:
         self.crops_per_face = crops_per_face  # checked by the setter
         self.passes = passes  # likewise
         # Also run each crop's mirror image and average (predict_mirrored): twice the network's work. Settable
         # between calls.
         self.mirror = bool(mirror)
+        # Cut tilted faces upright: from a detector box by its eye keypoints' roll (detection_to_crop), and in
+        # passes 2 and 3 by the roll of the eyes the pass before found (crops.recrop_affine). Settable.
+        self.upright = bool(upright)
         self.runner = runner
         self.info = runner.info
         self.name = name or self.info.name or "model"
@@ -113,6 +119,12 @@ class Landmarker:
     @property
     def schema(self):
         return self.info.schema
+
+    @property
+    def eyes(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """The right and the left eye's point indices by which a crop from landmarks is turned upright
+        (``crops.landmark_square``); None when ``upright`` is off or the points have no schema."""
+        return self.schema.pupils if self.upright and self.schema is not None else None
 
     @property
     def num_points(self) -> int:
@@ -175,7 +187,8 @@ class Landmarker:
         again from the landmarks found, and the last pass's arrays are returned."""
         result = self._predict_once(images, affines)
         for _ in range(self.passes - 1):
-            affines = [crops.recrop_affine(p, a, self.info.crop_scale, self.input_size) for p, a in zip(result[0], affines)]
+            affines = [crops.recrop_affine(p, a, self.info.crop_scale, self.input_size, self.eyes)
+                       for p, a in zip(result[0], affines)]
             result = self._predict_once(images, affines)
         return result
 
@@ -199,7 +212,7 @@ class Landmarker:
 
     def predict_boxes(self, image_bgr: np.ndarray, detections: Sequence[Detection],
                       detector: str | Path = "short") -> list[Landmarks]:
-        return self.predict(image_bgr, [detection_to_crop(d, self.info, detector) for d in detections])
+        return self.predict(image_bgr, [detection_to_crop(d, self.info, detector, self.upright) for d in detections])
 
     def predict_face(self, images: Sequence[np.ndarray], points_gt: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -282,7 +295,7 @@ def load_runner(weights: str | Path | None = None, device: str = "auto", engine:
 
 def load_landmarker(weights: str | Path | None = None, device: str = "auto", engine: str = "auto",
                     num_threads: int | None = None, name: str = "", crops_per_face: int = 1,
-                    passes: int = 1, mirror: bool = False) -> Landmarker:
+                    passes: int = 1, mirror: bool = False, upright: bool = True) -> Landmarker:
     """A :class:`Landmarker` for a model choice ('sdfl', 'fc', None = 'sdfl', or a .pt / .onnx path)."""
     crops.check_passes(passes)  # before the model loads
-    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face, passes, mirror)
+    return Landmarker(load_runner(weights, device, engine, num_threads), name, crops_per_face, passes, mirror, upright)

@@ -52,6 +52,8 @@ class PipelineOptions:
     detector's running mode chooses (:func:`~sdfl_core.crops.default_passes`: more for photos, 1 for video)."""
     mirror: bool = False
     """Also run each crop's mirror image and average (:class:`Landmarker`), at twice the landmark model's time."""
+    upright: bool = True
+    """Cut tilted faces upright, turned by the roll of their eyes (:class:`Landmarker`); False: axis-aligned crops."""
     detector: DetectorOptions = field(default_factory=_video_detector)
     """The face detector, and the running mode of the whole pipeline: "video" (consecutive frames,
     tracked and smoothed) or "image" (every frame an unrelated photo: no track or filter state crosses
@@ -106,14 +108,15 @@ class Pipeline:
                                     ("engine", self.options.engine != "auto" and self.options.engine),
                                     ("num_threads", self.options.num_threads),
                                     ("crops_per_face", self.options.crops_per_face is not None),
-                                    ("passes", self.options.passes is not None), ("mirror", self.options.mirror)) if v]
+                                    ("passes", self.options.passes is not None), ("mirror", self.options.mirror),
+                                    ("upright", not self.options.upright)) if v]
             if given:
                 raise ValueError(f"Pipeline got a landmarker and PipelineOptions.{', '.join(given)}: pass one or the other")
         self.landmarker = landmarker or load_landmarker(self.options.weights, self.options.device, self.options.engine,
                                                         num_threads=self.options.num_threads,
                                                         crops_per_face=self.options.crops_to_run(),
                                                         passes=self.options.passes_to_run(),
-                                                        mirror=self.options.mirror)
+                                                        mirror=self.options.mirror, upright=self.options.upright)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = Tracker(self.options.tracker)
         self.policy = policy or make_policy(

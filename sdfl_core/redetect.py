@@ -5,9 +5,9 @@ the landmarks of a detection frame (:meth:`at_detection`) or of a frame in betwe
 then tells it the tracks that came out (:meth:`observe`). :class:`EveryFrame` detects on every frame and
 crops from the detector boxes. :class:`Redetect` detects every K-th frame, and on the frame after one
 without tracks or with a lost track; the frames in between crop a tracked face from its previous raw
-landmarks exactly as in training (``crops.landmark_crop_affine``), through a dead band that keeps the
-crop still while the face is, also on detection frames, where the detector finds new faces and checks
-the tracked ones.
+landmarks as in training (``crops.landmark_square``; upright, turned by the eyes' roll, as the landmarker
+cuts tilted faces), through a dead band that keeps the crop still while the face is, also on detection
+frames, where the detector finds new faces and checks the tracked ones.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from .types import Detection, Landmarks, Track
 
 log = logging.getLogger(__name__)
 
-Square = tuple[np.ndarray, float]
-"""A crop square: centre (x, y) and side, in image pixels."""
+Square = tuple[np.ndarray, float, float]
+"""A crop square: centre (x, y) and side, in image pixels, and its angle in degrees (``crops.crop_affine``'s;
+non-zero when the landmarker cuts tilted faces upright)."""
 
 MAX_SIZE_CHANGE = 0.4
 """A landmark-cropped face whose landmark box grows or shrinks by more than this fraction in one frame is lost."""
@@ -118,13 +119,22 @@ def prediction_lost(previous: np.ndarray, current: np.ndarray, frame_size: tuple
     return not (-0.5 <= centre[0] <= width - 0.5 and -0.5 <= centre[1] <= height - 0.5)
 
 
+def square_affine(square: Square, size: int) -> np.ndarray:
+    """The crop affine of a (centre, side, angle) square, ``size`` px."""
+    center, side, angle = square
+    return crops.crop_affine(center, side, size, angle)
+
+
 def stable_crop(previous: Square | None, target: Square, deadband: float) -> Square:
-    """The (centre, side) crop square to use: ``previous`` while ``target`` stays within ``deadband``
-    (a fraction of the previous side) of it in position and in size, else ``target``."""
+    """The (centre, side, angle) crop square to use: ``previous`` while ``target`` stays within ``deadband``
+    of it (a fraction of the previous side in position and in size, that many radians in angle), else
+    ``target``."""
     if previous is None:
         return target
-    (c0, s0), (c1, s1) = previous, target
-    if np.linalg.norm(np.asarray(c1) - np.asarray(c0)) <= deadband * s0 and abs(s1 / s0 - 1.0) <= deadband:
+    (c0, s0, a0), (c1, s1, a1) = previous, target
+    turn = abs((a1 - a0 + 180.0) % 360.0 - 180.0)
+    if (np.linalg.norm(np.asarray(c1) - np.asarray(c0)) <= deadband * s0 and abs(s1 / s0 - 1.0) <= deadband
+            and turn <= np.degrees(deadband)):
         return previous
     return target
 
@@ -185,7 +195,7 @@ class Redetect:
         sources: list[Track | None] = [None] * len(detections)
         for r, c in best_pairs(iou, ctx.iou_threshold):
             squares[c], sources[c] = self._kept_square(previous[r]), previous[r]
-        affines = [crops.crop_affine(sq[0], sq[1], size) if sq is not None
+        affines = [square_affine(sq, size) if sq is not None
                    else detection_to_crop(d, ctx.landmarker.info, ctx.detector) for d, sq in zip(detections, squares)]
         landmarks = ctx.landmarker.predict(bgr, affines)
         frame_size = (bgr.shape[1], bgr.shape[0])
@@ -211,7 +221,7 @@ class Redetect:
         size = self.context.landmarker.input_size
         squares = [self._kept_square(t) for t in previous]
         self._crops = {t.track_id: sq for t, sq in zip(previous, squares)}
-        predicted = self.context.landmarker.predict(bgr, [crops.crop_affine(c, side, size) for c, side in squares])
+        predicted = self.context.landmarker.predict(bgr, [square_affine(sq, size) for sq in squares])
         frame_size = (bgr.shape[1], bgr.shape[0])
         detections, landmarks = [], []
         for track, lm in zip(previous, predicted):
@@ -239,7 +249,8 @@ class Redetect:
     def _kept_square(self, track: Track) -> Square:
         """The landmark crop of the track's last raw points, or the square it already had while that
         stays within the dead band."""
-        target = crops.square_from_box(crops.landmark_box(track.raw.points), self.context.landmarker.info.crop_scale)
+        landmarker = self.context.landmarker
+        target = crops.landmark_square(track.raw.points, landmarker.info.crop_scale, landmarker.eyes)
         return stable_crop(self._crops.get(track.track_id), target, self.options.crop_deadband)
 
     def _carried(self, track: Track, landmarks: Landmarks, frame_size: tuple[int, int],

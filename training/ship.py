@@ -1,6 +1,7 @@
 """Turn a run's best checkpoint into a shipped model: detector calibration, dev-test metrics, ONNX.
 
     python -m training.ship --run runs/sdfl_68 --out assets/models/sdfl_68.pt
+    python -m training.ship --remeasure --out assets/models/sdfl_68.pt assets/models/fc_68.pt --card assets/models/MODEL_CARD.md
 """
 from __future__ import annotations
 
@@ -51,14 +52,8 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     diff = compare(model, onnx_path)
     landmarker = load_landmarker(onnx_path, device="cpu", engine="onnxruntime")
     metrics = {"calibration": boxes, **bounded, "onnx_max_abs_diff": diff}
-    curves = {}
-    for entry in config["data"]["test"]:
-        samples = gather([entry], info.config.num_points)
-        for protocol in ("gt", "detector"):
-            report, errors = evaluate(landmarker, samples, protocol)
-            metrics[f"{Path(entry['path']).name}/{protocol}"] = report
-            if protocol == "gt":
-                curves[f"{info.name} on {Path(entry['path']).name}"] = errors
+    dev_test, curves = dev_test_metrics(landmarker, config)
+    metrics.update(dev_test)
     metrics["val_nme_io"] = info.metrics.get("val_nme_io")
     metrics["epoch"] = info.metrics.get("epoch")
     # The checkpoint carries its own metrics; the ONNX file is re-exported so both stay in step.
@@ -68,6 +63,39 @@ def ship(run_dir: Path, out: Path, calibration_faces: int = 400) -> dict:
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2))
     if curves:
         plot_ced(out.with_name(out.stem + "_ced.png"), curves)
+    return metrics
+
+
+def dev_test_metrics(landmarker, config: dict) -> tuple[dict, dict]:
+    """The config's test sets, each with ground-truth and detector boxes: ``{"<set>/<protocol>": report}``
+    and the ground-truth protocol's error curves for the CED plot."""
+    metrics, curves = {}, {}
+    for entry in config["data"]["test"]:
+        samples = gather([entry], landmarker.num_points)
+        for protocol in ("gt", "detector"):
+            report, errors = evaluate(landmarker, samples, protocol)
+            metrics[f"{Path(entry['path']).name}/{protocol}"] = report
+            if protocol == "gt":
+                curves[f"{landmarker.info.name} on {Path(entry['path']).name}"] = errors
+    return metrics, curves
+
+
+def remeasure(shipped: Path) -> dict:
+    """The dev-test rows of a shipped model measured again with today's inference code (its crops from
+    detector boxes, say), from its ``.onnx`` through ONNX Runtime as ``ship`` measures them: they replace
+    the rows of the ``.json`` beside it (which the model card reads), and the CED plot is redrawn. The
+    weights and the checkpoint's own record of its ship are left as they are."""
+    json_path = shipped.with_suffix(".json")
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{json_path} not found: --remeasure needs a model that training.ship shipped")
+    _, info = load_checkpoint(shipped)
+    landmarker = load_landmarker(shipped.with_suffix(".onnx"), device="cpu", engine="onnxruntime")
+    dev_test, curves = dev_test_metrics(landmarker, info.train_config)
+    old = json.loads(json_path.read_text())
+    metrics = {**{k: v for k, v in old.items() if "/" not in k}, **dev_test}
+    json_path.write_text(json.dumps(metrics, indent=2))
+    if curves:
+        plot_ced(shipped.with_name(shipped.stem + "_ced.png"), curves)
     return metrics
 
 
@@ -336,15 +364,24 @@ def write_model_card(models: dict[str, Path], out: Path, configs: Path = Path("t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--out", required=True, type=Path, nargs="+",
+                        help="the shipped .pt (with --remeasure, one or more shipped models)")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="no training run: measure the dev-test rows of the shipped --out models again with today's "
+                             "inference code (their .json, CED plot and, with --card, the model card)")
     parser.add_argument("--card", type=Path, help="also (re)write this model card from every shipped model beside --out")
     args = parser.parse_args()
+    if args.remeasure == (args.run is not None):
+        parser.error("give either --run (ship a training run) or --remeasure (re-measure shipped models)")
+    if args.run is not None and len(args.out) != 1:
+        parser.error("--run ships to one --out path")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    metrics = ship(args.run, args.out)
-    print(json.dumps({k: v for k, v in metrics.items() if k != "calibration"}, indent=2))
+    for out in args.out:
+        metrics = remeasure(out) if args.remeasure else ship(args.run, out)
+        print(json.dumps({k: v for k, v in metrics.items() if k != "calibration"}, indent=2))
     if args.card:
-        shipped = {p.stem: p for p in sorted(args.out.parent.glob("*.pt")) if p.with_suffix(".json").exists()}
+        shipped = {p.stem: p for p in sorted(args.out[0].parent.glob("*.pt")) if p.with_suffix(".json").exists()}
         write_model_card(shipped, args.card)
 
 

@@ -60,6 +60,12 @@ def _add_passes(p: argparse.ArgumentParser, use: str, default: int | None = None
                         f"detector's box only approximates; N times the landmark model's work; {use}")
 
 
+def _add_upright(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-upright", dest="upright", action="store_false",
+                   help="cut every face axis-aligned; by default a tilted face is cut upright, turned by the roll of its "
+                        "eyes (the detector's eye keypoints, or the landmarks of the pass or frame before)")
+
+
 def _add_mirror(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mirror", action="store_true",
                    help="also run each crop's mirror image and average its points with the crop's, at twice the "
@@ -109,6 +115,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     _add_crops_per_face(p, f"default {PHOTO_CROPS} {photos}", default=None)
     _add_passes(p, f"default {PHOTO_PASSES} {photos}")
     _add_mirror(p)
+    _add_upright(p)
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
@@ -127,6 +134,7 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
                         "(OpenVINO in bfloat16 or ONNX Runtime); every worker uses the same one")
     _add_crops_per_face(p, "default 1")
     _add_passes(p, "default 1 (video)", default=1)
+    _add_upright(p)
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
@@ -147,6 +155,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     _add_passes(p, f"default 1 with --boxes gt (the standard protocol), {PHOTO_PASSES} with --boxes detector (as sdfl "
                    "track runs photos)")
     _add_mirror(p)
+    _add_upright(p)
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:

@@ -25,12 +25,12 @@ def run(args) -> int:
     passes = args.passes or default_passes(mode)
     crops_per_face = args.crops_per_face or default_crops_per_face(mode)
     landmarker = load_landmarker(weights, device=args.device, engine=args.engine, crops_per_face=crops_per_face, passes=passes,
-                                 mirror=args.mirror)
+                                 mirror=args.mirror, upright=args.upright)
     samples = load_samples(args.data, args.format)
     report, errors = evaluate(landmarker, samples, args.boxes, args.batch_size)
     report = {**report, "model": str(weights), "data": str(args.data), "format": args.format, "boxes": args.boxes,
               "engine": landmarker.engine, "crops_per_face": crops_per_face, "passes": passes,
-              "mirror": args.mirror}
+              "mirror": args.mirror, "upright": args.upright}
     out.write_text(json.dumps(report, indent=2))
     if args.plot:
         plot_ced(args.plot, {landmarker.info.name or Path(weights).stem: errors})

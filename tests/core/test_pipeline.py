@@ -12,7 +12,7 @@ from sdfl_core.detector import DetectorOptions
 from sdfl_core.images import to_bgr_uint8
 from sdfl_core.landmarker import Landmarker, detection_to_crop, load_landmarker
 from sdfl_core.pipeline import Pipeline, PipelineOptions, streaming_options
-from sdfl_core.redetect import RedetectOptions, carry_box, prediction_lost, stable_crop
+from sdfl_core.redetect import RedetectOptions, carry_box, prediction_lost, square_affine, stable_crop
 from sdfl_core.smoothing import smoothing_knob
 from sdfl_core.sources import open_source
 from sdfl_core.tracker import TrackerOptions
@@ -349,9 +349,12 @@ def test_redetect_every_runs_the_detector_every_kth_frame(steady_engine, monkeyp
     for prev, r in zip(results, results[1:]):
         assert set(r.timings_ms) == STAGES
         # On every frame after the first, detection frames included, the points are exactly what the
-        # model gives for the training crop around the previous frame's raw points (no dead band here).
+        # model gives for the training crop around the previous frame's raw points (no dead band here), cut
+        # upright by the roll of their eyes.
         track = r.tracks[0]
-        [expected] = engine.predict(slow_frame(r.index), [crops.landmark_crop_affine(prev.tracks[0].raw.points, scale, size)])
+        square = crops.landmark_square(prev.tracks[0].raw.points, scale, engine.eyes)
+        assert engine.eyes is not None and square[2] != 0.0  # turned: the random model's eyes are not level
+        [expected] = engine.predict(slow_frame(r.index), [square_affine(square, size)])
         np.testing.assert_allclose(track.raw.points, expected.points, atol=1e-3)
         if r.index in calls:
             continue
@@ -364,16 +367,21 @@ def test_redetect_every_runs_the_detector_every_kth_frame(steady_engine, monkeyp
 
 
 def test_stable_crop_keeps_the_square_inside_the_dead_band():
-    kept = (np.array([100.0, 100.0]), 50.0)
+    kept = (np.array([100.0, 100.0]), 50.0, 0.0)
     assert stable_crop(None, kept, 0.1) is kept
-    inside = (np.array([103.0, 96.0]), 52.0)  # moved 5 px (0.1 x 50), 4 % larger
+    inside = (np.array([103.0, 96.0]), 52.0, 5.0)  # moved 5 px (0.1 x 50), 4 % larger, turned 5 deg (< 0.1 rad)
     assert stable_crop(kept, inside, 0.1) is kept
-    assert stable_crop(kept, (np.array([106.0, 100.0]), 50.0), 0.1)[0][0] == 106.0  # moved 6 px
-    assert stable_crop(kept, (np.array([100.0, 100.0]), 56.0), 0.1)[1] == 56.0  # 12 % larger
+    assert stable_crop(kept, (np.array([106.0, 100.0]), 50.0, 0.0), 0.1)[0][0] == 106.0  # moved 6 px
+    assert stable_crop(kept, (np.array([100.0, 100.0]), 56.0, 0.0), 0.1)[1] == 56.0  # 12 % larger
+    assert stable_crop(kept, (np.array([100.0, 100.0]), 50.0, -6.0), 0.1)[2] == -6.0  # turned 6 deg (> 5.7)
+    assert stable_crop((np.array([100.0, 100.0]), 50.0, 178.0), (np.array([100.0, 100.0]), 50.0, -179.0), 0.1)[2] == 178.0
     assert stable_crop(kept, inside, 0.0) is inside
 
 
-def test_dead_band_holds_a_still_faces_crop_across_detections(steady_engine):
+def test_dead_band_holds_a_still_faces_crop_across_detections(steady_engine, monkeypatch):
+    # Axis-aligned crops: the random model puts the same points in every crop, whatever the face, so an
+    # upright crop would turn by their eyes' tilt on every frame (a real model's eyes turn with the face).
+    monkeypatch.setattr(steady_engine, "upright", False)
     still = slow_frame(0)
     with make_pipeline(steady_engine, redetect_every=4, crop_deadband=0.2) as banded, \
             make_pipeline(steady_engine, redetect_every=4, crop_deadband=0.0) as free:

@@ -254,3 +254,27 @@ def test_card_says_which_runs_started_off_the_chain(tmp_path):
     on_chain = {"parent": {"path": "runs/m2/best.pt", "sha256": "a" * 64, "provenance": {
         "parent": {"path": "runs/m1/best.pt", "sha256": "c" * 64, "provenance": {"backbone": {}}}}}}
     assert off_chain_starts("m_vis", on_chain) == [] and off_chain_text([("m_vis", on_chain)], tmp_path) == ""
+
+
+def test_remeasure_rewrites_the_dev_test_rows_and_leaves_the_weights(shipped, tmp_path):
+    import shutil
+
+    from training.ship import remeasure
+
+    target, metrics = shipped
+    copy = tmp_path / "tiny.pt"
+    for suffix in (".pt", ".onnx", ".json"):
+        shutil.copy(target.with_suffix(suffix), copy.with_suffix(suffix))
+    stale = {**metrics, "faces/detector": {**metrics["faces/detector"], "nme_io": 9.0}}  # a row from older code
+    copy.with_suffix(".json").write_text(json.dumps(stale))
+    weights = copy.read_bytes(), copy.with_suffix(".onnx").read_bytes()
+    again = remeasure(copy)
+    assert (copy.read_bytes(), copy.with_suffix(".onnx").read_bytes()) == weights
+    assert json.loads(copy.with_suffix(".json").read_text()) == json.loads(json.dumps(again))
+    assert again["faces/detector"]["nme_io"] == pytest.approx(metrics["faces/detector"]["nme_io"])  # measured, not kept
+    assert again["faces/gt"] == pytest.approx(metrics["faces/gt"])
+    assert again["calibration"] == metrics["calibration"]  # the rest of the record is kept
+    assert copy.with_name("tiny_ced.png").is_file()
+    copy.with_suffix(".json").unlink()
+    with pytest.raises(FileNotFoundError, match="needs a model that training.ship shipped"):
+        remeasure(copy)
