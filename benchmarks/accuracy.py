@@ -1,7 +1,7 @@
 """Accuracy of the shipped SDFL model, its FC twin and dlib's 68-point predictor on the same faces.
 
     python benchmarks/accuracy.py [--data ../shared/data/300w/afw] [--format 300w] [--weights A --weights B]
-        [--crops-per-face 1,5] [--passes 1,2]
+        [--crops-per-face 1,5] [--passes 1,2] [--crops upright,axis]
 
 Two protocols, each printed as one table with ratios against dlib measured in the same run:
 - gt: every model gets the ground-truth landmark box (the standard protocol; dlib's box is the same
@@ -17,6 +17,9 @@ runs), 5 the mean over the crop and four copies shifted by 5 % of its side (``--
 ``sdfl eval``/``track``/``batch``/``occlusion``), at five times the network's work. And once per ``--passes``
 count: 2 cuts each face again from the first pass's landmarks (``--passes 2`` of ``sdfl eval``/``track``/``batch``), at
 twice the work; it is meant for detector boxes (a ground-truth box is already the training crop).
+And once per ``--crops`` choice: ``upright`` (sdfl's default: a tilted face cut turned by its eyes' roll,
+from the detector's eye keypoints and, in a second pass, from the first pass's eyes) and ``axis`` (axis-aligned
+crops, ``--no-upright``; rows marked "axis").
 """
 from __future__ import annotations
 
@@ -71,6 +74,8 @@ def main() -> int:
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--crops-per-face", default="1,5", help="test-time crop counts to score each model with (default 1,5)")
     parser.add_argument("--passes", default="1,2", help="landmark pass counts to score each model with (default 1,2)")
+    parser.add_argument("--crops", default="upright", help="crop orientations to score each model with: upright, axis "
+                                                          "or both, comma-separated (default upright)")
     add_engine_arg(parser)
     args = parser.parse_args()
     setup_logging()
@@ -86,6 +91,9 @@ def main() -> int:
     weights = args.weights or [str(default_weights("sdfl")), str(default_weights("fc"))]
     counts = [int(c) for c in args.crops_per_face.split(",")]
     passes = [int(c) for c in args.passes.split(",")]
+    orientations = args.crops.split(",")
+    if not orientations or set(orientations) - {"upright", "axis"}:
+        parser.error(f"--crops must be upright, axis or both, comma-separated, got {args.crops!r}")
     samples = load_samples(args.data, args.format)
     if args.limit:
         samples = samples[: args.limit]
@@ -95,10 +103,12 @@ def main() -> int:
     for protocol in args.protocols.split(","):
         rows = []
         for w in weights:
-            for count, times in ((c, p) for c in counts for p in passes):
-                predictor = load_landmarker(w, engine=args.engine, crops_per_face=count, passes=times)
+            for count, times, crop in ((c, p, o) for o in orientations for c in counts for p in passes):
+                predictor = load_landmarker(w, engine=args.engine, crops_per_face=count, passes=times,
+                                            upright=crop == "upright")
                 pred, gt, kept, missed, _ = predict_samples(predictor, samples, protocol)
                 name = (predictor.info.name or Path(w).stem) + (f" x{count}" if count > 1 else "") + (f" p{times}" if times > 1 else "")
+                name += " axis" if crop == "axis" else ""
                 rows.append((name, summarize(pred, gt, predictor.info.schema), missed))
         if use_dlib:
             pred, missed = dlib_predictions(samples, protocol)
@@ -106,11 +116,11 @@ def main() -> int:
             rows.append(("dlib 68", summarize(pred, gt, W300), missed))
         base = rows[-1][1]["nme_io"] if use_dlib else None
         print(f"\nprotocol: {protocol} boxes")
-        print(f"{'model':<14} {'faces':>5} {'NME io %':>9} {'NME ip %':>9} {'FR@0.1 %':>9} {'AUC@0.1':>8} {'worst %':>8} "
+        print(f"{'model':<19} {'faces':>5} {'NME io %':>9} {'NME ip %':>9} {'FR@0.1 %':>9} {'AUC@0.1':>8} {'worst %':>8} "
               f"{'missed':>6} {'NME/dlib':>8}")
         for name, r, missed in rows:
             ratio = f"{r['nme_io'] / base:.2f}" if base else "-"
-            print(f"{name:<14} {r['count']:>5} {r['nme_io'] * 100:>9.2f} {r['nme_ip'] * 100:>9.2f} {r['fr_10'] * 100:>9.2f} "
+            print(f"{name:<19} {r['count']:>5} {r['nme_io'] * 100:>9.2f} {r['nme_ip'] * 100:>9.2f} {r['fr_10'] * 100:>9.2f} "
                   f"{r['auc_10']:>8.4f} {r['worst_io'] * 100:>8.1f} {missed:>6} {ratio:>8}")
     return 0
 

@@ -92,7 +92,8 @@ def remeasure(shipped: Path) -> dict:
     landmarker = load_landmarker(shipped.with_suffix(".onnx"), device="cpu", engine="onnxruntime")
     dev_test, curves = dev_test_metrics(landmarker, info.train_config)
     old = json.loads(json_path.read_text())
-    metrics = {**{k: v for k, v in old.items() if "/" not in k}, **dev_test}
+    # The old record's order, its rows replaced (a test set no longer in the config drops out).
+    metrics = {**{k: dev_test.get(k, v) for k, v in old.items() if "/" not in k or k in dev_test}, **dev_test}
     json_path.write_text(json.dumps(metrics, indent=2))
     if curves:
         plot_ced(shipped.with_name(shipped.stem + "_ced.png"), curves)
