@@ -11,7 +11,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
 from sdfl_core.crops import default_crops_per_face, default_passes
-from sdfl_core.detector import DetectorOptions
+from sdfl_core.detector import DetectorOptions, default_detector, default_max_faces
 from sdfl_core.errors import first_line
 from sdfl_core.landmarker import Landmarker, load_landmarker
 from sdfl_core.occluders import Occluder, apply_occluders, cover_occluder
@@ -65,7 +65,8 @@ class InferenceWorker(QObject):
 
     # --- models -----------------------------------------------------------------------------
     def _options(self) -> PipelineOptions:
-        return PipelineOptions(detector=DetectorOptions(running_mode=self.running_mode, max_faces=5),
+        return PipelineOptions(detector=DetectorOptions(model=default_detector(self.running_mode), running_mode=self.running_mode,
+                                                        max_faces=default_max_faces(self.running_mode)),
                                tracker=TrackerOptions(smoothing=smoothing_knob(self.smoothing, off=not self.smooth)))
 
     @pyqtSlot(object)

@@ -37,6 +37,21 @@ MODEL_FILES = {
 }
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 RUNNING_MODES = ("image", "video")
+PHOTO_MAX_FACES = 20
+"""The faces a photo keeps unless told (a group photo); video and camera keep :data:`VIDEO_MAX_FACES`."""
+VIDEO_MAX_FACES = 5
+
+
+def default_detector(running_mode: str) -> str:
+    """The detector model ``sdfl`` runs unless told: ``"full"`` (long range, faces up to about 5 m) on photos,
+    whose faces are often small (a group), ``"short"`` (selfie range, faster) on video and camera."""
+    return "full" if running_mode == "image" else "short"
+
+
+def default_max_faces(running_mode: str) -> int:
+    """The most faces per frame ``sdfl`` keeps unless told: :data:`PHOTO_MAX_FACES` on photos, which have no
+    frame rate to keep, :data:`VIDEO_MAX_FACES` on video and camera."""
+    return PHOTO_MAX_FACES if running_mode == "image" else VIDEO_MAX_FACES
 
 _LIVE_DETECTORS: weakref.WeakSet = weakref.WeakSet()
 

@@ -99,10 +99,12 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="checkpoint (.pt) or ONNX model; default: the shipped SDFL model")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _add_engine(p)
-    p.add_argument("--max-faces", type=int, default=5,
-                   help="track at most this many faces per frame, the most confident ones (default 5); "
-                        "a warning says when faces were left out")
-    p.add_argument("--detector", default="short", help="face detector: short, full, or a .tflite path")
+    p.add_argument("--max-faces", type=int, default=None,
+                   help="track at most this many faces per frame, the most confident ones (default 5 for video and "
+                        "camera, 20 for an image or a folder of photos); a warning says when faces were left out")
+    p.add_argument("--detector", default=None,
+                   help="face detector: short, full, or a .tflite path (default: full, long range, for an image or a "
+                        "folder of photos, which often hold small faces; short, selfie range and faster, for video and camera)")
     p.add_argument("--min-confidence", type=float, default=0.5, help="detector score threshold")
     p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
     p.add_argument("--no-raw", action="store_true", help="omit the raw (unsmoothed) point columns from the CSV")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..detector import DetectorOptions
+from ..detector import DetectorOptions, default_detector, default_max_faces
 from ..images import is_image_path
 from ..pipeline import Pipeline, PipelineOptions, streaming_options
 from ..redetect import RedetectOptions
@@ -91,7 +91,9 @@ def run(args) -> int:
         options = streaming_options(PipelineOptions(
             weights=args.weights, device=args.device, engine=args.engine, crops_per_face=args.crops_per_face, passes=args.passes,
             mirror=args.mirror, upright=args.upright,
-            detector=DetectorOptions(model=args.detector, min_confidence=args.min_confidence, max_faces=args.max_faces,
+            detector=DetectorOptions(model=args.detector or default_detector(source.running_mode),
+                                     min_confidence=args.min_confidence,
+                                     max_faces=default_max_faces(source.running_mode) if args.max_faces is None else args.max_faces,
                                      running_mode=source.running_mode),
             tracker=TrackerOptions(smoothing=smoothing_knob(args.smoothing, args.no_smooth)),
             redetect=RedetectOptions(every=args.redetect_every)))

@@ -320,10 +320,30 @@ def test_unrelated_photos_are_independent(shared_data, tmp_path):
         assert faces["face_id"].tolist() == list(range(len(faces)))
 
 
+def test_photos_default_to_the_long_range_detector_and_video_to_the_short_range_one():
+    from sdfl_core.detector import default_detector, default_max_faces
+
+    assert (default_detector("image"), default_max_faces("image")) == ("full", 20)
+    assert (default_detector("video"), default_max_faces("video")) == ("short", 5)
+    assert "default: full, long range, for an image or a folder of photos" in build_parser_help("track")
+
+
+@pytest.mark.data
+def test_a_group_photo_finds_every_face_by_default(shared_data, tmp_path):
+    """Three people on a sofa (sample2.jpg): the short-range detector (the video default) finds one face."""
+    counts = {}
+    for name, args in {"default": [], "short": ["--detector", "short"]}.items():
+        out = tmp_path / f"{name}.csv"
+        assert track(shared_data / "images" / "sample2.jpg", "--csv", out, "--crops-per-face", 1, "--passes", 1, *args) == 0
+        counts[name] = len(pd.read_csv(out))
+    assert counts == {"default": 3, "short": 1}
+
+
 def test_max_faces_is_stated_and_warned_once(tiny_checkpoint, tmp_path, caplog):
     import logging
 
-    assert "at most this many faces per frame, the most confident ones (default 5)" in build_parser_help("track")
+    assert ("at most this many faces per frame, the most confident ones (default 5 for video and camera, 20 for an "
+            "image or a folder of photos)") in build_parser_help("track")
     folder = tmp_path / "two"
     folder.mkdir()
     face = cv2.imread(str(FIXTURE))
