@@ -51,10 +51,7 @@ def roll_degrees(right_eye: np.ndarray, left_eye: np.ndarray) -> float:
 
 def rotate_about(offset: np.ndarray, angle_deg: float) -> np.ndarray:
     """A vector given in an upright face's own axes, in image axes for the face rolled by ``angle_deg``."""
-    a = np.radians(angle_deg)
-    c, s = np.cos(a), np.sin(a)
-    x, y = np.asarray(offset, np.float64)
-    return np.array([c * x - s * y, s * x + c * y])
+    return _rotation(angle_deg) @ np.asarray(offset, np.float64)
 
 
 def upright_square(points: np.ndarray, scale: float, angle_deg: float) -> tuple[np.ndarray, float]:
